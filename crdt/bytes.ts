@@ -1,0 +1,53 @@
+/**
+ * Hex and byte helpers shared by every module, plus the checks that guard
+ * hex-encoded identifiers at the boundary.
+ * @module
+ */
+
+const HEX64 = /^[0-9a-f]{64}$/;
+const HEX128 = /^[0-9a-f]{128}$/;
+
+/** Lowercase hex of `bytes`. */
+export function toHex(bytes: Uint8Array): string {
+  return bytes.toHex();
+}
+
+/** Bytes of a lowercase or uppercase hex string; throws `SyntaxError` on bad input. */
+export function fromHex(hex: string): Uint8Array {
+  return Uint8Array.fromHex(hex);
+}
+
+/** True when `value` is 64 lowercase hex characters (a node id or operation id). */
+export function isHex64(value: unknown): value is string {
+  return typeof value === "string" && HEX64.test(value);
+}
+
+/** True when `value` is 128 lowercase hex characters (an Ed25519 signature). */
+export function isHex128(value: unknown): value is string {
+  return typeof value === "string" && HEX128.test(value);
+}
+
+/** Compares two byte arrays for equality. Not constant time: use for public data only. */
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Concatenates byte arrays. */
+export function concatBytes(...parts: Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const part of parts) length += part.length;
+  const out = new Uint8Array(length);
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
+
+/** UTF-8 bytes of a string. */
+export function utf8(text: string): Uint8Array {
+  return new TextEncoder().encode(text);
+}

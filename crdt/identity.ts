@@ -1,0 +1,172 @@
+/**
+ * Ed25519 identities and signature checks.
+ *
+ * Validity rule (pinned, tested in `tests/identity_test.ts`): RFC 8032
+ * cofactorless verification with strict encodings. A public key must be the
+ * canonical encoding of a curve point that is not of small order (the identity
+ * point included); the signature's S must be below the group order L and its R
+ * must equal the recomputed R byte for byte. `node:crypto` (OpenSSL) is the hot
+ * path; `@noble/ed25519` with `zip215: false` applies the same rule where
+ * native Ed25519 is unavailable.
+ * @module
+ */
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  type KeyObject,
+  randomBytes,
+  sign as nodeSign,
+  verify as nodeVerify,
+} from "node:crypto";
+import * as ed from "@noble/ed25519";
+import { concatBytes, fromHex, isHex64, toHex } from "./bytes.ts";
+
+ed.hashes.sha512 = (message: Uint8Array) =>
+  new Uint8Array(createHash("sha512").update(message).digest());
+
+const PKCS8_PREFIX = fromHex("302e020100300506032b657004220420");
+const SPKI_PREFIX = fromHex("302a300506032b6570032100");
+
+/** A node id: the lowercase hex of a 32-byte Ed25519 public key. */
+export type NodeId = string;
+
+/**
+ * Returns `undefined` when `publicKey` is acceptable as a node key, otherwise
+ * a message: it must be 32 bytes, a canonical point encoding, and not of small
+ * order.
+ */
+export function publicKeyProblem(publicKey: Uint8Array): string | undefined {
+  if (publicKey.length !== 32) return "public key must be 32 bytes";
+  let point: ed.Point;
+  try {
+    point = ed.Point.fromBytes(publicKey, false);
+  } catch {
+    return "public key is not a valid curve point encoding";
+  }
+  if (!bytesEqualCt(point.toBytes(), publicKey)) return "public key encoding is not canonical";
+  if (point.is0() || point.isSmallOrder()) return "public key is a small-order point";
+  return undefined;
+}
+
+function bytesEqualCt(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a[i] ^ b[i];
+  return diff === 0;
+}
+
+/** A node's signing identity: its Ed25519 seed and public key. */
+export class Identity {
+  /** The 32-byte Ed25519 public key. */
+  readonly publicKey: Uint8Array;
+  /** The node id: lowercase hex of {@link Identity.publicKey}. */
+  readonly nodeId: NodeId;
+  readonly #seed: Uint8Array;
+  readonly #privateKey: KeyObject;
+
+  private constructor(seed: Uint8Array) {
+    this.#seed = seed.slice();
+    this.#privateKey = createPrivateKey({
+      key: Buffer.from(concatBytes(PKCS8_PREFIX, seed)),
+      format: "der",
+      type: "pkcs8",
+    });
+    const spki = createPublicKey(this.#privateKey).export({ format: "der", type: "spki" });
+    this.publicKey = new Uint8Array(spki.subarray(spki.length - 32));
+    this.nodeId = toHex(this.publicKey);
+  }
+
+  /** Creates an identity from a 32-byte seed. */
+  static fromSeed(seed: Uint8Array): Identity {
+    if (!(seed instanceof Uint8Array) || seed.length !== 32) {
+      throw new TypeError("Cannot create identity: seed must be 32 bytes");
+    }
+    return new Identity(seed);
+  }
+
+  /** Creates a fresh random identity. */
+  static generate(): Identity {
+    return new Identity(new Uint8Array(randomBytes(32)));
+  }
+
+  /** Returns a copy of the 32-byte private seed. Handle with care: never log it. */
+  exportSeed(): Uint8Array {
+    return this.#seed.slice();
+  }
+
+  /** Signs `message`, returning the 64-byte Ed25519 signature. */
+  sign(message: Uint8Array): Uint8Array {
+    return new Uint8Array(nodeSign(null, message, this.#privateKey));
+  }
+
+  /** Keeps the seed out of logs and `console.log` output. */
+  toJSON(): { nodeId: NodeId } {
+    return { nodeId: this.nodeId };
+  }
+}
+
+/** Which Ed25519 implementation a {@link SignatureVerifier} uses. */
+export type VerifyEngine = "native" | "noble";
+
+/**
+ * Verifies Ed25519 signatures by node id, caching each key's decoded form and
+ * its validity, so repeated checks cost one native verify each.
+ */
+export class SignatureVerifier {
+  readonly #engine: VerifyEngine;
+  readonly #keys = new Map<NodeId, KeyObject | Uint8Array | null>();
+  /** Most keys kept in the cache before it is cleared. */
+  readonly #maxCached: number;
+
+  /** Creates a verifier; `engine` defaults to native `node:crypto`. */
+  constructor(engine: VerifyEngine = "native", maxCached = 65536) {
+    this.#engine = engine;
+    this.#maxCached = maxCached;
+  }
+
+  #key(nodeId: NodeId): KeyObject | Uint8Array | null {
+    let key = this.#keys.get(nodeId);
+    if (key !== undefined) return key;
+    if (!isHex64(nodeId)) {
+      key = null;
+    } else {
+      const raw = fromHex(nodeId);
+      if (publicKeyProblem(raw)) key = null;
+      else if (this.#engine === "noble") key = raw;
+      else {
+        key = createPublicKey({
+          key: Buffer.from(concatBytes(SPKI_PREFIX, raw)),
+          format: "der",
+          type: "spki",
+        });
+      }
+    }
+    if (this.#keys.size >= this.#maxCached) this.#keys.clear();
+    this.#keys.set(nodeId, key);
+    return key;
+  }
+
+  /** True when `nodeId` is an acceptable public key under the pinned rule. */
+  isValidKey(nodeId: NodeId): boolean {
+    return this.#key(nodeId) !== null;
+  }
+
+  /** True when `signature` is a valid signature of `message` by `nodeId`. */
+  verify(nodeId: NodeId, message: Uint8Array, signature: Uint8Array): boolean {
+    const key = this.#key(nodeId);
+    if (key === null || signature.length !== 64) return false;
+    if (key instanceof Uint8Array) {
+      try {
+        return ed.verify(signature, message, key, { zip215: false });
+      } catch {
+        return false;
+      }
+    }
+    try {
+      return nodeVerify(null, message, key, signature);
+    } catch {
+      return false;
+    }
+  }
+}

@@ -1,0 +1,299 @@
+/**
+ * Signed operations: their shape, canonical id, signature, JSON wire form and
+ * the checks applied to every operation that arrives from outside.
+ *
+ * id = SHA-256( "huskies-sync/op/v1\n" || canonicalJson(body) ), where body is
+ * `{author, seq, prev, deps, time, mutation}`; the signature is Ed25519 over
+ * the 32 id bytes. PROTOCOL.md specifies the encoding and the test vectors in
+ * `tests/vectors.json` pin it.
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { fromHex, isHex128, isHex64, toHex, utf8 } from "./bytes.ts";
+import { canonicalJson, checkJsonValue, type JsonValue } from "./canonical.ts";
+import type { Identity, NodeId, SignatureVerifier } from "./identity.ts";
+
+/** An operation id: lowercase hex SHA-256. */
+export type OpId = string;
+
+/** A document path: map keys from the root. */
+export type Path = string[];
+
+/**
+ * A change to the document.
+ * - `update`: sets each field register under `path` (last writer wins per field).
+ * - `remove`: removes everything under `path` written before this operation.
+ * - `append`: appends `value` to the append-only list at `path`.
+ */
+export type Mutation =
+  | { type: "update"; path: Path; fields: { [field: string]: JsonValue } }
+  | { type: "remove"; path: Path }
+  | { type: "append"; path: Path; value: JsonValue };
+
+/** The signed part of an operation. */
+export interface UnsignedOperation {
+  /** Node id of the author. */
+  author: NodeId;
+  /** Position in the author's chain: 1, 2, 3, ... with no gaps. */
+  seq: number;
+  /** Id of the author's previous operation; `null` exactly when `seq` is 1. */
+  prev: OpId | null;
+  /** Ids of the operations this one was made on top of, sorted, unique. */
+  deps: OpId[];
+  /** Lamport timestamp, greater than that of `prev` and of every dependency. */
+  time: number;
+  /** The change. */
+  mutation: Mutation;
+}
+
+/** A signed operation. */
+export interface Operation extends UnsignedOperation {
+  /** SHA-256 over the canonical encoding of the unsigned fields. */
+  id: OpId;
+  /** Ed25519 signature by `author` over the 32 id bytes, hex. */
+  sig: string;
+}
+
+/** Limits on what an operation from outside may contain. */
+export const OPERATION_LIMITS = {
+  /** Most dependencies one operation may name. */
+  maxDeps: 64,
+  /** Most segments in a path. */
+  maxPathLength: 16,
+  /** Longest path segment or field name, in characters. */
+  maxKeyLength: 256,
+  /** Most fields in one `update`. */
+  maxFields: 64,
+  /** Largest wire form of one operation, in bytes. */
+  maxBytes: 64 * 1024,
+} as const;
+
+const ID_DOMAIN = utf8("huskies-sync/op/v1\n");
+
+/** The canonical body string an operation's id is computed over. */
+export function canonicalBody(op: UnsignedOperation): string {
+  return canonicalJson({
+    author: op.author,
+    seq: op.seq,
+    prev: op.prev,
+    deps: op.deps,
+    time: op.time,
+    mutation: op.mutation as unknown as JsonValue,
+  });
+}
+
+/** Computes an operation's id from its unsigned fields. */
+export function operationId(op: UnsignedOperation): OpId {
+  return createHash("sha256").update(ID_DOMAIN).update(canonicalBody(op)).digest("hex");
+}
+
+/** Computes the id and signs it with `identity`, whose node id must be the author. */
+export function signOperation(op: UnsignedOperation, identity: Identity): Operation {
+  if (op.author !== identity.nodeId) {
+    throw new TypeError("Cannot sign operation: author is not this identity");
+  }
+  const problem = unsignedOperationProblem(op);
+  if (problem) throw new TypeError(`Cannot sign operation: ${problem}`);
+  const id = operationId(op);
+  const sig = toHex(identity.sign(fromHex(id)));
+  return { ...op, id, sig };
+}
+
+function pathProblem(path: unknown, where: string): string | undefined {
+  if (!Array.isArray(path)) return `${where} must be an array of strings`;
+  if (path.length === 0 || path.length > OPERATION_LIMITS.maxPathLength) {
+    return `${where} must have 1 to ${OPERATION_LIMITS.maxPathLength} segments`;
+  }
+  for (const segment of path) {
+    if (typeof segment !== "string" || segment.length === 0) {
+      return `${where} segments must be non-empty strings`;
+    }
+    if (segment.length > OPERATION_LIMITS.maxKeyLength) {
+      return `${where} has a segment longer than ${OPERATION_LIMITS.maxKeyLength} characters`;
+    }
+  }
+  return undefined;
+}
+
+/** Returns `undefined` when `mutation` is well formed, otherwise a message. */
+export function mutationProblem(mutation: unknown): string | undefined {
+  if (typeof mutation !== "object" || mutation === null || Array.isArray(mutation)) {
+    return "mutation must be an object";
+  }
+  const m = mutation as Record<string, unknown>;
+  const keys = Object.keys(m);
+  const expectKeys = (allowed: string[]) =>
+    keys.length === allowed.length && allowed.every((k) => k in m)
+      ? undefined
+      : `mutation of type ${m.type} must have exactly the fields ${allowed.join(", ")}`;
+  switch (m.type) {
+    case "update": {
+      const problem = expectKeys(["type", "path", "fields"]) ?? pathProblem(m.path, "path");
+      if (problem) return problem;
+      const fields = m.fields;
+      if (
+        typeof fields !== "object" || fields === null || Array.isArray(fields) ||
+        Object.getPrototypeOf(fields) !== Object.prototype
+      ) return "update fields must be an object";
+      const names = Object.keys(fields);
+      if (names.length === 0 || names.length > OPERATION_LIMITS.maxFields) {
+        return `update must set 1 to ${OPERATION_LIMITS.maxFields} fields`;
+      }
+      for (const name of names) {
+        if (name.length === 0 || name.length > OPERATION_LIMITS.maxKeyLength) {
+          return `field names must have 1 to ${OPERATION_LIMITS.maxKeyLength} characters`;
+        }
+      }
+      return checkJsonValue(fields, {}, "fields");
+    }
+    case "remove":
+      return expectKeys(["type", "path"]) ?? pathProblem(m.path, "path");
+    case "append":
+      return expectKeys(["type", "path", "value"]) ?? pathProblem(m.path, "path") ??
+        checkJsonValue(m.value, {}, "value");
+    default:
+      return `unknown mutation type ${JSON.stringify(m.type)}`;
+  }
+}
+
+/** Returns `undefined` when the unsigned fields are well formed, otherwise a message. */
+export function unsignedOperationProblem(op: UnsignedOperation): string | undefined {
+  if (!isHex64(op.author)) return "author must be 64 lowercase hex characters";
+  if (!Number.isSafeInteger(op.seq) || op.seq < 1) return "seq must be a positive integer";
+  if (op.seq === 1 ? op.prev !== null : !isHex64(op.prev)) {
+    return "prev must be null for seq 1 and an operation id otherwise";
+  }
+  if (!Array.isArray(op.deps) || op.deps.length > OPERATION_LIMITS.maxDeps) {
+    return `deps must be an array of at most ${OPERATION_LIMITS.maxDeps} ids`;
+  }
+  for (let i = 0; i < op.deps.length; i++) {
+    if (!isHex64(op.deps[i])) return "deps must be operation ids";
+    if (i > 0 && op.deps[i - 1] >= op.deps[i]) return "deps must be sorted and unique";
+  }
+  if (!Number.isSafeInteger(op.time) || op.time < 1) return "time must be a positive integer";
+  return mutationProblem(op.mutation);
+}
+
+/**
+ * Parses one operation from its JSON wire form (a parsed object), checking
+ * shape and limits but not the id or signature. Throws `SyntaxError` naming
+ * the problem.
+ */
+export function parseOperation(value: unknown): Operation {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new SyntaxError("Cannot parse operation: not an object");
+  }
+  const o = value as Record<string, unknown>;
+  const op = {
+    author: o.author,
+    seq: o.seq,
+    prev: o.prev,
+    deps: o.deps,
+    time: o.time,
+    mutation: o.mutation,
+    id: o.id,
+    sig: o.sig,
+  } as Operation;
+  const problem = unsignedOperationProblem(op) ??
+    (isHex64(op.id) ? undefined : "id must be 64 lowercase hex characters") ??
+    (isHex128(op.sig) ? undefined : "sig must be 128 lowercase hex characters");
+  if (problem) throw new SyntaxError(`Cannot parse operation: ${problem}`);
+  return op;
+}
+
+/** The JSON wire form of an operation, as an object ready for `JSON.stringify`. */
+export function operationToWire(op: Operation): Operation {
+  return {
+    author: op.author,
+    seq: op.seq,
+    prev: op.prev,
+    deps: op.deps,
+    time: op.time,
+    mutation: op.mutation,
+    id: op.id,
+    sig: op.sig,
+  };
+}
+
+/** Encodes an operation's JSON wire form as a string. */
+export function encodeOperation(op: Operation): string {
+  return JSON.stringify(operationToWire(op));
+}
+
+/** Parses an operation from a JSON string; throws `SyntaxError` on bad input. */
+export function decodeOperation(text: string): Operation {
+  if (text.length > OPERATION_LIMITS.maxBytes) {
+    throw new SyntaxError(
+      `Cannot parse operation: larger than ${OPERATION_LIMITS.maxBytes} bytes`,
+    );
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new SyntaxError("Cannot parse operation: not valid JSON");
+  }
+  return parseOperation(parsed);
+}
+
+/** True when `op.id` is the hash of its unsigned fields. */
+export function hasValidId(op: Operation): boolean {
+  return operationId(op) === op.id;
+}
+
+/** True when `op.sig` is a valid signature of `op.id` by `op.author`. */
+export function hasValidSignature(op: Operation, verifier: SignatureVerifier): boolean {
+  return verifier.verify(op.author, fromHex(op.id), fromHex(op.sig));
+}
+
+/** Checks a single operation's id and signature. */
+export function verifyOperation(op: Operation, verifier: SignatureVerifier): boolean {
+  return hasValidId(op) && hasValidSignature(op, verifier);
+}
+
+/**
+ * Verifies a batch with amortised signature checks. The batch is split into
+ * runs: maximal sequences of one author's operations where each names the
+ * previous one as `prev` with consecutive `seq`. In a run, every id is checked
+ * and the last operation's signature authenticates the whole run, since each
+ * id covers its predecessor's id. When that signature fails, each operation is
+ * checked on its own and the valid prefix is kept.
+ *
+ * Returns a boolean per operation, in input order.
+ */
+export function verifyBatch(ops: readonly Operation[], verifier: SignatureVerifier): boolean[] {
+  const valid = new Array<boolean>(ops.length).fill(false);
+  // Group positions into runs by author chain, preserving input order.
+  const openRun = new Map<OpId, number[]>(); // last id of an open run -> positions
+  const runs: number[][] = [];
+  for (let i = 0; i < ops.length; i++) {
+    const op = ops[i];
+    const run = op.prev === null ? undefined : openRun.get(op.prev);
+    const last = run ? ops[run[run.length - 1]] : undefined;
+    if (run && last && last.author === op.author && last.seq + 1 === op.seq) {
+      openRun.delete(op.prev!);
+      run.push(i);
+      openRun.set(op.id, run);
+    } else {
+      const fresh = [i];
+      runs.push(fresh);
+      openRun.set(op.id, fresh);
+    }
+  }
+  for (const run of runs) {
+    // Ids must be right for the chain to mean anything; a bad id ends the run.
+    let end = 0;
+    while (end < run.length && hasValidId(ops[run[end]])) end++;
+    if (end === 0) continue;
+    const tail = ops[run[end - 1]];
+    if (hasValidSignature(tail, verifier)) {
+      for (let k = 0; k < end; k++) valid[run[k]] = true;
+      continue;
+    }
+    for (let k = 0; k < end; k++) {
+      if (!hasValidSignature(ops[run[k]], verifier)) break;
+      valid[run[k]] = true;
+    }
+  }
+  return valid;
+}
