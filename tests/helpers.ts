@@ -1,0 +1,49 @@
+/** Shared test helpers: deterministic identities and signed operation chains. */
+import { Identity } from "../crdt/identity.ts";
+import { type Mutation, type Operation, signOperation } from "../crdt/operation.ts";
+
+/** A deterministic identity from a small number. */
+export function identity(n: number): Identity {
+  const seed = new Uint8Array(32);
+  new DataView(seed.buffer).setUint32(0, n + 1);
+  return Identity.fromSeed(seed);
+}
+
+/** Builds signed operations, tracking each author's chain and a shared Lamport clock. */
+export class OpFactory {
+  #heads = new Map<string, { seq: number; id: string; time: number }>();
+  #time = 0;
+
+  /** Signs the author's next operation, depending on `deps`. */
+  next(author: Identity, mutation: Mutation, deps: string[] = []): Operation {
+    const head = this.#heads.get(author.nodeId);
+    const op = signOperation({
+      author: author.nodeId,
+      seq: (head?.seq ?? 0) + 1,
+      prev: head?.id ?? null,
+      deps: [...deps].sort(),
+      time: ++this.#time,
+      mutation,
+    }, author);
+    this.#heads.set(author.nodeId, { seq: op.seq, id: op.id, time: op.time });
+    return op;
+  }
+
+  /** `count` operations by `author`, each setting a field of item `s<i>`. */
+  chain(author: Identity, count: number): Operation[] {
+    const ops: Operation[] = [];
+    for (let i = 0; i < count; i++) {
+      ops.push(this.next(author, {
+        type: "update",
+        path: ["items", `s${i % 16}`],
+        fields: { retry_count: i },
+      }));
+    }
+    return ops;
+  }
+}
+
+/** A mutation that sets `field` of item `story` to `value`. */
+export function setField(story: string, field: string, value: string | number): Mutation {
+  return { type: "update", path: ["items", story], fields: { [field]: value } };
+}

@@ -1,0 +1,127 @@
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { Identity, SignatureVerifier } from "../crdt/identity.ts";
+import {
+  canonicalBody,
+  decodeOperation,
+  encodeOperation,
+  type Operation,
+  operationId,
+  signOperation,
+  verifyBatch,
+  verifyOperation,
+} from "../crdt/operation.ts";
+import { canonicalJson } from "../crdt/canonical.ts";
+import vectors from "./vectors.json" with { type: "json" };
+import { identity, OpFactory, setField } from "./helpers.ts";
+
+const verifier = new SignatureVerifier();
+
+Deno.test("operation encoding reproduces the committed test vectors byte for byte", () => {
+  for (const vector of vectors) {
+    const author = Identity.fromSeed(Uint8Array.fromHex(vector.seed));
+    const { id: _id, sig: _sig, ...unsigned } = vector.op as Operation;
+    assert.equal(canonicalBody(unsigned), vector.canonical);
+    const expectedId = createHash("sha256").update("huskies-sync/op/v1\n").update(vector.canonical)
+      .digest("hex");
+    assert.equal(operationId(unsigned), expectedId);
+    assert.equal(expectedId, vector.id);
+    const signed = signOperation(unsigned, author);
+    assert.equal(signed.id, vector.id);
+    assert.equal(signed.sig, vector.sig);
+    assert.ok(verifyOperation(signed, verifier));
+  }
+});
+
+Deno.test("canonical JSON sorts keys and is independent of insertion order", () => {
+  assert.equal(
+    canonicalJson({ b: 1, a: { d: [1, "x"], c: null } }),
+    '{"a":{"c":null,"d":[1,"x"]},"b":1}',
+  );
+  assert.equal(canonicalJson({ a: 1, b: 2 }), canonicalJson({ b: 2, a: 1 }));
+});
+
+Deno.test("operation wire form round-trips and rejects malformed input with a named reason", () => {
+  const op = new OpFactory().next(identity(1), setField("s1", "stage", "qa"));
+  assert.deepEqual(decodeOperation(encodeOperation(op)), op);
+  const bad = (patch: Record<string, unknown>, pattern: RegExp) =>
+    assert.throws(() => decodeOperation(JSON.stringify({ ...op, ...patch })), pattern);
+  bad({ author: "XYZ" }, /author/);
+  bad({ seq: 0 }, /seq/);
+  bad({ prev: "00".repeat(32) }, /prev/);
+  bad({ deps: ["b".repeat(64), "a".repeat(64)] }, /sorted/);
+  bad({ time: 1.5 }, /time/);
+  bad({ sig: "zz" }, /sig/);
+  bad({ mutation: { type: "drop", path: ["x"] } }, /unknown mutation type/);
+  bad({ mutation: { type: "update", path: [], fields: { a: 1 } } }, /path/);
+  bad({ mutation: { type: "update", path: ["a"], fields: { a: 0.5 } } }, /safe integer/);
+  bad({ mutation: { type: "remove", path: ["a"], extra: 1 } }, /exactly the fields/);
+  assert.throws(() => decodeOperation("{"), /not valid JSON/);
+  assert.throws(() => decodeOperation(" ".repeat(70_000)), /larger than/);
+});
+
+Deno.test("a changed field invalidates the id and a foreign signature fails", () => {
+  const factory = new OpFactory();
+  const op = factory.next(identity(1), setField("s1", "stage", "qa"));
+  assert.ok(!verifyOperation({ ...op, time: op.time + 1 }, verifier));
+  const other = factory.next(identity(2), setField("s1", "stage", "qa"));
+  assert.ok(!verifyOperation({ ...op, sig: other.sig }, verifier));
+});
+
+Deno.test("signing refuses invalid operations before anything is signed", () => {
+  const me = identity(1);
+  assert.throws(
+    () =>
+      signOperation({
+        author: me.nodeId,
+        seq: 1,
+        prev: null,
+        deps: [],
+        time: 1,
+        mutation: { type: "update", path: ["x"], fields: { n: Number.NaN } },
+      }, me),
+    /safe integer/,
+  );
+  assert.throws(
+    () =>
+      signOperation({
+        author: identity(2).nodeId,
+        seq: 1,
+        prev: null,
+        deps: [],
+        time: 1,
+        mutation: { type: "remove", path: ["x"] },
+      }, me),
+    /author/,
+  );
+});
+
+Deno.test("batch verification accepts a whole run through its last signature", () => {
+  const factory = new OpFactory();
+  const run = factory.chain(identity(1), 20);
+  // Blank every signature but the last: the run is still authenticated by it.
+  const thinned = run.map((op, i) => i === run.length - 1 ? op : { ...op, sig: "00".repeat(64) });
+  assert.deepEqual(verifyBatch(thinned, verifier), run.map(() => true));
+});
+
+Deno.test("batch verification keeps only the valid prefix when the last signature fails", () => {
+  const factory = new OpFactory();
+  const run = factory.chain(identity(1), 6);
+  const broken = run.map((op, i) => i >= 3 ? { ...op, sig: "00".repeat(64) } : op);
+  assert.deepEqual(verifyBatch(broken, verifier), [true, true, true, false, false, false]);
+});
+
+Deno.test("batch verification never accepts content the author did not sign", () => {
+  const factory = new OpFactory();
+  const run = factory.chain(identity(1), 5);
+  // Alter content of op 2 (its id no longer matches): ops from 2 on are unauthenticated.
+  const tampered = run.map((op, i) =>
+    i === 2 ? { ...op, mutation: setField("s1", "stage", "done") } : op
+  );
+  assert.deepEqual(verifyBatch(tampered, verifier), [true, true, false, false, false]);
+  // Interleaved authors form separate runs; a bad tail falls back to per-operation checks.
+  const a = factory.chain(identity(2), 3);
+  const b = factory.chain(identity(3), 3);
+  const mixed = [a[0], b[0], a[1], b[1], a[2], { ...b[2], sig: a[2].sig }];
+  assert.deepEqual(verifyBatch(mixed, verifier), [true, true, true, true, true, false]);
+});
