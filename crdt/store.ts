@@ -25,7 +25,8 @@ export interface ForkProof {
 export interface Store {
   /**
    * Appends operations, in order, in one transaction. Either all are stored or
-   * none is, and the caller learns of a failure by the thrown error.
+   * none is: an id already stored, or repeated in the batch, throws and stores
+   * nothing.
    */
   append(ops: readonly Operation[]): void;
   /** Every stored operation in insertion order (an order in which they apply). */
@@ -53,6 +54,7 @@ export interface Store {
  */
 export class MemoryStore implements Store {
   #ops: Operation[] = [];
+  #ids = new Set<string>();
   #forks = new Map<NodeId, ForkProof>();
   #closed = false;
 
@@ -60,10 +62,20 @@ export class MemoryStore implements Store {
     if (this.#closed) throw new Error("Cannot use store: it is closed");
   }
 
-  /** Appends operations in order. */
+  /** Appends operations in order; all or nothing. */
   append(ops: readonly Operation[]): void {
     this.#open();
-    for (const op of ops) this.#ops.push(op);
+    const fresh = new Set<string>();
+    for (const op of ops) {
+      if (this.#ids.has(op.id) || fresh.has(op.id)) {
+        throw new Error(`Cannot append: operation ${op.id} is already stored`);
+      }
+      fresh.add(op.id);
+    }
+    for (const op of ops) {
+      this.#ops.push(op);
+      this.#ids.add(op.id);
+    }
   }
 
   /** Stored operations in insertion order. */

@@ -1,0 +1,228 @@
+/**
+ * Small file helpers shared by the key, trust and token stores: private data
+ * directories, atomic writes of owner-only files, advisory locks and change
+ * detection by file identity. Internal to `auth/`; not re-exported.
+ * @module
+ */
+import { randomBytes } from "node:crypto";
+
+/** Mode of every file the auth stores write: owner read/write only. */
+export const PRIVATE_FILE_MODE = 0o600;
+/** Mode of a data directory the auth stores create. */
+export const PRIVATE_DIR_MODE = 0o700;
+
+const IS_WINDOWS = Deno.build.os === "windows";
+
+/** Joins a directory and a file name with `/` (accepted on every platform). */
+export function joinPath(dir: string, name: string): string {
+  return dir.endsWith("/") || dir.endsWith("\\") ? dir + name : `${dir}/${name}`;
+}
+
+function parentDir(path: string): string {
+  const cut = Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\"));
+  return cut <= 0 ? (cut === 0 ? "/" : ".") : path.slice(0, cut);
+}
+
+/** Creates `dir` (and parents) with mode 0700 when it does not exist. */
+export function ensureDirSync(dir: string): void {
+  Deno.mkdirSync(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
+}
+
+/** Async form of {@link ensureDirSync}. */
+export async function ensureDir(dir: string): Promise<void> {
+  await Deno.mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
+}
+
+/** Permission bits of `info`, or `null` where the platform has none (Windows). */
+export function permissionBits(info: Deno.FileInfo): number | null {
+  if (IS_WINDOWS || info.mode === null) return null;
+  return info.mode & 0o777;
+}
+
+/** Formats permission bits as a four-digit octal string, e.g. `0644`. */
+export function formatMode(bits: number): string {
+  return "0" + bits.toString(8).padStart(3, "0");
+}
+
+function tempPathFor(path: string): string {
+  return `${path}.tmp-${randomBytes(6).toString("hex")}`;
+}
+
+function syncDirSync(dir: string): void {
+  try {
+    const handle = Deno.openSync(dir, { read: true });
+    try {
+      handle.syncSync();
+    } finally {
+      handle.close();
+    }
+  } catch {
+    // Directory fsync is best effort: not every platform or filesystem allows it.
+  }
+}
+
+function writeTempSync(path: string, text: string): string {
+  const temp = tempPathFor(path);
+  const file = Deno.openSync(temp, { write: true, createNew: true, mode: PRIVATE_FILE_MODE });
+  try {
+    if (!IS_WINDOWS) Deno.chmodSync(temp, PRIVATE_FILE_MODE);
+    const bytes = new TextEncoder().encode(text);
+    let written = 0;
+    while (written < bytes.length) written += file.writeSync(bytes.subarray(written));
+    file.syncSync();
+  } catch (error) {
+    file.close();
+    removeQuietlySync(temp);
+    throw error;
+  }
+  file.close();
+  return temp;
+}
+
+function removeQuietlySync(path: string): void {
+  try {
+    Deno.removeSync(path);
+  } catch {
+    // Already gone.
+  }
+}
+
+/**
+ * Writes `text` to `path` atomically with mode 0600: a temp file in the same
+ * directory is written, flushed and renamed over `path`. With
+ * `exclusive: true` the file is linked into place instead, which fails with
+ * `Deno.errors.AlreadyExists` when `path` exists (no overwrite, no race).
+ */
+export function writePrivateFileSync(
+  path: string,
+  text: string,
+  options: { exclusive?: boolean } = {},
+): void {
+  const temp = writeTempSync(path, text);
+  try {
+    if (options.exclusive) {
+      linkExclusiveSync(temp, path);
+      removeQuietlySync(temp);
+    } else {
+      Deno.renameSync(temp, path);
+    }
+  } catch (error) {
+    removeQuietlySync(temp);
+    throw error;
+  }
+  syncDirSync(parentDir(path));
+}
+
+function linkExclusiveSync(temp: string, path: string): void {
+  try {
+    Deno.linkSync(temp, path);
+  } catch (error) {
+    if (error instanceof Deno.errors.AlreadyExists) throw error;
+    // Filesystems without hard links: fall back to check-then-rename.
+    let exists = true;
+    try {
+      Deno.lstatSync(path);
+    } catch (statError) {
+      if (!(statError instanceof Deno.errors.NotFound)) throw statError;
+      exists = false;
+    }
+    if (exists) throw new Deno.errors.AlreadyExists(`${path} already exists`);
+    Deno.renameSync(temp, path);
+  }
+}
+
+/**
+ * Runs `fn` while holding an exclusive advisory lock on `<path>.lock`, so
+ * read-modify-write cycles on `path` from several processes do not lose
+ * updates. The lock file is created with mode 0600 and left in place.
+ */
+export function withFileLockSync<T>(path: string, fn: () => T): T {
+  const lock = Deno.openSync(`${path}.lock`, {
+    read: true,
+    write: true,
+    create: true,
+    mode: PRIVATE_FILE_MODE,
+  });
+  try {
+    lock.lockSync(true);
+    try {
+      return fn();
+    } finally {
+      lock.unlockSync();
+    }
+  } finally {
+    lock.close();
+  }
+}
+
+/** What identifies one version of a file: inode, size and modification time. */
+export interface FileVersion {
+  /** Inode number (null where unknown). */
+  ino: number | null;
+  /** Size in bytes. */
+  size: number;
+  /** Modification time in ms (null where unknown). */
+  mtime: number | null;
+}
+
+/** Version of the file at `path`, or `null` when it does not exist. */
+export function fileVersionSync(path: string): FileVersion | null {
+  try {
+    const info = Deno.statSync(path);
+    return { ino: info.ino, size: info.size, mtime: info.mtime?.getTime() ?? null };
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  }
+}
+
+/** True when two versions (either possibly missing) describe the same file state. */
+export function sameVersion(a: FileVersion | null, b: FileVersion | null): boolean {
+  if (a === null || b === null) return a === b;
+  return a.ino === b.ino && a.size === b.size && a.mtime === b.mtime;
+}
+
+/**
+ * Reads `path` and its version, or `null` when missing. Refuses a file that
+ * group or others may write (the error message says how to fix it).
+ */
+export function readVersionedSync(path: string): { text: string; version: FileVersion } | null {
+  let file: Deno.FsFile;
+  try {
+    file = Deno.openSync(path, { read: true });
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  }
+  try {
+    const info = file.statSync();
+    const bits = permissionBits(info);
+    if (bits !== null && (bits & 0o022) !== 0) {
+      throw new Error(
+        `it is writable by group or others (mode ${formatMode(bits)}); ` +
+          `fix it with \`chmod 600 ${path}\``,
+      );
+    }
+    const chunks: Uint8Array[] = [];
+    const buffer = new Uint8Array(16384);
+    let total = 0;
+    for (;;) {
+      const n = file.readSync(buffer);
+      if (n === null || n === 0) break;
+      chunks.push(buffer.slice(0, n));
+      total += n;
+    }
+    const all = new Uint8Array(total);
+    let offset = 0;
+    for (const chunk of chunks) {
+      all.set(chunk, offset);
+      offset += chunk.length;
+    }
+    return {
+      text: new TextDecoder("utf-8", { fatal: true }).decode(all),
+      version: { ino: info.ino, size: info.size, mtime: info.mtime?.getTime() ?? null },
+    };
+  } finally {
+    file.close();
+  }
+}

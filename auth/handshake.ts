@@ -1,0 +1,581 @@
+/**
+ * The mutual-authentication handshake as two pure state machines, one per
+ * side. No sockets here: the caller feeds received text frames to
+ * `receive()` and carries out the returned {@link Step} (send a frame, close
+ * with a code, or hand the connection to sync once `done`).
+ *
+ * 1. server -> client `{"type":"challenge","protocol":"huskies-sync/1","challenge":<64 hex>,"key":<server id>}`
+ * 2. client -> server `{"type":"auth","key":<client id>,"challenge":<64 hex>,"sig":<128 hex>,"token"?:"<id>.<secret>"}`
+ * 3. server -> client `{"type":"welcome","sig":<128 hex>,"scope":"write"|"read"}`
+ *
+ * Each signature covers {@link transcript}: the role, both fresh challenges
+ * and both keys, so a proof from one connection cannot be replayed on
+ * another nor reflected to the other side. `auth/PROTOCOL_AUTH.md` has the
+ * full specification.
+ *
+ * @example Run both sides in memory
+ * ```ts
+ * import { ClientHandshake, ServerHandshake } from "./handshake.ts";
+ * import { Identity } from "../crdt/identity.ts";
+ * const hub = Identity.generate();
+ * const node = Identity.generate();
+ * const server = new ServerHandshake({
+ *   identity: hub,
+ *   authorize: () => ({ ok: true, scope: "write" }),
+ * });
+ * const client = new ClientHandshake({ identity: node, hubKey: hub.nodeId });
+ * client.start();
+ * const auth = client.receive(server.start().send!);
+ * const welcome = server.receive(auth.send!);
+ * const done = client.receive(welcome.send!);
+ * console.log(welcome.done, done.done); // { peer: node id, ... } { peer: hub id, ... }
+ * ```
+ * @module
+ */
+import { randomBytes } from "node:crypto";
+import { fromHex, isHex128, isHex64, toHex, utf8 } from "../crdt/bytes.ts";
+import { type Identity, SignatureVerifier } from "../crdt/identity.ts";
+import { CloseCode } from "../sync/close_codes.ts";
+import {
+  parseJoinToken,
+  parsePresentedToken,
+  presentedToken,
+  type RedeemFailure,
+  type RedeemResult,
+  type TokenStore,
+} from "./tokens.ts";
+import { type AccessPolicy, isScope, type Scope, type TrustStore } from "./trust.ts";
+
+/** Protocol name sent in the challenge; a client refuses any other (close 4426). */
+export const PROTOCOL_ID = "huskies-sync/1";
+
+/** First line of every signed transcript. */
+export const TRANSCRIPT_DOMAIN = "huskies-sync/auth/v1";
+
+/** Seconds the whole handshake may take before the socket adapter closes it (4408). */
+export const AUTH_TIMEOUT_SECS = 10;
+
+/** {@link AUTH_TIMEOUT_SECS} in ms. */
+export const AUTH_TIMEOUT_MS: number = AUTH_TIMEOUT_SECS * 1000;
+
+/** Largest handshake frame in UTF-8 bytes; a bigger one is closed with 1009. */
+export const MAX_HANDSHAKE_FRAME_BYTES = 4096;
+
+/** Most UTF-8 bytes a WebSocket close reason may have. */
+export const MAX_CLOSE_REASON_BYTES = 123;
+
+/** Which side of the handshake signs a transcript. */
+export type HandshakeRole = "client" | "server";
+
+/** A close the caller must perform: WebSocket close code and reason. */
+export interface HandshakeClose {
+  /** Close code, from `CloseCode`. */
+  code: number;
+  /** Human-readable reason (at most 123 UTF-8 bytes). */
+  reason: string;
+}
+
+/** The result of the handshake: the peer's node id and the granted scope. */
+export interface HandshakeDone {
+  /** The authenticated peer's node id. */
+  peer: string;
+  /**
+   * On the server: the scope granted to the client. On the client: the scope
+   * the hub granted to this node.
+   */
+  scope: Scope;
+}
+
+/**
+ * What the caller does next, in this order: send `send` (if any), then close
+ * with `close` (if any), or treat the connection as authenticated (`done`).
+ */
+export interface Step {
+  /** A text frame to send. */
+  send?: string;
+  /** Close the socket with this code and reason; nothing else follows. */
+  close?: HandshakeClose;
+  /** The handshake succeeded. */
+  done?: HandshakeDone;
+}
+
+/** The accepting side's first frame. */
+export interface ChallengeMessage {
+  /** Message type. */
+  type: "challenge";
+  /** Protocol name, {@link PROTOCOL_ID}. */
+  protocol: string;
+  /** 32 fresh random bytes, 64 lowercase hex. */
+  challenge: string;
+  /** The server's node id. */
+  key: string;
+}
+
+/** The connecting side's proof. */
+export interface AuthMessage {
+  /** Message type. */
+  type: "auth";
+  /** The client's node id. */
+  key: string;
+  /** The client's own 32 fresh random bytes, 64 lowercase hex. */
+  challenge: string;
+  /** Ed25519 signature over `transcript("client")`, 128 lowercase hex. */
+  sig: string;
+  /** A join token's `<token id>.<secret>`, when joining. */
+  token?: string;
+}
+
+/** The accepting side's proof and the granted scope. */
+export interface WelcomeMessage {
+  /** Message type. */
+  type: "welcome";
+  /** Ed25519 signature over `transcript("server")`, 128 lowercase hex. */
+  sig: string;
+  /** Scope granted to the client. */
+  scope: Scope;
+}
+
+/** The values a transcript covers. */
+export interface TranscriptParts {
+  /** The server's challenge (64 hex). */
+  serverChallenge: string;
+  /** The client's challenge (64 hex). */
+  clientChallenge: string;
+  /** The server's node id. */
+  serverKey: string;
+  /** The client's node id. */
+  clientKey: string;
+}
+
+/**
+ * The bytes a side signs: UTF-8 of
+ * `"huskies-sync/auth/v1\n" + role + "\n" + serverChallenge + "\n" +
+ * clientChallenge + "\n" + serverKey + "\n" + clientKey` (pure).
+ */
+export function transcript(role: HandshakeRole, parts: TranscriptParts): Uint8Array {
+  return utf8(
+    [
+      TRANSCRIPT_DOMAIN,
+      role,
+      parts.serverChallenge,
+      parts.clientChallenge,
+      parts.serverKey,
+      parts.clientKey,
+    ].join("\n"),
+  );
+}
+
+/** The time (ms since the epoch) by which a handshake started at `now` must be done. */
+export function handshakeDeadline(now: number = Date.now()): number {
+  return now + AUTH_TIMEOUT_MS;
+}
+
+/** The close a socket adapter performs when the handshake deadline passes. */
+export const HANDSHAKE_TIMEOUT_CLOSE: Readonly<HandshakeClose> = Object.freeze({
+  code: CloseCode.HANDSHAKE_TIMEOUT,
+  reason: "handshake timeout",
+});
+
+/** Result of an {@link Authorizer}. */
+export type AuthorizeResult =
+  | { ok: true; scope: Scope }
+  | { ok: false; code: number; reason: string };
+
+/**
+ * Decides whether an authenticated key may connect, given the token it
+ * presented (if any). Called only after the key's proof was verified.
+ */
+export type Authorizer = (peerKey: string, token: string | undefined) => AuthorizeResult;
+
+/** Close reasons for refused tokens. */
+export const TOKEN_REFUSED_REASONS: Readonly<Record<RedeemFailure, string>> = Object.freeze({
+  unknown: "token unknown",
+  expired: "token expired",
+  used: "token used up",
+  revoked: "token revoked",
+  malformed: "token malformed",
+});
+
+/**
+ * The standard authoriser: a key the policy admits connects with its scope;
+ * otherwise a presented token is redeemed and, when valid, the key is
+ * trusted with the token's scope (persisted in `trust`, by default the
+ * policy's store) so later connections need no token. Refusals: 4405 with
+ * the token's reason, or 4403 "key not trusted" when no token was presented.
+ */
+export function makeAuthorizer(
+  policy: AccessPolicy,
+  tokens?: TokenStore,
+  trust: TrustStore = policy.trust,
+): Authorizer {
+  return (peerKey, token) => {
+    const scope = policy.connectScope(peerKey);
+    if (scope !== undefined) return { ok: true, scope };
+    if (token === undefined) {
+      return { ok: false, code: CloseCode.NOT_TRUSTED, reason: "key not trusted" };
+    }
+    // Without a token store no token can be valid; still tell malformed from unknown.
+    const result: RedeemResult = tokens
+      ? tokens.redeem(token)
+      : { ok: false, reason: parsePresentedToken(token) ? "unknown" : "malformed" };
+    if (!result.ok) {
+      return {
+        ok: false,
+        code: CloseCode.TOKEN_REFUSED,
+        reason: TOKEN_REFUSED_REASONS[result.reason],
+      };
+    }
+    const id = token.slice(0, 16);
+    trust.add(peerKey, result.scope, `joined with token ${id}`);
+    return { ok: true, scope: result.scope };
+  };
+}
+
+/** Shortens `reason` to at most {@link MAX_CLOSE_REASON_BYTES} UTF-8 bytes. */
+export function clampCloseReason(reason: string): string {
+  if (utf8(reason).length <= MAX_CLOSE_REASON_BYTES) return reason;
+  let out = "";
+  for (const ch of reason) {
+    if (utf8(out + ch).length > MAX_CLOSE_REASON_BYTES) break;
+    out += ch;
+  }
+  return out;
+}
+
+function utf8Length(text: string): number {
+  // Each UTF-16 unit encodes to 1..3 bytes, so the cheap bounds settle most cases.
+  if (text.length * 3 <= MAX_HANDSHAKE_FRAME_BYTES) return text.length;
+  if (text.length > MAX_HANDSHAKE_FRAME_BYTES) return text.length;
+  return utf8(text).length;
+}
+
+function violation(what: string): Step {
+  return {
+    close: {
+      code: CloseCode.PROTOCOL_ERROR,
+      reason: clampCloseReason(`protocol violation: ${what}`),
+    },
+  };
+}
+
+/**
+ * Checks size and JSON shape common to every handshake frame (pure):
+ * returns the object when its `type` is `expected`, else the close step.
+ */
+function parseFrame(
+  text: string,
+  expected: string,
+): { frame: Record<string, unknown> } | { refuse: Step } {
+  if (typeof text !== "string") return { refuse: violation("frame is not text") };
+  if (utf8Length(text) > MAX_HANDSHAKE_FRAME_BYTES) {
+    return { refuse: { close: { code: CloseCode.TOO_BIG, reason: "handshake frame too big" } } };
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return { refuse: violation("frame is not JSON") };
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    return { refuse: violation("frame is not a JSON object") };
+  }
+  const frame = value as Record<string, unknown>;
+  if (frame.type !== expected) return { refuse: violation(`expected ${expected} message`) };
+  return { frame };
+}
+
+function defaultRandom(n: number): Uint8Array {
+  return new Uint8Array(randomBytes(n));
+}
+
+function freshChallenge(random: (n: number) => Uint8Array): string {
+  const bytes = random(32);
+  if (!(bytes instanceof Uint8Array) || bytes.length !== 32) {
+    throw new TypeError("Cannot create challenge: random(32) must return 32 bytes");
+  }
+  return toHex(bytes);
+}
+
+/** Where a handshake is. */
+export type HandshakeStatus = "idle" | "waiting" | "done" | "closed";
+
+/** Lifecycle shared by both sides: idle -> waiting -> done | closed. */
+class Phase {
+  state: HandshakeStatus = "idle";
+
+  close(step: Step): Step {
+    this.state = "closed";
+    return step;
+  }
+
+  /** Frames after done or close are protocol violations; frames before start are a caller bug. */
+  late(): Step | undefined {
+    if (this.state === "idle") throw new Error("Cannot receive a frame: call start() first");
+    if (this.state === "done") {
+      return this.close(violation("frame after handshake done"));
+    }
+    if (this.state === "closed") return violation("frame after close");
+    return undefined;
+  }
+
+  binary(): Step {
+    return this.late() ?? this.close(violation("binary frame during handshake"));
+  }
+}
+
+/** Options for {@link ServerHandshake}. */
+export interface ServerHandshakeOptions {
+  /** This node's identity. */
+  identity: Identity;
+  /** Decides who may connect; see {@link makeAuthorizer}. */
+  authorize: Authorizer;
+  /** Source of random bytes. @default {node:crypto randomBytes} */
+  random?: (n: number) => Uint8Array;
+  /** Signature verifier (shared caches help). @default {new SignatureVerifier()} */
+  verifier?: SignatureVerifier;
+}
+
+/** The accepting side of the handshake. */
+export class ServerHandshake {
+  readonly #phase = new Phase();
+
+  /** Where the handshake is: `idle` before start, `waiting`, `done` or `closed`. */
+  get status(): HandshakeStatus {
+    return this.#phase.state;
+  }
+
+  /** A binary frame during the handshake is a protocol violation (close 1002). */
+  receiveBinary(): Step {
+    return this.#phase.binary();
+  }
+
+  readonly #identity: Identity;
+  readonly #authorize: Authorizer;
+  readonly #random: (n: number) => Uint8Array;
+  readonly #verifier: SignatureVerifier;
+  #challenge = "";
+
+  /** Creates the server side for one connection. */
+  constructor(options: ServerHandshakeOptions) {
+    this.#identity = options.identity;
+    this.#authorize = options.authorize;
+    this.#random = options.random ?? defaultRandom;
+    this.#verifier = options.verifier ?? new SignatureVerifier();
+  }
+
+  /** Returns the challenge frame to send as soon as the socket opens. */
+  start(): Step {
+    if (this.#phase.state !== "idle") {
+      throw new Error("Cannot start handshake: it was already started");
+    }
+    this.#challenge = freshChallenge(this.#random);
+    this.#phase.state = "waiting";
+    const message: ChallengeMessage = {
+      type: "challenge",
+      protocol: PROTOCOL_ID,
+      challenge: this.#challenge,
+      key: this.#identity.nodeId,
+    };
+    return { send: JSON.stringify(message) };
+  }
+
+  /**
+   * Handles the client's `auth` frame: verifies its proof, authorises the
+   * key, and returns the `welcome` frame with `done`, or a close.
+   * @throws whatever the authoriser throws (e.g. an I/O error); the handshake is then closed.
+   */
+  receive(text: string): Step {
+    const late = this.#phase.late();
+    if (late) return late;
+    const parsed = parseFrame(text, "auth");
+    if ("refuse" in parsed) return this.#phase.close(parsed.refuse);
+    const { frame } = parsed;
+    const { key, challenge, sig, token } = frame;
+    if (!isHex64(key)) return this.#phase.close(violation("auth.key must be 64 lowercase hex"));
+    if (!isHex64(challenge)) {
+      return this.#phase.close(violation("auth.challenge must be 64 lowercase hex"));
+    }
+    if (!isHex128(sig)) return this.#phase.close(violation("auth.sig must be 128 lowercase hex"));
+    if (token !== undefined && typeof token !== "string") {
+      return this.#phase.close(violation("auth.token must be a string"));
+    }
+    const parts: TranscriptParts = {
+      serverChallenge: this.#challenge,
+      clientChallenge: challenge,
+      serverKey: this.#identity.nodeId,
+      clientKey: key,
+    };
+    if (!this.#verifier.verify(key, transcript("client", parts), fromHex(sig))) {
+      return this.#phase.close({ close: { code: CloseCode.BAD_PROOF, reason: "bad proof" } });
+    }
+    let verdict: AuthorizeResult;
+    try {
+      verdict = this.#authorize(key, token);
+    } catch (error) {
+      this.#phase.state = "closed";
+      throw error;
+    }
+    if (!verdict.ok) {
+      return this.#phase.close({
+        close: { code: verdict.code, reason: clampCloseReason(verdict.reason) },
+      });
+    }
+    const welcome: WelcomeMessage = {
+      type: "welcome",
+      sig: toHex(this.#identity.sign(transcript("server", parts))),
+      scope: verdict.scope,
+    };
+    this.#phase.state = "done";
+    return { send: JSON.stringify(welcome), done: { peer: key, scope: verdict.scope } };
+  }
+}
+
+/** Options for {@link ClientHandshake}. */
+export interface ClientHandshakeOptions {
+  /** This node's identity. */
+  identity: Identity;
+  /** The hub's node id to pin; a hub with another key is refused (4406). */
+  hubKey?: string;
+  /**
+   * A join token: the full `hjt1.…` string (which also pins the hub key) or
+   * just `<token id>.<secret>`.
+   */
+  token?: string;
+  /** Source of random bytes. @default {node:crypto randomBytes} */
+  random?: (n: number) => Uint8Array;
+  /** Signature verifier. @default {new SignatureVerifier()} */
+  verifier?: SignatureVerifier;
+}
+
+/** The connecting side of the handshake. */
+export class ClientHandshake {
+  readonly #phase = new Phase();
+
+  /** Where the handshake is: `idle` before start, `waiting`, `done` or `closed`. */
+  get status(): HandshakeStatus {
+    return this.#phase.state;
+  }
+
+  /** A binary frame during the handshake is a protocol violation (close 1002). */
+  receiveBinary(): Step {
+    return this.#phase.binary();
+  }
+
+  readonly #identity: Identity;
+  readonly #hubKey: string | undefined;
+  readonly #token: string | undefined;
+  readonly #random: (n: number) => Uint8Array;
+  readonly #verifier: SignatureVerifier;
+  #parts: TranscriptParts | undefined;
+
+  /**
+   * Creates the client side for one connection.
+   * @throws {TypeError} `hubKey` or `token` is malformed, or they name different hubs.
+   */
+  constructor(options: ClientHandshakeOptions) {
+    this.#identity = options.identity;
+    this.#random = options.random ?? defaultRandom;
+    this.#verifier = options.verifier ?? new SignatureVerifier();
+    let hubKey = options.hubKey;
+    if (hubKey !== undefined && !this.#verifier.isValidKey(hubKey)) {
+      throw new TypeError("Cannot create client handshake: hubKey is not a valid node id");
+    }
+    let token = options.token;
+    if (token !== undefined) {
+      if (token.trim().toLowerCase().startsWith("hjt1.")) {
+        const parsed = parseJoinToken(token);
+        if (hubKey !== undefined && hubKey !== parsed.hubKey) {
+          throw new TypeError(
+            "Cannot create client handshake: the join token names a different hub than hubKey",
+          );
+        }
+        hubKey = parsed.hubKey;
+        token = presentedToken(parsed);
+      } else if (!parsePresentedToken(token)) {
+        throw new TypeError(
+          "Cannot create client handshake: token must be a join token or <16 hex>.<64 hex>",
+        );
+      }
+    }
+    this.#hubKey = hubKey;
+    this.#token = token;
+  }
+
+  /** Starts waiting for the server's challenge; the client sends nothing first. */
+  start(): Step {
+    if (this.#phase.state !== "idle") {
+      throw new Error("Cannot start handshake: it was already started");
+    }
+    this.#phase.state = "waiting";
+    return {};
+  }
+
+  /** Handles the server's `challenge`, then its `welcome`. */
+  receive(text: string): Step {
+    const late = this.#phase.late();
+    if (late) return late;
+    return this.#parts === undefined ? this.#onChallenge(text) : this.#onWelcome(text);
+  }
+
+  #onChallenge(text: string): Step {
+    const parsed = parseFrame(text, "challenge");
+    if ("refuse" in parsed) return this.#phase.close(parsed.refuse);
+    const { frame } = parsed;
+    const { protocol, challenge, key } = frame;
+    if (typeof protocol !== "string") {
+      return this.#phase.close(violation("challenge.protocol must be a string"));
+    }
+    if (protocol !== PROTOCOL_ID) {
+      return this.#phase.close({
+        close: { code: CloseCode.INCOMPATIBLE_VERSION, reason: "incompatible protocol" },
+      });
+    }
+    if (!isHex64(challenge)) {
+      return this.#phase.close(violation("challenge.challenge must be 64 lowercase hex"));
+    }
+    if (!isHex64(key)) {
+      return this.#phase.close(violation("challenge.key must be 64 lowercase hex"));
+    }
+    if (this.#hubKey !== undefined && key !== this.#hubKey) {
+      return this.#phase.close({
+        close: { code: CloseCode.HUB_KEY_MISMATCH, reason: "hub key mismatch" },
+      });
+    }
+    if (!this.#verifier.isValidKey(key)) {
+      return this.#phase.close({ close: { code: CloseCode.BAD_PROOF, reason: "bad proof" } });
+    }
+    this.#parts = {
+      serverChallenge: challenge,
+      clientChallenge: freshChallenge(this.#random),
+      serverKey: key,
+      clientKey: this.#identity.nodeId,
+    };
+    const auth: AuthMessage = {
+      type: "auth",
+      key: this.#identity.nodeId,
+      challenge: this.#parts.clientChallenge,
+      sig: toHex(this.#identity.sign(transcript("client", this.#parts))),
+    };
+    if (this.#token !== undefined) auth.token = this.#token;
+    return { send: JSON.stringify(auth) };
+  }
+
+  #onWelcome(text: string): Step {
+    const parts = this.#parts!;
+    const parsed = parseFrame(text, "welcome");
+    if ("refuse" in parsed) return this.#phase.close(parsed.refuse);
+    const { frame } = parsed;
+    const { sig, scope } = frame;
+    if (!isHex128(sig)) {
+      return this.#phase.close(violation("welcome.sig must be 128 lowercase hex"));
+    }
+    if (!isScope(scope)) {
+      return this.#phase.close(violation('welcome.scope must be "write" or "read"'));
+    }
+    if (!this.#verifier.verify(parts.serverKey, transcript("server", parts), fromHex(sig))) {
+      return this.#phase.close({ close: { code: CloseCode.BAD_PROOF, reason: "bad proof" } });
+    }
+    this.#phase.state = "done";
+    return { done: { peer: parts.serverKey, scope } };
+  }
+}

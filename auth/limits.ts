@@ -1,0 +1,166 @@
+/**
+ * Admission limits for connections that have not authenticated yet: a cap on
+ * concurrent unauthenticated connections overall, and a sliding-minute cap
+ * on handshake attempts per source address. Pure: the clock is injected and
+ * memory is bounded (idle addresses are pruned, tracked addresses capped).
+ *
+ * @example Admit a connection, release it once the handshake ends
+ * ```ts
+ * import { AdmissionLimiter } from "./limits.ts";
+ * const limiter = new AdmissionLimiter();
+ * const admission = limiter.tryAdmit("203.0.113.7");
+ * if (admission.ok) {
+ *   // ... run the handshake ...
+ *   admission.release();
+ * }
+ * ```
+ * @module
+ */
+
+/** Length of the per-address sliding window, in ms. */
+export const ATTEMPT_WINDOW_MS = 60_000;
+
+/** Options for {@link AdmissionLimiter}. */
+export interface AdmissionLimiterOptions {
+  /** Most connections admitted and not yet released at once. @default {64} */
+  maxUnauthenticated?: number;
+  /** Most admissions per address in any 60 s window. @default {30} */
+  attemptsPerMinutePerAddress?: number;
+  /** Most addresses remembered; the least recently seen are forgotten first. @default {10000} */
+  maxTrackedAddresses?: number;
+  /** Clock in ms. @default {Date.now} */
+  now?: () => number;
+}
+
+/** Why an admission was refused. */
+export type AdmissionRefusal = "too many unauthenticated connections" | "too many attempts";
+
+/** Result of {@link AdmissionLimiter.tryAdmit}. */
+export type Admission =
+  | { ok: true; release(): void }
+  | { ok: false; reason: AdmissionRefusal; retryAfterMs: number };
+
+function checkCount(name: string, value: number): void {
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new RangeError(`Cannot create admission limiter: ${name} must be a whole number >= 1`);
+  }
+}
+
+/**
+ * The key an address is counted under: IPv4 addresses (also IPv4-mapped
+ * IPv6) as they are, IPv6 addresses by their /64 prefix (one host usually
+ * owns a whole /64), anything else verbatim (pure).
+ */
+export function addressKey(address: string): string {
+  let text = address.trim().toLowerCase();
+  if (text.startsWith("[") && text.endsWith("]")) text = text.slice(1, -1);
+  const zone = text.indexOf("%");
+  if (zone >= 0) text = text.slice(0, zone);
+  if (!text.includes(":")) return text;
+  const halves = text.split("::");
+  if (halves.length > 2) return text;
+  const head = halves[0] === "" ? [] : halves[0].split(":");
+  const tail = halves.length === 2 && halves[1] !== "" ? halves[1].split(":") : [];
+  let ipv4: string | undefined;
+  const last = halves.length === 2 ? tail : head;
+  if (last.length > 0 && last[last.length - 1].includes(".")) {
+    ipv4 = last.pop();
+    if (!/^\d{1,3}(?:\.\d{1,3}){3}$/.test(ipv4!)) return text;
+    last.push("0", "0");
+  }
+  const missing = 8 - head.length - tail.length;
+  if (halves.length === 1 ? missing !== 0 : missing < 1) return text;
+  const groups = [...head, ...Array<string>(missing).fill("0"), ...tail];
+  if (!groups.every((g) => /^[0-9a-f]{1,4}$/.test(g))) return text;
+  const values = groups.map((g) => parseInt(g, 16));
+  if (ipv4 !== undefined && values.slice(0, 5).every((v) => v === 0) && values[5] === 0xffff) {
+    return ipv4;
+  }
+  return values.slice(0, 4).map((v) => v.toString(16)).join(":") + "::/64";
+}
+
+/** Bounds unauthenticated connections and handshake attempts per address. */
+export class AdmissionLimiter {
+  readonly #maxUnauthenticated: number;
+  readonly #perAddress: number;
+  readonly #maxTracked: number;
+  readonly #now: () => number;
+  #active = 0;
+  /** Admission times per address key, oldest first; map order = least recently seen first. */
+  readonly #attempts = new Map<string, number[]>();
+
+  /** Creates a limiter; every limit has a default. */
+  constructor(options: AdmissionLimiterOptions = {}) {
+    const {
+      maxUnauthenticated = 64,
+      attemptsPerMinutePerAddress = 30,
+      maxTrackedAddresses = 10_000,
+      now = Date.now,
+    } = options;
+    checkCount("maxUnauthenticated", maxUnauthenticated);
+    checkCount("attemptsPerMinutePerAddress", attemptsPerMinutePerAddress);
+    checkCount("maxTrackedAddresses", maxTrackedAddresses);
+    this.#maxUnauthenticated = maxUnauthenticated;
+    this.#perAddress = attemptsPerMinutePerAddress;
+    this.#maxTracked = maxTrackedAddresses;
+    this.#now = now;
+  }
+
+  /** Connections admitted and not yet released. */
+  get active(): number {
+    return this.#active;
+  }
+
+  /** Addresses currently remembered. */
+  get trackedAddresses(): number {
+    return this.#attempts.size;
+  }
+
+  /** Forgets addresses whose last admission left the window. */
+  #prune(now: number): void {
+    for (const [key, times] of this.#attempts) {
+      if (now - times[times.length - 1] < ATTEMPT_WINDOW_MS) break;
+      this.#attempts.delete(key);
+    }
+  }
+
+  /**
+   * Admits one connection from `address` unless the overall or per-address
+   * limit is reached. A refused attempt is not counted. On success call
+   * `release()` when the connection authenticates or closes (extra calls do
+   * nothing).
+   */
+  tryAdmit(address: string): Admission {
+    const now = this.#now();
+    this.#prune(now);
+    const key = addressKey(address);
+    const times = (this.#attempts.get(key) ?? []).filter((t) => now - t < ATTEMPT_WINDOW_MS);
+    if (times.length >= this.#perAddress) {
+      this.#attempts.set(key, times);
+      return {
+        ok: false,
+        reason: "too many attempts",
+        retryAfterMs: Math.max(1, times[0] + ATTEMPT_WINDOW_MS - now),
+      };
+    }
+    if (this.#active >= this.#maxUnauthenticated) {
+      return { ok: false, reason: "too many unauthenticated connections", retryAfterMs: 1000 };
+    }
+    times.push(now);
+    this.#attempts.delete(key);
+    this.#attempts.set(key, times);
+    while (this.#attempts.size > this.#maxTracked) {
+      this.#attempts.delete(this.#attempts.keys().next().value!);
+    }
+    this.#active++;
+    let released = false;
+    return {
+      ok: true,
+      release: () => {
+        if (released) return;
+        released = true;
+        this.#active--;
+      },
+    };
+  }
+}

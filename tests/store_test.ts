@@ -1,0 +1,385 @@
+import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
+import type { Operation } from "../crdt/operation.ts";
+import {
+  SQLITE_STORE_APPLICATION_ID,
+  SQLITE_STORE_SCHEMA_VERSION,
+  SqliteStore,
+  StoreCorruptError,
+  StoreLockedError,
+} from "../crdt/sqlite_store.ts";
+import { MemoryStore } from "../crdt/store.ts";
+import { makeChain, storeConformance, testIdentity } from "./store_conformance.ts";
+
+storeConformance("MemoryStore", () => ({ store: new MemoryStore(), cleanup: () => {} }));
+
+storeConformance("SqliteStore", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "huskies-store-" });
+  const path = `${dir}/ops.db`;
+  return {
+    store: SqliteStore.open(path),
+    reopen: () => SqliteStore.open(path),
+    cleanup: () => Deno.remove(dir, { recursive: true }),
+  };
+}, { atomic: true, durable: true });
+
+const REPO_ROOT = new URL("..", import.meta.url);
+const STORE_MODULE = new URL("../crdt/sqlite_store.ts", import.meta.url).href;
+const CONFORMANCE_MODULE = new URL("./store_conformance.ts", import.meta.url).href;
+
+/** Runs `body` with a fresh temp folder and the path of a store file in it, then removes it. */
+async function withDir(body: (dir: string, path: string) => void | Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "huskies-store-" });
+  try {
+    await body(dir, `${dir}/ops.db`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+function listDir(dir: string): string[] {
+  return [...Deno.readDirSync(dir)].map((entry) => entry.name).sort();
+}
+
+/** Runs a script in a separate Deno process (from the repository root, so imports resolve). */
+async function runChild(code: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", code],
+    cwd: REPO_ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
+
+/** A child script that opens the store at `path` and reports how that went. */
+function openInChild(path: string): string {
+  return `
+    import { SqliteStore, StoreLockedError } from ${JSON.stringify(STORE_MODULE)};
+    try {
+      SqliteStore.open(${JSON.stringify(path)}).close();
+      console.log("opened");
+    } catch (error) {
+      console.log(error.name);
+      console.error(error.message);
+      Deno.exit(error instanceof StoreLockedError ? 3 : 1);
+    }
+  `;
+}
+
+function withRawDb(path: string, body: (db: DatabaseSync) => void): void {
+  const db = new DatabaseSync(path);
+  try {
+    body(db);
+  } finally {
+    db.close();
+  }
+}
+
+Deno.test("SqliteStore marks a new file with its application id and schema version", () =>
+  withDir((_dir, path) => {
+    SqliteStore.open(path).close();
+    withRawDb(path, (db) => {
+      assert.deepEqual(
+        { ...db.prepare("PRAGMA application_id").get() },
+        { application_id: SQLITE_STORE_APPLICATION_ID },
+      );
+      assert.deepEqual(
+        { ...db.prepare("PRAGMA user_version").get() },
+        { user_version: SQLITE_STORE_SCHEMA_VERSION },
+      );
+      assert.deepEqual({ ...db.prepare("PRAGMA journal_mode").get() }, { journal_mode: "wal" });
+    });
+  }));
+
+Deno.test("SqliteStore initialises an existing empty file", () =>
+  withDir((_dir, path) => {
+    Deno.writeFileSync(path, new Uint8Array());
+    const store = SqliteStore.open(path);
+    const ops = makeChain(testIdentity(1), 2);
+    store.append(ops);
+    store.close();
+    const again = SqliteStore.open(path);
+    assert.deepEqual([...again.load()], ops);
+    again.close();
+  }));
+
+Deno.test("SqliteStore keeps data across close and reopen", () =>
+  withDir((_dir, path) => {
+    const ops = makeChain(testIdentity(1), 10);
+    const first = SqliteStore.open(path);
+    first.append(ops.slice(0, 4));
+    first.append(ops.slice(4));
+    first.close();
+    const second = SqliteStore.open(path);
+    assert.equal(second.count(), 10);
+    assert.deepEqual([...second.load()], ops);
+    second.close();
+  }));
+
+Deno.test("SqliteStore refuses a second open in the same process with StoreLockedError", () =>
+  withDir((_dir, path) => {
+    const first = SqliteStore.open(path);
+    const ops = makeChain(testIdentity(1), 2);
+    first.append([ops[0]]);
+    assert.throws(
+      () => SqliteStore.open(path),
+      (error: unknown) =>
+        error instanceof StoreLockedError && error.path === path &&
+        error.message.startsWith(`Cannot open store at ${path}: another process has it open`),
+    );
+    // The first store is unaffected and keeps working.
+    first.append([ops[1]]);
+    assert.deepEqual([...first.load()], ops);
+    first.close();
+    // Once closed, the store opens again.
+    const second = SqliteStore.open(path);
+    assert.equal(second.count(), 2);
+    second.close();
+  }));
+
+Deno.test("SqliteStore refuses an open from another process with StoreLockedError", () =>
+  withDir(async (_dir, path) => {
+    const store = SqliteStore.open(path);
+    try {
+      const started = performance.now();
+      const locked = await runChild(openInChild(path));
+      assert.equal(locked.code, 3, locked.stderr);
+      assert.equal(locked.stdout.trim(), "StoreLockedError");
+      assert.match(locked.stderr, /another process has it open/);
+      assert.ok(performance.now() - started < 10_000, "the child failed fast");
+      store.append(makeChain(testIdentity(1), 1));
+    } finally {
+      store.close();
+    }
+    const free = await runChild(openInChild(path));
+    assert.equal(free.code, 0, free.stderr);
+    assert.equal(free.stdout.trim(), "opened");
+  }));
+
+Deno.test("SqliteStore keeps every appended operation when its process is killed", () =>
+  withDir(async (_dir, path) => {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "eval",
+        `
+        import { SqliteStore } from ${JSON.stringify(STORE_MODULE)};
+        import { makeChain, testIdentity } from ${JSON.stringify(CONFORMANCE_MODULE)};
+        const store = SqliteStore.open(${JSON.stringify(path)});
+        const ops = makeChain(testIdentity(7), 300);
+        for (let i = 0; i < ops.length; i += 30) store.append(ops.slice(i, i + 30));
+        console.log("appended");
+        setInterval(() => {}, 1000);
+        `,
+      ],
+      cwd: REPO_ROOT,
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    let said = "";
+    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+      said += chunk;
+      if (said.includes("appended")) break;
+    }
+    assert.match(said, /appended/);
+    child.kill("SIGKILL");
+    const status = await child.status;
+    assert.equal(status.success, false);
+    const store = SqliteStore.open(path);
+    try {
+      assert.equal(store.count(), 300);
+      assert.deepEqual([...store.load()], makeChain(testIdentity(7), 300));
+    } finally {
+      store.close();
+    }
+  }));
+
+Deno.test("SqliteStore refuses a file of random bytes with StoreCorruptError and leaves it alone", () =>
+  withDir((dir, path) => {
+    // SQLite itself would take a one-byte file for an empty database.
+    for (const size of [16384, 100, 1]) {
+      const bytes = crypto.getRandomValues(new Uint8Array(size));
+      Deno.writeFileSync(path, bytes);
+      assert.throws(
+        () => SqliteStore.open(path),
+        (error: unknown) =>
+          error instanceof StoreCorruptError &&
+          error.message.startsWith(`Cannot open store at ${path}: `),
+      );
+      assert.deepEqual(Deno.readFileSync(path), bytes);
+      assert.deepEqual(listDir(dir), ["ops.db"]);
+    }
+    // A file with the SQLite header but random bytes after it.
+    const bytes = crypto.getRandomValues(new Uint8Array(16384));
+    bytes.set(new TextEncoder().encode("SQLite format 3\0"));
+    Deno.writeFileSync(path, bytes);
+    assert.throws(() => SqliteStore.open(path), StoreCorruptError);
+    assert.deepEqual(Deno.readFileSync(path), bytes);
+    assert.deepEqual(listDir(dir), ["ops.db"]);
+  }));
+
+Deno.test("SqliteStore refuses another application's SQLite file and leaves it unchanged", () =>
+  withDir((dir, path) => {
+    withRawDb(path, (db) => {
+      db.exec("CREATE TABLE notes (text TEXT); INSERT INTO notes VALUES ('keep me')");
+    });
+    const before = Deno.readFileSync(path);
+    assert.throws(
+      () => SqliteStore.open(path),
+      (error: unknown) =>
+        error instanceof StoreCorruptError && /another application/.test(error.message),
+    );
+    assert.deepEqual(Deno.readFileSync(path), before);
+    assert.deepEqual(listDir(dir), ["ops.db"]);
+  }));
+
+Deno.test("SqliteStore refuses a store written by a newer schema version", () =>
+  withDir((_dir, path) => {
+    const store = SqliteStore.open(path);
+    store.append(makeChain(testIdentity(1), 1));
+    store.close();
+    withRawDb(path, (db) => db.exec(`PRAGMA user_version = ${SQLITE_STORE_SCHEMA_VERSION + 1}`));
+    const before = Deno.readFileSync(path);
+    assert.throws(
+      () => SqliteStore.open(path),
+      (error: unknown) =>
+        error instanceof StoreCorruptError && /written by a newer version/.test(error.message),
+    );
+    assert.deepEqual(Deno.readFileSync(path), before);
+  }));
+
+Deno.test("SqliteStore refuses a store whose pages are damaged and leaves it alone", () =>
+  withDir((_dir, path) => {
+    const store = SqliteStore.open(path);
+    store.append(makeChain(testIdentity(1), 200));
+    store.close(); // checkpoints the WAL into the main file
+    const intact = Deno.readFileSync(path);
+    const pageSize = new DataView(intact.buffer).getUint16(16);
+    const pages = intact.length / pageSize;
+    assert.ok(pages > 10);
+    // A page in the middle of the ops table: its cells zeroed (the integrity
+    // check reports it), or the whole page overwritten (SQLite fails to read it).
+    const start = Math.floor(pages / 2) * pageSize;
+    const zeroed = intact.slice();
+    zeroed.fill(0, start + 100, start + pageSize);
+    const garbage = intact.slice();
+    garbage.fill(0xa5, start, start + pageSize);
+    for (const [damaged, reason] of [[zeroed, /integrity check failed/], [garbage, /corrupt/]]) {
+      Deno.writeFileSync(path, damaged as Uint8Array);
+      assert.throws(
+        () => SqliteStore.open(path),
+        (error: unknown) =>
+          error instanceof StoreCorruptError &&
+          error.message.startsWith(`Cannot open store at ${path}: `) &&
+          (reason as RegExp).test(error.message),
+      );
+      assert.deepEqual(Deno.readFileSync(path), damaged);
+    }
+  }));
+
+Deno.test("SqliteStore load throws StoreCorruptError naming a tampered row", () =>
+  withDir((_dir, path) => {
+    const ops = makeChain(testIdentity(1), 4);
+    const store = SqliteStore.open(path);
+    store.append(ops);
+    store.close();
+    withRawDb(
+      path,
+      (db) => db.exec(`UPDATE ops SET body = '{"not":"an operation"}' WHERE seq_no = 2`),
+    );
+    const undecodable = SqliteStore.open(path);
+    try {
+      const seen: Operation[] = [];
+      assert.throws(
+        () => {
+          for (const op of undecodable.load()) seen.push(op);
+        },
+        (error: unknown) =>
+          error instanceof StoreCorruptError &&
+          /row seq_no 2 .*does not decode/.test(error.message),
+      );
+      assert.deepEqual(seen, [ops[0]]);
+    } finally {
+      undecodable.close();
+    }
+    // A well-formed body of another operation under this row's id.
+    withRawDb(path, (db) => {
+      db.prepare("UPDATE ops SET body = ? WHERE seq_no = 2").run(JSON.stringify(ops[1]));
+      db.prepare("UPDATE ops SET body = ? WHERE seq_no = 3").run(JSON.stringify(ops[0]));
+    });
+    const mismatched = SqliteStore.open(path);
+    try {
+      assert.throws(
+        () => [...mismatched.load()],
+        (error: unknown) =>
+          error instanceof StoreCorruptError &&
+          error.message.includes(`row seq_no 3 has id ${ops[2].id} but its body is operation`),
+      );
+    } finally {
+      mismatched.close();
+    }
+  }));
+
+Deno.test("SqliteStore refuses a malformed operation and stores nothing from its batch", () =>
+  withDir((_dir, path) => {
+    const [good, next] = makeChain(testIdentity(1), 2);
+    const store = SqliteStore.open(path);
+    try {
+      const bad = { ...next, seq: 0 };
+      assert.throws(() => store.append([good, bad]), TypeError);
+      assert.equal(store.count(), 0);
+      assert.deepEqual([...store.load()], []);
+    } finally {
+      store.close();
+    }
+  }));
+
+Deno.test("SqliteStore reports a missing folder as a plain error naming the path", () =>
+  withDir((dir) => {
+    const path = `${dir}/missing/ops.db`;
+    assert.throws(
+      () => SqliteStore.open(path),
+      (error: unknown) =>
+        error instanceof Error && !(error instanceof StoreCorruptError) &&
+        !(error instanceof StoreLockedError) &&
+        error.message.startsWith(`Cannot open store at ${path}: `),
+    );
+    assert.deepEqual(listDir(dir), []);
+  }));
+
+// 20k rather than 100k operations keeps the test quick: signing is the slow
+// part (about 20 us per operation). The store itself handles 100k in one
+// batch in well under a second.
+Deno.test("SqliteStore appends 20k operations in one batch and loads them back", () =>
+  withDir((_dir, path) => {
+    const n = 20_000;
+    const ops = [
+      ...makeChain(testIdentity(1), n / 2),
+      ...makeChain(testIdentity(2), n / 2),
+    ];
+    const store = SqliteStore.open(path);
+    store.append(ops);
+    assert.equal(store.count(), n);
+    store.close();
+    const again = SqliteStore.open(path);
+    try {
+      assert.equal(again.count(), n);
+      let i = 0;
+      for (const op of again.load()) {
+        if (i === 0 || i === n / 2 || i === n - 1 || i % 997 === 0) {
+          assert.deepEqual(op, ops[i]);
+        } else {
+          assert.equal(op.id, ops[i].id);
+        }
+        i++;
+      }
+      assert.equal(i, n);
+    } finally {
+      again.close();
+    }
+  }));
