@@ -1,0 +1,192 @@
+/**
+ * The sync frames exchanged after the handshake: pure encoding, decoding and
+ * chunking, no sockets. PROTOCOL.md describes each frame.
+ * @module
+ */
+import { type ClockHeads, parseClock, parseHeads, type VectorClock } from "../crdt/clock.ts";
+import { encodeOperation, type Operation, parseOperation } from "../crdt/operation.ts";
+import type { ForkProof } from "../crdt/store.ts";
+
+/** Version of the binary live-operation envelope `{"v":1,"op":{...}}`. */
+export const LIVE_ENVELOPE_VERSION = 1;
+
+/** A decoded text frame. */
+export type SyncFrame =
+  | { type: "clock"; clock: VectorClock; heads: ClockHeads }
+  | { type: "bulk"; ops: Operation[]; legacyStrings: boolean }
+  | { type: "ready" }
+  | { type: "fork"; proof: ForkProof }
+  | { type: "ping" }
+  | { type: "pong" }
+  | { type: "unknown"; name: string };
+
+/** A frame that breaks the protocol; the session closes with 1002. */
+export class ProtocolError extends Error {
+  /** Creates the error; `message` names the problem. */
+  constructor(message: string) {
+    super(message);
+    this.name = "ProtocolError";
+  }
+}
+
+function parseJsonObject(text: string, what: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new ProtocolError(`${what} is not valid JSON`);
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new ProtocolError(`${what} is not a JSON object`);
+  }
+  return value as Record<string, unknown>;
+}
+
+function parseOp(value: unknown): Operation {
+  try {
+    return parseOperation(typeof value === "string" ? JSON.parse(value) : value);
+  } catch (error) {
+    throw new ProtocolError((error as Error).message);
+  }
+}
+
+/** Decodes a text frame. Unknown `type` values decode as `unknown` (to be ignored). */
+export function decodeTextFrame(text: string): SyncFrame {
+  const frame = parseJsonObject(text, "text frame");
+  try {
+    switch (frame.type) {
+      case "clock":
+        return {
+          type: "clock",
+          clock: parseClock(frame.clock),
+          heads: frame.heads === undefined ? {} : parseHeads(frame.heads),
+        };
+      case "bulk": {
+        if (!Array.isArray(frame.ops)) throw new ProtocolError("bulk.ops is not an array");
+        const legacyStrings = frame.ops.length > 0 && typeof frame.ops[0] === "string";
+        return { type: "bulk", ops: frame.ops.map(parseOp), legacyStrings };
+      }
+      case "ready":
+      case "ping":
+      case "pong":
+        return { type: frame.type };
+      case "fork": {
+        const p = frame.proof as Record<string, unknown> | null;
+        if (typeof p !== "object" || p === null) throw new ProtocolError("fork.proof is missing");
+        const a = parseOp(p.a);
+        const b = parseOp(p.b);
+        return { type: "fork", proof: { author: a.author, seq: a.seq, a, b } };
+      }
+      default:
+        return { type: "unknown", name: String(frame.type) };
+    }
+  } catch (error) {
+    if (error instanceof ProtocolError) throw error;
+    throw new ProtocolError((error as Error).message);
+  }
+}
+
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/** Decodes a binary live-operation frame; an unknown envelope version is refused. */
+export function decodeBinaryFrame(bytes: Uint8Array): Operation {
+  let text: string;
+  try {
+    text = decoder.decode(bytes);
+  } catch {
+    throw new ProtocolError("binary frame is not UTF-8");
+  }
+  const envelope = parseJsonObject(text, "binary frame");
+  if (envelope.v !== LIVE_ENVELOPE_VERSION) {
+    throw new ProtocolError(`unsupported live envelope version ${JSON.stringify(envelope.v)}`);
+  }
+  return parseOp(envelope.op);
+}
+
+const encodedCache = new WeakMap<Operation, string>();
+const binaryCache = new WeakMap<Operation, Uint8Array>();
+
+/**
+ * The JSON wire form of an operation, computed once per operation object, so
+ * that a hub forwarding one operation to many peers encodes it once.
+ */
+export function encodedOperation(op: Operation): string {
+  let encoded = encodedCache.get(op);
+  if (encoded === undefined) encodedCache.set(op, encoded = encodeOperation(op));
+  return encoded;
+}
+
+/** Encodes one operation as a binary live frame (cached per operation; do not mutate). */
+export function encodeBinaryFrame(op: Operation): Uint8Array {
+  let bytes = binaryCache.get(op);
+  if (bytes === undefined) {
+    bytes = new TextEncoder().encode(
+      `{"v":${LIVE_ENVELOPE_VERSION},"op":${encodedOperation(op)}}`,
+    );
+    binaryCache.set(op, bytes);
+  }
+  return bytes;
+}
+
+/** Encodes a clock frame (with heads, which legacy peers ignore). */
+export function encodeClockFrame(clock: VectorClock, heads: ClockHeads): string {
+  return JSON.stringify({ type: "clock", clock, heads });
+}
+
+/** The `ready` frame. */
+export const READY_FRAME = '{"type":"ready"}';
+/** The heartbeat request. */
+export const PING_FRAME = '{"type":"ping"}';
+/** The heartbeat answer. */
+export const PONG_FRAME = '{"type":"pong"}';
+
+/** Encodes a fork-proof frame. */
+export function encodeForkFrame(proof: ForkProof): string {
+  return `{"type":"fork","proof":{"a":${encodedOperation(proof.a)},"b":${
+    encodedOperation(proof.b)
+  }}}`;
+}
+
+/**
+ * Splits operations into `bulk` frames of at most `maxBytes` bytes each (an
+ * operation is never split; one larger than the limit cannot occur because
+ * operations are capped far below it). With `legacyStrings`, each element is
+ * the operation's JSON as a string, as legacy peers send them.
+ */
+export function* bulkFrames(
+  ops: readonly Operation[],
+  maxBytes: number,
+  legacyStrings = false,
+): Generator<string> {
+  const head = '{"type":"bulk","ops":[';
+  let parts: string[] = [];
+  let size = head.length + 2;
+  for (const op of ops) {
+    let encoded = encodedOperation(op);
+    if (legacyStrings) encoded = JSON.stringify(encoded);
+    const bytes = utf8Length(encoded);
+    if (parts.length > 0 && size + bytes + 1 > maxBytes) {
+      yield head + parts.join(",") + "]}";
+      parts = [];
+      size = head.length + 2;
+    }
+    parts.push(encoded);
+    size += bytes + 1;
+  }
+  if (parts.length > 0) yield head + parts.join(",") + "]}";
+}
+
+/** UTF-8 byte length of a string, without encoding it. */
+export function utf8Length(text: string): number {
+  let bytes = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x80) continue;
+    if (code < 0x800) bytes += 1;
+    else if (code >= 0xd800 && code <= 0xdbff && i + 1 < text.length) {
+      bytes += 2; // a surrogate pair: 2 units, 4 bytes
+      i++;
+    } else bytes += 2;
+  }
+  return bytes;
+}
