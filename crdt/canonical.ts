@@ -83,13 +83,43 @@ export function checkJsonValue(
  * ```
  */
 export function canonicalJson(value: JsonValue): string {
+  // Fast path: when every object's own key order is already sorted, the native
+  // serializer writes exactly the canonical form. (Integer-like keys, which
+  // engines enumerate first, fail the check and take the slow path.)
+  return keysSorted(value) ? JSON.stringify(value) : sortedJson(value);
+}
+
+/**
+ * Returns `value` with every object's keys in canonical order (a copy only
+ * where needed), so that later canonical encodings take the fast path.
+ */
+export function withSortedKeys<T extends JsonValue>(value: T): T {
+  return keysSorted(value) ? value : JSON.parse(sortedJson(value));
+}
+
+function keysSorted(value: JsonValue): boolean {
+  if (value === null || typeof value !== "object") return true;
+  if (Array.isArray(value)) {
+    for (const item of value) if (!keysSorted(item)) return false;
+    return true;
+  }
+  let previous: string | undefined;
+  for (const key in value) {
+    if (previous !== undefined && !(previous < key)) return false;
+    if (!keysSorted(value[key])) return false;
+    previous = key;
+  }
+  return true;
+}
+
+function sortedJson(value: JsonValue): string {
   if (value === null || typeof value !== "object") return JSON.stringify(value);
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (Array.isArray(value)) return `[${value.map(sortedJson).join(",")}]`;
   const keys = Object.keys(value).sort();
   let out = "{";
   for (let i = 0; i < keys.length; i++) {
     if (i > 0) out += ",";
-    out += JSON.stringify(keys[i]) + ":" + canonicalJson(value[keys[i]]);
+    out += JSON.stringify(keys[i]) + ":" + sortedJson(value[keys[i]]);
   }
   return out + "}";
 }

@@ -9,8 +9,8 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { fromHex, isHex128, isHex64, toHex, utf8 } from "./bytes.ts";
-import { canonicalJson, checkJsonValue, type JsonValue } from "./canonical.ts";
+import { fromHex, isHex128, isHex64, toHex } from "./bytes.ts";
+import { canonicalJson, checkJsonValue, type JsonValue, withSortedKeys } from "./canonical.ts";
 import type { Identity, NodeId, SignatureVerifier } from "./identity.ts";
 
 /** An operation id: lowercase hex SHA-256. */
@@ -68,23 +68,24 @@ export const OPERATION_LIMITS = {
   maxBytes: 64 * 1024,
 } as const;
 
-const ID_DOMAIN = utf8("huskies-sync/op/v1\n");
+const ID_DOMAIN = "huskies-sync/op/v1\n";
 
 /** The canonical body string an operation's id is computed over. */
 export function canonicalBody(op: UnsignedOperation): string {
+  // Keys in sorted order, so canonicalJson can take its fast path.
   return canonicalJson({
     author: op.author,
-    seq: op.seq,
-    prev: op.prev,
     deps: op.deps,
-    time: op.time,
     mutation: op.mutation as unknown as JsonValue,
+    prev: op.prev,
+    seq: op.seq,
+    time: op.time,
   });
 }
 
 /** Computes an operation's id from its unsigned fields. */
 export function operationId(op: UnsignedOperation): OpId {
-  return createHash("sha256").update(ID_DOMAIN).update(canonicalBody(op)).digest("hex");
+  return createHash("sha256").update(ID_DOMAIN + canonicalBody(op)).digest("hex");
 }
 
 /** Computes the id and signs it with `identity`, whose node id must be the author. */
@@ -94,9 +95,10 @@ export function signOperation(op: UnsignedOperation, identity: Identity): Operat
   }
   const problem = unsignedOperationProblem(op);
   if (problem) throw new TypeError(`Cannot sign operation: ${problem}`);
-  const id = operationId(op);
+  const unsigned = { ...op, mutation: sortedMutation(op.mutation) };
+  const id = operationId(unsigned);
   const sig = toHex(identity.sign(fromHex(id)));
-  return { ...op, id, sig };
+  return { ...unsigned, id, sig };
 }
 
 function pathProblem(path: unknown, where: string): string | undefined {
@@ -198,7 +200,13 @@ export function parseOperation(value: unknown): Operation {
     (isHex64(op.id) ? undefined : "id must be 64 lowercase hex characters") ??
     (isHex128(op.sig) ? undefined : "sig must be 128 lowercase hex characters");
   if (problem) throw new SyntaxError(`Cannot parse operation: ${problem}`);
+  op.mutation = sortedMutation(op.mutation);
   return op;
+}
+
+/** The mutation with its keys in canonical order (hashing and encoding are then cheaper). */
+function sortedMutation(mutation: Mutation): Mutation {
+  return withSortedKeys(mutation as unknown as JsonValue) as unknown as Mutation;
 }
 
 /** The JSON wire form of an operation, as an object ready for `JSON.stringify`. */
@@ -215,9 +223,20 @@ export function operationToWire(op: Operation): Operation {
   };
 }
 
-/** Encodes an operation's JSON wire form as a string. */
+const encodings = new WeakMap<Operation, string>();
+
+/**
+ * Encodes an operation's JSON wire form as a string. The result is cached per
+ * operation object (operations are never mutated), so a hub that stores and
+ * forwards one operation to many peers encodes it once.
+ */
 export function encodeOperation(op: Operation): string {
-  return JSON.stringify(operationToWire(op));
+  let encoded = encodings.get(op);
+  if (encoded === undefined) {
+    encoded = JSON.stringify(operationToWire(op));
+    encodings.set(op, encoded);
+  }
+  return encoded;
 }
 
 /** Parses an operation from a JSON string; throws `SyntaxError` on bad input. */

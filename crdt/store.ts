@@ -24,9 +24,9 @@ export interface ForkProof {
  */
 export interface Store {
   /**
-   * Appends operations, in order, in one transaction. Either all are stored or
-   * none is: an id already stored, or repeated in the batch, throws and stores
-   * nothing.
+   * Appends operations, in order, in one transaction: when it throws, nothing
+   * from the batch was stored. The caller (the replica's log) never appends an
+   * id twice, so stores need not check for duplicates.
    */
   append(ops: readonly Operation[]): void;
   /** Every stored operation in insertion order (an order in which they apply). */
@@ -54,7 +54,6 @@ export interface Store {
  */
 export class MemoryStore implements Store {
   #ops: Operation[] = [];
-  #ids = new Set<string>();
   #forks = new Map<NodeId, ForkProof>();
   #closed = false;
 
@@ -62,20 +61,10 @@ export class MemoryStore implements Store {
     if (this.#closed) throw new Error("Cannot use store: it is closed");
   }
 
-  /** Appends operations in order; all or nothing. */
+  /** Appends operations in order. */
   append(ops: readonly Operation[]): void {
     this.#open();
-    const fresh = new Set<string>();
-    for (const op of ops) {
-      if (this.#ids.has(op.id) || fresh.has(op.id)) {
-        throw new Error(`Cannot append: operation ${op.id} is already stored`);
-      }
-      fresh.add(op.id);
-    }
-    for (const op of ops) {
-      this.#ops.push(op);
-      this.#ids.add(op.id);
-    }
+    for (const op of ops) this.#ops.push(op);
   }
 
   /** Stored operations in insertion order. */

@@ -103,25 +103,14 @@ export function decodeBinaryFrame(bytes: Uint8Array): Operation {
   return parseOp(envelope.op);
 }
 
-const encodedCache = new WeakMap<Operation, string>();
 const binaryCache = new WeakMap<Operation, Uint8Array>();
-
-/**
- * The JSON wire form of an operation, computed once per operation object, so
- * that a hub forwarding one operation to many peers encodes it once.
- */
-export function encodedOperation(op: Operation): string {
-  let encoded = encodedCache.get(op);
-  if (encoded === undefined) encodedCache.set(op, encoded = encodeOperation(op));
-  return encoded;
-}
 
 /** Encodes one operation as a binary live frame (cached per operation; do not mutate). */
 export function encodeBinaryFrame(op: Operation): Uint8Array {
   let bytes = binaryCache.get(op);
   if (bytes === undefined) {
     bytes = new TextEncoder().encode(
-      `{"v":${LIVE_ENVELOPE_VERSION},"op":${encodedOperation(op)}}`,
+      `{"v":${LIVE_ENVELOPE_VERSION},"op":${encodeOperation(op)}}`,
     );
     binaryCache.set(op, bytes);
   }
@@ -142,8 +131,8 @@ export const PONG_FRAME = '{"type":"pong"}';
 
 /** Encodes a fork-proof frame. */
 export function encodeForkFrame(proof: ForkProof): string {
-  return `{"type":"fork","proof":{"a":${encodedOperation(proof.a)},"b":${
-    encodedOperation(proof.b)
+  return `{"type":"fork","proof":{"a":${encodeOperation(proof.a)},"b":${
+    encodeOperation(proof.b)
   }}}`;
 }
 
@@ -162,7 +151,7 @@ export function* bulkFrames(
   let parts: string[] = [];
   let size = head.length + 2;
   for (const op of ops) {
-    let encoded = encodedOperation(op);
+    let encoded = encodeOperation(op);
     if (legacyStrings) encoded = JSON.stringify(encoded);
     const bytes = utf8Length(encoded);
     if (parts.length > 0 && size + bytes + 1 > maxBytes) {

@@ -163,7 +163,8 @@ export class HuskiesNode {
   readonly #clients = new Set<RendezvousClient>();
   readonly #abort = new AbortController();
   readonly #tick: ReturnType<typeof setInterval>;
-  readonly #counters = { applied: 0, invalid: 0, unauthorized: 0 };
+  readonly #counters = { applied: 0 };
+  readonly #refused = { invalid: 0, unauthorized: 0 };
   #closed = false;
 
   private constructor(
@@ -212,7 +213,14 @@ export class HuskiesNode {
           session.close(CloseCode.NOT_TRUSTED, "key no longer trusted");
         }
       }
-    }, { signal: this.#abort.signal, intervalMs: options.trustPollMs ?? 500 });
+    }, {
+      signal: this.#abort.signal,
+      intervalMs: options.trustPollMs ?? 500,
+      onError: (error) =>
+        this.#logger.log("error", "cannot reread the trust list; keeping the previous one", {
+          error: error.message,
+        }),
+    });
   }
 
   /**
@@ -272,7 +280,14 @@ export class HuskiesNode {
       });
     }
     const idleTimeout = Math.max(1, Math.round((this.#limits.pingIntervalMs ?? 30_000) / 1000));
-    const { socket, response } = Deno.upgradeWebSocket(request, { idleTimeout });
+    let upgraded: { socket: WebSocket; response: Response };
+    try {
+      upgraded = Deno.upgradeWebSocket(request, { idleTimeout });
+    } catch (error) {
+      admission.release();
+      return new Response(`bad WebSocket upgrade: ${(error as Error).message}\n`, { status: 400 });
+    }
+    const { socket, response } = upgraded;
     const handshake = new ServerHandshake({
       identity: this.replica.identity,
       authorize: makeAuthorizer(this.policy, this.tokens, this.trust),
@@ -329,9 +344,22 @@ export class HuskiesNode {
     socket.onopen = () => apply(handshake.start());
     socket.onmessage = (event) => {
       const data = typeof event.data === "string" ? event.data : new Uint8Array(event.data);
-      if (session) session.receive(data);
-      else if (typeof data === "string") apply(handshake.receive(data));
-      else apply(handshake.receiveBinary());
+      if (session) {
+        session.receive(data);
+        return;
+      }
+      try {
+        apply(typeof data === "string" ? handshake.receive(data) : handshake.receiveBinary());
+      } catch (error) {
+        // For example the token or trust file could not be read or written.
+        this.#logger.log("error", "handshake failed on our side", {
+          remote,
+          error: (error as Error).message,
+        });
+        clearTimeout(timer);
+        closeSocket(socket, 1011, "internal error", direction === "outbound");
+        releaseOnce();
+      }
     };
     socket.onerror = () => {};
     socket.onclose = (event) => {
@@ -362,6 +390,7 @@ export class HuskiesNode {
       peer,
       direction,
       logger: this.#logger,
+      refused: this.#refused,
       onClose: (s, code, reason) => {
         this.#sessions.delete(s);
         this.#logger.log("info", "session closed", { peer, direction, code, reason });
@@ -418,7 +447,7 @@ export class HuskiesNode {
       forks: this.replica.forks().map((proof) => proof.author),
       peers: this.sessions().map((session) => session.stats()),
       rendezvous: [...this.#clients].map((client) => client.info()),
-      counters: { ...this.#counters },
+      counters: { ...this.#counters, ...this.#refused },
     };
   }
 

@@ -7,7 +7,7 @@
  */
 import { clockLag, type VectorClock } from "../crdt/clock.ts";
 import type { NodeId } from "../crdt/identity.ts";
-import type { Operation } from "../crdt/operation.ts";
+import { encodeOperation, type Operation } from "../crdt/operation.ts";
 import type { Replica } from "../crdt/replica.ts";
 import type { ForkProof } from "../crdt/store.ts";
 import { CloseCode } from "./close_codes.ts";
@@ -17,7 +17,6 @@ import {
   decodeTextFrame,
   encodeBinaryFrame,
   encodeClockFrame,
-  encodedOperation,
   encodeForkFrame,
   PING_FRAME,
   PONG_FRAME,
@@ -67,6 +66,8 @@ export interface SessionOptions extends SessionLimits {
   logger?: Logger;
   /** Called once when the session ends. */
   onClose?: (session: SyncSession, code: number, reason: string) => void;
+  /** Node-wide counters of refused operations, incremented by every session. */
+  refused?: { invalid: number; unauthorized: number };
 }
 
 /** Counters and state of a session, as shown by `huskies status`. */
@@ -124,6 +125,7 @@ export class SyncSession {
   readonly #limits: Required<SessionLimits>;
   readonly #onClose?: SessionOptions["onClose"];
   readonly #actAsLegacy: boolean;
+  readonly #refused: { invalid: number; unauthorized: number };
   #peerLegacy = false;
   #peerSpoke = false;
   #peerReady = false;
@@ -147,6 +149,7 @@ export class SyncSession {
     this.#logger = options.logger ?? silentLogger;
     this.#onClose = options.onClose;
     this.#actAsLegacy = options.legacy ?? false;
+    this.#refused = options.refused ?? { invalid: 0, unauthorized: 0 };
     this.#limits = {
       maxFrameBytes: options.maxFrameBytes ?? DEFAULTS.maxFrameBytes,
       maxOutboundBytes: options.maxOutboundBytes ?? DEFAULTS.maxOutboundBytes,
@@ -249,9 +252,11 @@ export class SyncSession {
     for (let i = 0; i < ops.length; i++) {
       const status = result.statuses[i];
       if (status === "invalid") invalid++;
-      else if (status !== "unauthorized" && status !== "forked-author") this.#notePeerHas(ops[i]);
+      else if (status === "unauthorized") this.#refused.unauthorized++;
+      else if (status !== "forked-author") this.#notePeerHas(ops[i]);
     }
     if (invalid > 0) {
+      this.#refused.invalid += invalid;
       this.#stats.invalidOps += invalid;
       this.#logger.log("warn", "dropped operations that failed verification", {
         peer: this.peer,
@@ -277,11 +282,15 @@ export class SyncSession {
     // Live operations queued so far are covered by this snapshot.
     this.#queue = [];
     this.#queuedBytes = 0;
+    let frames = 0;
     for (const frame of bulkFrames(ops, this.#limits.maxFrameBytes, legacyStrings)) {
       await this.#drainBelow(this.#limits.maxOutboundBytes / 2);
       if (this.#closed) return;
       this.#send(frame);
+      frames++;
     }
+    // A full dump is how a legacy peer (or an answer to one) says "I am here": send it even empty.
+    if (full && frames === 0) this.#send('{"type":"bulk","ops":[]}');
     this.#stats.opsOut += ops.length;
     for (const op of ops) this.#notePeerHas(op);
     if (!this.#actAsLegacy) {
@@ -308,7 +317,7 @@ export class SyncSession {
     for (const op of ops) {
       if ((this.#peerClock[op.author] ?? 0) >= op.seq) continue;
       this.#queue.push(op);
-      this.#queuedBytes += encodedOperation(op).length + 1;
+      this.#queuedBytes += encodeOperation(op).length + 1;
     }
     if (this.#queuedBytes + this.#channel.bufferedAmount > this.#limits.maxOutboundBytes) {
       this.#logger.log("warn", "peer fell too far behind; disconnecting", {
