@@ -331,6 +331,17 @@ export class SyncSession {
     this.#scheduleFlush();
   }
 
+  /**
+   * Sends our clock again, asking the peer for everything we lack. Used when
+   * something changed what we accept (for example a new member was admitted),
+   * so operations refused earlier are fetched again.
+   */
+  resync(): void {
+    if (!this.#closed && !this.#actAsLegacy && !this.#peerLegacy) {
+      this.#send(encodeClockFrame(this.#replica.clock(), this.#replica.heads()));
+    }
+  }
+
   /** Sends a fork proof to the peer. */
   sendForkProof(proof: ForkProof): void {
     if (!this.#closed) this.#send(encodeForkFrame(proof));
