@@ -420,7 +420,14 @@ export class HuskiesNode {
         } catch (error) {
           return Promise.resolve({ code: 1006, reason: (error as Error).message });
         }
-        return this.#runSocket(socket, "outbound", handshake, () => {}, url, onSession);
+        return this.#runSocket(socket, "outbound", handshake, () => {}, url, (session) => {
+          // Joining with a token pins the hub; trust it too, so its operations are accepted.
+          if (options.token !== undefined && this.trust.scopeOf(session.peer) === undefined) {
+            this.trust.add(session.peer, "write", "hub joined with a token");
+            this.#logger.log("info", "joined hub; trusting its key", { hub: session.peer });
+          }
+          onSession(session);
+        });
       },
       identity: this.replica.identity,
       verifier: this.#verifier,

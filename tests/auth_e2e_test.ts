@@ -1100,3 +1100,26 @@ Deno.test({
     }
   },
 });
+
+Deno.test("a node that joins a closed mesh with a token trusts the hub it pinned and takes its state", async () => {
+  const hub = await serveNode({ open: false });
+  const joiner = await HuskiesNode.open({ open: false });
+  try {
+    hub.node.pipeline.put("H-1", { stage: "qa" });
+    const { token } = hub.node.tokens.create({ ttlMs: 60_000 }, hub.node.nodeId);
+    joiner.connect(hub.url, { token, initialMs: 20, maxMs: 200 });
+    await eventually(() => joiner.pipeline.get("H-1")?.stage === "qa", "hub state on the joiner");
+    assert.equal(joiner.trust.scopeOf(hub.node.nodeId), "write");
+    assert.equal(hub.node.trust.scopeOf(joiner.nodeId), "write");
+    joiner.pipeline.put("J-1", {});
+    await eventually(() => hub.node.pipeline.get("J-1") !== undefined, "joiner's item on the hub");
+    hub.node.pipeline.move("H-1", "done");
+    await eventually(
+      () => joiner.pipeline.get("H-1")?.stage === "done",
+      "live change on the joiner",
+    );
+  } finally {
+    await joiner.close();
+    await hub.stop();
+  }
+});

@@ -1,0 +1,121 @@
+/**
+ * huskies-sync: replicate signed CRDT pipeline state between nodes over
+ * WebSocket.
+ *
+ * Every change is an operation signed with its author's Ed25519 key and
+ * chained to the author's previous one. Nodes authenticate each other with a
+ * mutual handshake, catch up by exchanging vector clocks and sending only the
+ * missing operations (in chunks), then stream new operations live. A
+ * {@link HuskiesNode} owns everything (no process-global state), so several
+ * nodes can run in one process.
+ *
+ * @example Two nodes in one process
+ * ```ts
+ * import { crdtSyncHandler, HuskiesNode } from "./mod.ts";
+ *
+ * const hub = await HuskiesNode.open();
+ * const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, crdtSyncHandler(hub));
+ * const spoke = await HuskiesNode.open();
+ * spoke.connect(`ws://127.0.0.1:${server.addr.port}/crdt-sync`);
+ * spoke.pipeline.put("S-1", { stage: "coding", name: "Parser" });
+ * // hub.pipeline.get("S-1") shows the item once it has arrived.
+ * await spoke.close();
+ * await hub.close();
+ * await server.shutdown();
+ * ```
+ * @module
+ */
+
+// The node, its network endpoints, and the reference-style entry points.
+export {
+  type ConnectOptions,
+  HuskiesNode,
+  type NodeOptions,
+  type NodeStatus,
+  PING_INTERVAL_SECS,
+  PONG_TIMEOUT_SECS,
+  RENDEZVOUS_ERROR_THRESHOLD,
+  RendezvousClient,
+  type RendezvousState,
+  STORE_FILE_NAME,
+  SYNC_PATH,
+} from "./sync/node.ts";
+export {
+  addJoinToken,
+  crdtSyncHandler,
+  initTrustedKeys,
+  spawnRendezvousClient,
+} from "./sync/api.ts";
+export {
+  type Channel,
+  type SessionLimits,
+  type SessionOptions,
+  type SessionStats,
+  SyncSession,
+} from "./sync/session.ts";
+export { CloseCode, type CloseCodeValue, isPermanentClose } from "./sync/close_codes.ts";
+export { backoffDelay, type BackoffOptions } from "./sync/backoff.ts";
+export {
+  consoleLogger,
+  type ConsoleLoggerOptions,
+  type LogFields,
+  type Logger,
+  type LogLevel,
+  MemoryLogger,
+  silentLogger,
+} from "./sync/logger.ts";
+
+// Authentication, trust and join tokens.
+export * from "./auth/mod.ts";
+
+// Replicated state: operations, the log, the document, the pipeline, storage.
+export {
+  Identity,
+  type NodeId,
+  publicKeyProblem,
+  SignatureVerifier,
+  type VerifyEngine,
+} from "./crdt/identity.ts";
+export {
+  decodeOperation,
+  encodeOperation,
+  type Mutation,
+  type Operation,
+  OPERATION_LIMITS,
+  operationId,
+  type OpId,
+  parseOperation,
+  type Path,
+  signOperation,
+  type UnsignedOperation,
+  verifyBatch,
+  verifyOperation,
+} from "./crdt/operation.ts";
+export { canonicalJson, type JsonValue } from "./crdt/canonical.ts";
+export { type ClockHeads, type VectorClock } from "./crdt/clock.ts";
+export { type BatchResult, type PendingLimits, type ReceiveStatus } from "./crdt/log.ts";
+export {
+  type AppliedListener,
+  type ForkListener,
+  LOCAL_ORIGIN,
+  type ReceiveOptions,
+  Replica,
+  type ReplicaOptions,
+} from "./crdt/replica.ts";
+export { CrdtDocument, type DocumentOperation } from "./crdt/document.ts";
+export {
+  Pipeline,
+  type PipelineHost,
+  type Stage,
+  type StageEvent,
+  STAGES,
+  type WorkItem,
+  type WorkItemPatch,
+} from "./crdt/pipeline.ts";
+export { type ForkProof, MemoryStore, type Store } from "./crdt/store.ts";
+export {
+  SqliteStore,
+  type SqliteStoreOptions,
+  StoreCorruptError,
+  StoreLockedError,
+} from "./crdt/sqlite_store.ts";

@@ -1,0 +1,330 @@
+/**
+ * Benchmarks for huskies-sync. Prints readable results, or with `--json` one
+ * JSON object per line: {"name": ..., "value": ..., "unit": ...}.
+ *
+ * Usage: deno task bench [--json] [--only name,name]
+ */
+import { join } from "node:path";
+import { Identity, SignatureVerifier } from "../crdt/identity.ts";
+import { OpLog } from "../crdt/log.ts";
+import {
+  encodeOperation,
+  type Operation,
+  operationId,
+  signOperation,
+  type UnsignedOperation,
+  verifyOperation,
+} from "../crdt/operation.ts";
+import { STAGES } from "../crdt/pipeline.ts";
+import { Replica } from "../crdt/replica.ts";
+import { SqliteStore } from "../crdt/sqlite_store.ts";
+import { HuskiesNode } from "../sync/node.ts";
+
+const args = Deno.args;
+const json = args.includes("--json");
+const onlyIndex = args.indexOf("--only");
+const only = onlyIndex >= 0 ? new Set(args[onlyIndex + 1].split(",")) : undefined;
+const wanted = (name: string) => !only || only.has(name);
+
+function report(name: string, value: number, unit: string, note = ""): void {
+  const rounded = Math.round(value * 100) / 100;
+  if (json) console.log(JSON.stringify({ name, value: rounded, unit, ...(note ? { note } : {}) }));
+  else console.log(`${name.padEnd(24)} ${String(rounded).padStart(12)} ${unit.padEnd(6)} ${note}`);
+}
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[values.length >> 1];
+
+function identityFor(i: number): Identity {
+  const seed = new Uint8Array(32);
+  new DataView(seed.buffer).setUint32(0, i + 1000);
+  return Identity.fromSeed(seed);
+}
+
+/** `perAuthor` pipeline updates from each of `authors` authors, interleaved round-robin. */
+function makeOps(authors: number, perAuthor: number): Operation[] {
+  const ids = Array.from({ length: authors }, (_, i) => identityFor(i));
+  const heads: (string | null)[] = ids.map(() => null);
+  const ops: Operation[] = [];
+  let time = 0;
+  for (let round = 0; round < perAuthor; round++) {
+    for (let a = 0; a < authors; a++) {
+      const op = signOperation({
+        author: ids[a].nodeId,
+        seq: round + 1,
+        prev: heads[a],
+        deps: [],
+        time: ++time,
+        mutation: {
+          type: "update",
+          path: ["items", `S-${a}-${round % 50}`],
+          fields: { stage: STAGES[round % STAGES.length], retry_count: round, agent: `agent-${a}` },
+        },
+      }, ids[a]);
+      heads[a] = op.id;
+      ops.push(op);
+    }
+  }
+  return ops;
+}
+
+/** Groups ops author by author (each author's chain contiguous), keeping chain order. */
+function byAuthor(ops: Operation[]): Operation[] {
+  const chains = new Map<string, Operation[]>();
+  for (const op of ops) {
+    let chain = chains.get(op.author);
+    if (!chain) chains.set(op.author, chain = []);
+    chain.push(op);
+  }
+  return [...chains.values()].flat();
+}
+
+async function tempDir(): Promise<string> {
+  return await Deno.makeTempDir({ prefix: "huskies-bench-" });
+}
+
+function ingest(ops: Operation[], dir: string, batch: number, amortise: boolean): number {
+  const replica = Replica.open({
+    identity: identityFor(99_999),
+    store: SqliteStore.open(join(dir, "ops.db")),
+  });
+  const started = performance.now();
+  for (let i = 0; i < ops.length; i += batch) {
+    replica.receive(ops.slice(i, i + batch), { amortise });
+  }
+  const elapsed = performance.now() - started;
+  if (replica.size !== ops.length) throw new Error(`ingested ${replica.size} of ${ops.length}`);
+  replica.close();
+  return elapsed;
+}
+
+const cleanup: string[] = [];
+try {
+  const needOps = [
+    "ingest_ops_per_s",
+    "ingest_chain_ops_per_s",
+    "verify_100k_ms",
+    "replay_100k_ms",
+    "bytes_per_op",
+    "cold_sync_100k_ms",
+  ].some(wanted);
+  const started = performance.now();
+  const ops = needOps ? makeOps(100, 1000) : [];
+  if (needOps && !json) {
+    console.log(
+      `# signed ${ops.length} operations in ${Math.round(performance.now() - started)} ms`,
+    );
+  }
+
+  if (wanted("bytes_per_op")) {
+    const total = ops.reduce(
+      (sum, op) => sum + new TextEncoder().encode(encodeOperation(op)).length,
+      0,
+    );
+    report("bytes_per_op", total / ops.length, "bytes", "JSON wire form of a pipeline update");
+  }
+
+  if (wanted("verify_100k_ms")) {
+    const verifier = new SignatureVerifier();
+    const runs: number[] = [];
+    for (let run = 0; run < 3; run++) {
+      const t = performance.now();
+      for (const op of ops) if (!verifyOperation(op, verifier)) throw new Error("bad op");
+      runs.push(performance.now() - t);
+    }
+    report(
+      "verify_100k_ms",
+      median(runs),
+      "ms",
+      "id + Ed25519 signature of each op, node:crypto, median of 3",
+    );
+  }
+
+  let replayDir: string | undefined;
+  if (wanted("ingest_ops_per_s") || wanted("replay_100k_ms")) {
+    const runs: number[] = [];
+    for (let run = 0; run < 3; run++) {
+      const dir = await tempDir();
+      cleanup.push(dir);
+      runs.push(ingest(ops, dir, 100, false));
+      replayDir = dir;
+    }
+    report(
+      "ingest_ops_per_s",
+      ops.length / (median(runs) / 1000),
+      "ops/s",
+      "100 authors interleaved, each op verified on its own, 100 per transaction (synchronous=FULL), median of 3",
+    );
+  }
+
+  if (wanted("ingest_chain_ops_per_s")) {
+    const chains = byAuthor(ops);
+    const runs: number[] = [];
+    for (let run = 0; run < 3; run++) {
+      const dir = await tempDir();
+      cleanup.push(dir);
+      runs.push(ingest(chains, dir, 1000, true));
+    }
+    report(
+      "ingest_chain_ops_per_s",
+      ops.length / (median(runs) / 1000),
+      "ops/s",
+      "per-author runs of 1000, one signature per run, median of 3",
+    );
+  }
+
+  if (wanted("replay_100k_ms") && replayDir) {
+    const runs: number[] = [];
+    for (let run = 0; run < 3; run++) {
+      const t = performance.now();
+      const replica = Replica.open({
+        identity: identityFor(99_999),
+        store: SqliteStore.open(join(replayDir, "ops.db")),
+      });
+      runs.push(performance.now() - t);
+      if (replica.size !== ops.length) throw new Error("replay lost operations");
+      replica.close();
+    }
+    report(
+      "replay_100k_ms",
+      median(runs),
+      "ms",
+      "open + quick_check + load + id re-hash + apply, median of 3",
+    );
+  }
+
+  if (wanted("ops_since_ms")) {
+    const log = new OpLog({ verifier: new SignatureVerifier() });
+    const authors = Array.from({ length: 100 }, (_, i) => identityFor(i).nodeId);
+    const heads: (string | null)[] = authors.map(() => null);
+    let time = 0;
+    for (let round = 0; round < 10_000; round++) {
+      for (let a = 0; a < authors.length; a++) {
+        const unsigned: UnsignedOperation = {
+          author: authors[a],
+          seq: round + 1,
+          prev: heads[a],
+          deps: [],
+          time: ++time,
+          mutation: { type: "update", path: ["i"], fields: { n: round } },
+        };
+        const op = { ...unsigned, id: operationId(unsigned), sig: "" };
+        log.applyTrusted(op);
+        heads[a] = op.id;
+      }
+    }
+    const peerClock = Object.fromEntries(Object.entries(log.clock()).map(([a, n]) => [a, n - 10]));
+    const runs: number[] = [];
+    for (let run = 0; run < 21; run++) {
+      const t = performance.now();
+      const missing = log.opsSince(peerClock);
+      runs.push(performance.now() - t);
+      if (missing.length !== 1000) throw new Error(`opsSince returned ${missing.length}`);
+    }
+    report(
+      "ops_since_ms",
+      median(runs),
+      "ms",
+      "1,000 missing of 1,000,000 held (100 authors), median of 21",
+    );
+  }
+
+  if (wanted("cold_sync_100k_ms")) {
+    const hubDir = await tempDir();
+    const spokeDir = await tempDir();
+    cleanup.push(hubDir, spokeDir);
+    const hub = await HuskiesNode.open({ dataDir: hubDir, open: true });
+    hub.replica.receive(byAuthor(ops), { amortise: true });
+    const server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen() {} },
+      (req, info) => hub.handleRequest(req, info) ?? new Response("not found", { status: 404 }),
+    );
+    const spoke = await HuskiesNode.open({ dataDir: spokeDir, open: true });
+    const synced = Promise.withResolvers<void>();
+    spoke.replica.onApplied(() => {
+      if (spoke.replica.size === ops.length) synced.resolve();
+    });
+    const t = performance.now();
+    spoke.connect(`ws://127.0.0.1:${server.addr.port}/crdt-sync`);
+    await synced.promise;
+    const elapsed = performance.now() - t;
+    if (spoke.replica.stateHash() !== hub.replica.stateHash()) {
+      throw new Error("cold sync diverged");
+    }
+    report(
+      "cold_sync_100k_ms",
+      elapsed,
+      "ms",
+      "empty node, SQLite on both ends, one process, loopback",
+    );
+    await spoke.close();
+    await hub.close();
+    await server.shutdown();
+  }
+
+  if (wanted("fanout_p99_ms")) {
+    const peers = 100;
+    const rate = 1000;
+    const total = 5000;
+    const dir = await tempDir();
+    cleanup.push(dir);
+    const hub = await HuskiesNode.open({ dataDir: dir, open: true });
+    const server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen() {} },
+      (req, info) => hub.handleRequest(req, info) ?? new Response("not found", { status: 404 }),
+    );
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        new URL("./bench_peers.ts", import.meta.url).pathname,
+        `ws://127.0.0.1:${server.addr.port}/crdt-sync`,
+        String(peers),
+        String(total),
+      ],
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    const nextLine = async (): Promise<string> => {
+      while (!buffer.includes("\n")) {
+        const { value, done } = await lines.read();
+        if (done) throw new Error("bench peers exited early");
+        buffer += value;
+      }
+      const line = buffer.slice(0, buffer.indexOf("\n"));
+      buffer = buffer.slice(buffer.indexOf("\n") + 1);
+      return line;
+    };
+    await nextLine(); // {"ready": N}
+    const now = () => performance.timeOrigin + performance.now();
+    const start = now();
+    let made = 0;
+    while (made < total) {
+      const due = Math.min(total, Math.floor((now() - start) * rate / 1000));
+      while (made < due) {
+        hub.replica.commit([{
+          type: "update",
+          path: ["items", `F-${made % 100}`],
+          fields: { retry_count: made, sent_at_us: Math.round(now() * 1000) },
+        }]);
+        made++;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    const result = JSON.parse(await nextLine());
+    await child.status;
+    report(
+      "fanout_p99_ms",
+      result.p99,
+      "ms",
+      `1 writer at ${rate} ops/s, ${peers} peers on one hub (peers in a second process), p50 ${
+        Math.round(result.p50 * 100) / 100
+      } ms, ${result.count} deliveries`,
+    );
+    await hub.close();
+    await server.shutdown();
+  }
+} finally {
+  for (const dir of cleanup) await Deno.remove(dir, { recursive: true }).catch(() => {});
+}
