@@ -35,7 +35,7 @@ import {
   operationToWire,
   parseOperation,
 } from "./operation.ts";
-import type { ForkProof, Store } from "./store.ts";
+import type { AppendOptions, ForkProof, Store } from "./store.ts";
 import { isHex64 } from "./bytes.ts";
 
 /**
@@ -241,11 +241,15 @@ function encodeForStore(op: Operation, index: number): string {
 /**
  * A {@link Store} kept in one SQLite file.
  *
- * Durability: the database runs in WAL mode with `synchronous=FULL`, so an
- * operation reported as appended is on disk even after a power loss. Each
- * {@link SqliteStore.append} is one transaction with one fsync (about
- * 0.27 ms here), so callers batch every received frame into one `append` to
- * amortise it.
+ * Durability: the database runs in WAL mode. A durable append (the default,
+ * used for a node's own operations) commits with `synchronous=FULL`: it is on
+ * disk, even after a power loss, when `append` returns, at the cost of one
+ * fsync (about 0.27 ms here, with spikes of tens of ms). A non-durable append
+ * (`{ durable: false }`, used for operations received from peers) commits with
+ * `synchronous=NORMAL`: it survives a crash or kill of the process; a power
+ * loss can roll back the last ones, which the next clock exchange fetches
+ * again. Each append is one transaction, so callers batch every received
+ * frame into one call.
  *
  * Exclusive use: the file is opened with `locking_mode=EXCLUSIVE` and the
  * write lock is taken at open and held until {@link SqliteStore.close}, so a
@@ -277,6 +281,7 @@ export class SqliteStore implements Store {
   readonly path: string;
   readonly #db: DatabaseSync;
   readonly #begin: StatementSync;
+  #durable = true;
   readonly #commit: StatementSync;
   readonly #rollback: StatementSync;
   readonly #insertOp: StatementSync;
@@ -424,14 +429,19 @@ export class SqliteStore implements Store {
 
   /**
    * Appends operations in order in one transaction: all are stored, or none
-   * is and the error is thrown. Appending an id that is already stored (or
-   * twice in one batch) throws. An empty batch does nothing.
+   * is and the error is thrown. An empty batch does nothing. See the class
+   * comment for what `durable` means.
    *
    * @throws {TypeError} an operation is malformed (it would not load back).
    */
-  append(ops: readonly Operation[]): void {
+  append(ops: readonly Operation[], options: AppendOptions = {}): void {
     this.#ensureOpen();
     if (ops.length === 0) return;
+    const durable = options.durable ?? true;
+    if (durable !== this.#durable) {
+      this.#db.exec(durable ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+      this.#durable = durable;
+    }
     let index = 0;
     this.#begin.run();
     try {

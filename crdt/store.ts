@@ -18,6 +18,18 @@ export interface ForkProof {
   b: Operation;
 }
 
+/** Options for {@link Store.append}. */
+export interface AppendOptions {
+  /**
+   * Survive a power loss, not only a process crash (an fsync per call).
+   * Replicas ask for it for their own operations: losing one of those after
+   * peers saw it would make the restarted node reuse its position (a fork).
+   * Operations received from peers can be fetched again, so they skip it.
+   * @default true
+   */
+  durable?: boolean;
+}
+
 /**
  * Where a replica keeps its operations. Implementations are synchronous: each
  * call has finished (and, for durable stores, reached the disk) when it returns.
@@ -28,7 +40,7 @@ export interface Store {
    * from the batch was stored. The caller (the replica's log) never appends an
    * id twice, so stores need not check for duplicates.
    */
-  append(ops: readonly Operation[]): void;
+  append(ops: readonly Operation[], options?: AppendOptions): void;
   /** Every stored operation in insertion order (an order in which they apply). */
   load(): Iterable<Operation>;
   /** Number of stored operations. */
@@ -62,7 +74,7 @@ export class MemoryStore implements Store {
   }
 
   /** Appends operations in order. */
-  append(ops: readonly Operation[]): void {
+  append(ops: readonly Operation[], _options?: AppendOptions): void {
     this.#open();
     for (const op of ops) this.#ops.push(op);
   }

@@ -15,13 +15,21 @@ const expected = Number(expectedArg);
 const now = () => performance.timeOrigin + performance.now();
 const latencies: number[] = [];
 let finished = 0;
+const decoder = new TextDecoder();
+const READY = '{"type":"ready"}';
 const done = Promise.withResolvers<void>();
 
-function record(op: { mutation: { fields?: { sent_at_us?: number } } }): boolean {
-  const sent = op.mutation.fields?.sent_at_us;
-  if (typeof sent !== "number") return false;
-  latencies.push(now() - sent / 1000);
-  return true;
+const SENT_AT = /"sent_at_us":(\d+)/g;
+
+/** Records the latency of every benchmark operation in a frame; returns how many it saw. */
+function record(text: string): number {
+  const arrived = now();
+  let seen = 0;
+  for (const match of text.matchAll(SENT_AT)) {
+    latencies.push(arrived - Number(match[1]) / 1000);
+    seen++;
+  }
+  return seen;
 }
 
 function connect(): Promise<void> {
@@ -43,16 +51,19 @@ function connect(): Promise<void> {
       }
       return;
     }
-    const text = typeof event.data === "string" ? event.data : new TextDecoder().decode(event.data);
-    const frame = JSON.parse(text);
-    if (frame.type === "ready") ready.resolve();
-    const ops = frame.op ? [frame.op] : frame.type === "bulk" ? frame.ops : [];
-    for (const op of ops) if (record(op)) received++;
-    if (received >= expected && received - ops.length < expected) {
+    const text = typeof event.data === "string" ? event.data : decoder.decode(event.data);
+    if (text === READY) ready.resolve();
+    const seen = record(text);
+    received += seen;
+    if (seen > 0 && received >= expected && received - seen < expected) {
       if (++finished === peers) done.resolve();
     }
   };
   socket.onerror = () => {};
+  socket.onclose = (event) => {
+    ready.reject(new Error(`peer closed before ready: ${event.code} ${event.reason}`));
+    done.reject(new Error(`peer closed: ${event.code} ${event.reason}`));
+  };
   return ready.promise;
 }
 

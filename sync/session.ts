@@ -48,6 +48,13 @@ export interface SessionLimits {
   pingIntervalMs?: number;
   /** Silence after which an outbound session is dropped, ms (0 disables). @default 60000 */
   pongTimeoutMs?: number;
+  /**
+   * Live operations sent within this window after a previous live send wait
+   * for the window to end and go out together, so a busy peer gets many
+   * operations per frame; an idle one gets each at once. ms, 0 disables.
+   * @default 2
+   */
+  liveBatchMs?: number;
 }
 
 /** Options for a {@link SyncSession}. */
@@ -104,6 +111,7 @@ const DEFAULTS = {
   maxInvalidOps: 100,
   pingIntervalMs: 30_000,
   pongTimeoutMs: 60_000,
+  liveBatchMs: 2,
 };
 
 /** Bytes the socket may hold before live sends wait, so that operations batch up. */
@@ -134,6 +142,7 @@ export class SyncSession {
   #queue: Operation[] = [];
   #queuedBytes = 0;
   #flushScheduled = false;
+  #lastLiveSend = 0;
   #peerClock: VectorClock = {};
   #lastReceived = Date.now();
   #lastPing = Date.now();
@@ -156,6 +165,7 @@ export class SyncSession {
       maxInvalidOps: options.maxInvalidOps ?? DEFAULTS.maxInvalidOps,
       pingIntervalMs: options.pingIntervalMs ?? DEFAULTS.pingIntervalMs,
       pongTimeoutMs: options.pongTimeoutMs ?? DEFAULTS.pongTimeoutMs,
+      liveBatchMs: options.liveBatchMs ?? DEFAULTS.liveBatchMs,
     };
   }
 
@@ -295,6 +305,17 @@ export class SyncSession {
     for (const op of ops) this.#notePeerHas(op);
     if (!this.#actAsLegacy) {
       for (const proof of this.#replica.forks()) this.#send(encodeForkFrame(proof));
+      if (!this.#peerLegacy) {
+        // Forked authors' quarantined operations, after the proofs so the peer quarantines them
+        // too: honest operations made on either branch may depend on them.
+        const quarantined = this.#replica.quarantineToSend();
+        for (const frame of bulkFrames(quarantined, this.#limits.maxFrameBytes)) {
+          await this.#drainBelow(this.#limits.maxOutboundBytes / 2);
+          if (this.#closed) return;
+          this.#send(frame);
+        }
+        this.#stats.opsOut += quarantined.length;
+      }
       if (!full || !this.#peerLegacy) this.#send(READY_FRAME);
     }
     this.#deltaSent = true;
@@ -311,11 +332,14 @@ export class SyncSession {
   /**
    * Queues operations applied elsewhere for this peer. They are sent once the
    * peer is ready, in the order given, batched into as few frames as fit.
+   * With `quarantined` (operations newly quarantined, with their anchors),
+   * the peer's clock does not filter them, and a legacy peer gets none.
    */
-  enqueue(ops: readonly Operation[]): void {
+  enqueue(ops: readonly Operation[], quarantined = false): void {
     if (this.#closed) return;
+    if (quarantined && (this.#peerLegacy || this.#actAsLegacy)) return;
     for (const op of ops) {
-      if ((this.#peerClock[op.author] ?? 0) >= op.seq) continue;
+      if (!quarantined && (this.#peerClock[op.author] ?? 0) >= op.seq) continue;
       this.#queue.push(op);
       this.#queuedBytes += encodeOperation(op).length + 1;
     }
@@ -350,7 +374,9 @@ export class SyncSession {
   #scheduleFlush(): void {
     if (this.#flushScheduled || !this.isLive || this.#queue.length === 0) return;
     this.#flushScheduled = true;
-    queueMicrotask(() => void this.#flush());
+    const wait = this.#lastLiveSend + this.#limits.liveBatchMs - performance.now();
+    if (wait > 0) setTimeout(() => void this.#flush(), wait);
+    else queueMicrotask(() => void this.#flush());
   }
 
   async #flush(): Promise<void> {
@@ -360,10 +386,11 @@ export class SyncSession {
     const ops = this.#queue;
     this.#queue = [];
     this.#queuedBytes = 0;
+    this.#lastLiveSend = performance.now();
     if (ops.length === 1) this.#send(encodeBinaryFrame(ops[0]));
     else for (const frame of bulkFrames(ops, this.#limits.maxFrameBytes)) this.#send(frame);
     this.#stats.opsOut += ops.length;
-    for (const op of ops) this.#notePeerHas(op);
+    for (const op of ops) if (!this.#replica.isQuarantined(op.id)) this.#notePeerHas(op);
   }
 
   #send(data: string | Uint8Array): void {
@@ -381,7 +408,7 @@ export class SyncSession {
    * Keepalive check, called periodically by the owner. Outbound sessions send
    * a heartbeat every ping interval; a session silent past the timeout closes.
    */
-  tick(now = Date.now()): void {
+  tick(now: number = Date.now()): void {
     if (this.#closed || this.direction !== "outbound") return;
     const { pingIntervalMs, pongTimeoutMs } = this.#limits;
     if (pongTimeoutMs > 0 && now - this.#lastReceived > pongTimeoutMs) {

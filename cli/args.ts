@@ -1,0 +1,437 @@
+/**
+ * Command definitions, argument parsing (on `node:util` `parseArgs`), help
+ * text and dispatch for the `huskies` CLI. Everything here is pure except
+ * {@link runCli}, which prints and returns the exit code.
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { classifyError, CliError, ExitCode, UsageError } from "./errors.ts";
+
+/** One option of a command. */
+export interface OptionSpec {
+  /** `string` options take a value, `boolean` ones do not. */
+  type: "string" | "boolean";
+  /** One-letter alias, e.g. `h`. */
+  short?: string;
+  /** The option may be repeated; its value is then a list. */
+  multiple?: boolean;
+  /** Placeholder for the value in help, e.g. `HOST:PORT`. */
+  value?: string;
+  /** One line of help. */
+  description: string;
+}
+
+/** One positional argument of a command. */
+export interface PositionalSpec {
+  /** Name shown in help, e.g. `story_id`. */
+  name: string;
+  /** One line of help. */
+  description: string;
+  /** May be left out. @default false */
+  optional?: boolean;
+}
+
+/** Parsed arguments handed to a command. */
+export interface ParsedArgs {
+  /** Option values by long name. */
+  values: Record<string, string | boolean | string[] | undefined>;
+  /** Positional arguments, in order. */
+  positionals: string[];
+}
+
+/** Where a command writes and what it knows about the process. */
+export interface CliContext {
+  /** Writes one line to standard output. */
+  out(line: string): void;
+  /** Writes one line to standard error. */
+  err(line: string): void;
+  /** The CLI version (from deno.json). */
+  version: string;
+}
+
+/** A command of the CLI. */
+export interface Command {
+  /** Words after `huskies`, e.g. `["item", "put"]`. */
+  path: string[];
+  /** One line shown in the command list. */
+  summary: string;
+  /** Paragraphs shown in the command's help. */
+  description?: string;
+  /** Positional arguments. */
+  positionals?: PositionalSpec[];
+  /** Options by long name (`--help` is added automatically). */
+  options: Record<string, OptionSpec>;
+  /** Example invocations shown in help. */
+  examples?: string[];
+  /** Runs the command and resolves to its exit code. */
+  run(args: ParsedArgs, ctx: CliContext): Promise<number>;
+}
+
+/** `--data-dir DIR`, shared by every command that uses a data folder. */
+export const DATA_DIR_OPTION: Record<string, OptionSpec> = {
+  "data-dir": {
+    type: "string",
+    value: "DIR",
+    description: "data folder (default: data_dir from ./.huskies/project.toml, else ./.huskies)",
+  },
+  config: {
+    type: "string",
+    value: "FILE",
+    description: "configuration file (default: <data folder>/project.toml)",
+  },
+};
+
+/** `--json`, for commands whose output is data. */
+export const JSON_OPTION: Record<string, OptionSpec> = {
+  json: { type: "boolean", description: "print JSON instead of text" },
+};
+
+const HELP_OPTION: OptionSpec = { type: "boolean", short: "h", description: "show this help" };
+
+/** Options accepted before the command word, moved after it before parsing. */
+const GLOBAL_VALUE_OPTIONS = new Set(["--data-dir", "--config"]);
+const GLOBAL_FLAG_OPTIONS = new Set(["--json"]);
+
+/** The command name as typed, e.g. `item put`. */
+export function commandName(command: Pick<Command, "path">): string {
+  return command.path.join(" ");
+}
+
+/** Edit distance between two short strings (pure), for "did you mean". */
+export function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let diagonal = row[0];
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const above = row[j];
+      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diagonal = above;
+    }
+  }
+  return row[b.length];
+}
+
+/** The closest candidate to `word` within an edit distance of 2, if any (pure). */
+export function suggest(word: string, candidates: Iterable<string>): string | undefined {
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const candidate of candidates) {
+    const distance = editDistance(word, candidate);
+    if (distance < bestDistance) (best = candidate, bestDistance = distance);
+  }
+  return best;
+}
+
+/** Rewrites a `parseArgs` error as a short sentence (pure). */
+function describeParseError(error: unknown, options: Record<string, OptionSpec>): string {
+  const code = (error as { code?: string }).code;
+  const message = (error as Error).message ?? String(error);
+  const quoted = /'(-[^' ]+)/.exec(message)?.[1] ?? "";
+  const option = quoted.replace(/ .*$/, "");
+  if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
+    const near = option.startsWith("--")
+      ? suggest(option.slice(2), [...Object.keys(options), "help"])
+      : undefined;
+    return `unknown option ${option}${near ? ` (did you mean --${near}?)` : ""}`;
+  }
+  if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
+    if (message.includes("does not take an argument")) return `option ${option} takes no value`;
+    if (message.includes("ambiguous")) {
+      return `option ${option} needs a value (to give a value that starts with "-", ` +
+        `write ${option}=-VALUE)`;
+    }
+    return `option ${option} needs a value`;
+  }
+  return message.split("\n")[0];
+}
+
+/**
+ * Parses the arguments after the command words against `command` (pure).
+ * Returns `"help"` when `--help` was given.
+ * @throws {UsageError} unknown options, missing values, wrong number of arguments.
+ */
+export function parseCommandArgs(command: Command, args: string[]): ParsedArgs | "help" {
+  const name = commandName(command);
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      options: { ...command.options, help: HELP_OPTION },
+      allowPositionals: true,
+      strict: true,
+    });
+  } catch (error) {
+    throw new UsageError(
+      name,
+      `Cannot run \`huskies ${name}\`: ${describeParseError(error, command.options)}`,
+    );
+  }
+  if (parsed.values.help) return "help";
+  const specs = command.positionals ?? [];
+  const required = specs.filter((p) => !p.optional).length;
+  if (parsed.positionals.length < required) {
+    const missing = specs.slice(parsed.positionals.length).filter((p) => !p.optional)
+      .map((p) => `<${p.name}>`);
+    throw new UsageError(name, `Cannot run \`huskies ${name}\`: missing ${missing.join(" ")}`);
+  }
+  if (parsed.positionals.length > specs.length) {
+    const extra = parsed.positionals[specs.length];
+    throw new UsageError(name, `Cannot run \`huskies ${name}\`: unexpected argument "${extra}"`);
+  }
+  const { help: _help, ...values } = parsed.values;
+  return { values: values as ParsedArgs["values"], positionals: parsed.positionals };
+}
+
+function usageLine(command: Command): string {
+  const positionals = (command.positionals ?? []).map((p) =>
+    p.optional ? `[${p.name}]` : `<${p.name}>`
+  );
+  return ["huskies", ...command.path, ...positionals, "[options]"].join(" ");
+}
+
+function optionLines(options: Record<string, OptionSpec>): string[] {
+  const rows = Object.entries({ ...options, help: HELP_OPTION }).map(([name, spec]) => {
+    const flag = `${spec.short ? `-${spec.short}, ` : "    "}--${name}${
+      spec.type === "string" ? ` ${spec.value ?? "VALUE"}` : ""
+    }`;
+    const repeat = spec.multiple ? " (repeatable)" : "";
+    return [flag, spec.description + repeat];
+  });
+  const width = Math.min(32, Math.max(...rows.map(([flag]) => flag.length)));
+  return rows.map(([flag, text]) =>
+    flag.length > width
+      ? `  ${flag}\n  ${" ".repeat(width)}  ${text}`
+      : `  ${flag.padEnd(width)}  ${text}`
+  );
+}
+
+/**
+ * Re-wraps text to `width` columns (pure): blank lines separate paragraphs;
+ * lines indented by two spaces are kept as they are.
+ */
+export function reflow(text: string, width = 80): string {
+  const out: string[] = [];
+  for (const paragraph of text.trim().split(/\n\s*\n/)) {
+    if (out.length > 0) out.push("");
+    let line = "";
+    const flush = () => {
+      if (line) out.push(line);
+      line = "";
+    };
+    for (const raw of paragraph.split("\n")) {
+      if (raw.startsWith("  ")) {
+        flush();
+        out.push(raw);
+        continue;
+      }
+      for (const word of raw.trim().split(/\s+/).filter(Boolean)) {
+        if (line && line.length + 1 + word.length > width) flush();
+        line = line ? `${line} ${word}` : word;
+      }
+    }
+    flush();
+  }
+  return out.join("\n");
+}
+
+/** The `--help` text of one command (pure). */
+export function formatCommandHelp(command: Command): string {
+  const lines = [
+    `huskies ${commandName(command)}: ${command.summary}`,
+    "",
+    `Usage: ${usageLine(command)}`,
+  ];
+  if (command.description) lines.push("", reflow(command.description));
+  const positionals = command.positionals ?? [];
+  if (positionals.length > 0) {
+    lines.push("", "Arguments:");
+    const width = Math.max(...positionals.map((p) => p.name.length + 2));
+    for (const p of positionals) lines.push(`  ${`<${p.name}>`.padEnd(width)}  ${p.description}`);
+  }
+  lines.push("", "Options:", ...optionLines(command.options));
+  if (command.examples?.length) {
+    lines.push("", "Examples:", ...command.examples.map((e) => `  ${e}`));
+  }
+  return lines.join("\n");
+}
+
+/** The help of a command group such as `huskies item` (pure). */
+export function formatGroupHelp(group: string, commands: readonly Command[]): string {
+  const members = commands.filter((c) => c.path.length > 1 && c.path[0] === group);
+  const width = Math.max(...members.map((c) => commandName(c).length));
+  return [
+    `Usage: huskies ${group} <command> [options]`,
+    "",
+    "Commands:",
+    ...members.map((c) => `  ${commandName(c).padEnd(width)}  ${c.summary}`),
+    "",
+    `Run \`huskies ${group} <command> --help\` for the options of a command.`,
+  ].join("\n");
+}
+
+/** The top-level help (pure). */
+export function formatRootHelp(commands: readonly Command[], version: string): string {
+  const width = Math.max(...commands.map((c) => commandName(c).length));
+  return [
+    `huskies ${version}: replicate signed pipeline state between nodes over WebSocket`,
+    "",
+    "Usage: huskies <command> [options]",
+    "",
+    "Commands:",
+    ...commands.map((c) => `  ${commandName(c).padEnd(width)}  ${c.summary}`),
+    "",
+    "Global options (accepted by every command that uses a data folder):",
+    "  --data-dir DIR   data folder (default: data_dir from ./.huskies/project.toml, else ./.huskies)",
+    "  --config FILE    configuration file (default: <data folder>/project.toml)",
+    "  --json           print JSON instead of text, where the output is data",
+    "  -h, --help       show help (also after any command)",
+    "  -V, --version    print the version",
+    "",
+    "Exit codes: 0 ok, 1 failure, 2 bad usage or input, 3 not found, 4 no running node,",
+    "5 data folder locked, 6 data folder corrupt, 7 bad config, 8 cannot listen,",
+    "9 verify found problems, 10 refused to overwrite, 130 forced exit.",
+    "",
+    "Run `huskies <command> --help` for the options of a command.",
+  ].join("\n");
+}
+
+/** What {@link resolveCommand} found (pure). */
+export type Resolution =
+  | { kind: "root-help" }
+  | { kind: "version" }
+  | { kind: "group-help"; group: string; missing: boolean }
+  | { kind: "command"; command: Command; args: string[] };
+
+/**
+ * Finds the command named by `argv` (pure). Global options written before the
+ * command (`--data-dir`, `--config`, `--json`) are moved after it.
+ * @throws {UsageError} unknown command or option.
+ */
+export function resolveCommand(commands: readonly Command[], argv: readonly string[]): Resolution {
+  const moved: string[] = [];
+  let i = 0;
+  for (; i < argv.length && argv[i].startsWith("-"); i++) {
+    const arg = argv[i];
+    const bare = arg.split("=")[0];
+    if (arg === "-h" || arg === "--help") return { kind: "root-help" };
+    if (arg === "-V" || arg === "--version") return { kind: "version" };
+    if (GLOBAL_FLAG_OPTIONS.has(arg)) moved.push(arg);
+    else if (GLOBAL_VALUE_OPTIONS.has(bare)) {
+      if (arg.includes("=")) moved.push(arg);
+      else if (i + 1 < argv.length) moved.push(arg, argv[++i]);
+      else throw new UsageError("", `Cannot run huskies: option ${arg} needs a value`);
+    } else {
+      throw new UsageError("", `Cannot run huskies: unknown option ${arg} before the command`);
+    }
+  }
+  const words = argv.slice(i);
+  if (words.length === 0) return { kind: "root-help" };
+  const groups = new Set(commands.filter((c) => c.path.length > 1).map((c) => c.path[0]));
+  const first = words[0];
+  if (groups.has(first)) {
+    const second = words[1];
+    if (second === undefined) return { kind: "group-help", group: first, missing: true };
+    if (second === "-h" || second === "--help") {
+      return { kind: "group-help", group: first, missing: false };
+    }
+    const command = commands.find((c) => c.path[0] === first && c.path[1] === second);
+    if (!command) {
+      const names = commands.filter((c) => c.path[0] === first).map((c) => c.path[1]);
+      const near = suggest(second, names);
+      throw new UsageError(
+        first,
+        `Cannot run huskies: unknown command "${first} ${second}"${
+          near ? ` (did you mean "${first} ${near}"?)` : ""
+        }`,
+      );
+    }
+    return { kind: "command", command, args: [...moved, ...words.slice(2)] };
+  }
+  const command = commands.find((c) => c.path.length === 1 && c.path[0] === first);
+  if (!command) {
+    const near = suggest(first, [...new Set(commands.map((c) => c.path[0]))]);
+    throw new UsageError(
+      "",
+      `Cannot run huskies: unknown command "${first}"${near ? ` (did you mean "${near}"?)` : ""}`,
+    );
+  }
+  return { kind: "command", command, args: [...moved, ...words.slice(1)] };
+}
+
+function debugEnabled(): boolean {
+  try {
+    return Boolean(Deno.env.get("HUSKIES_DEBUG"));
+  } catch {
+    return false; // No permission to read the environment.
+  }
+}
+
+/** Prints an error with its hint and returns its exit code (stack traces with HUSKIES_DEBUG=1). */
+export function reportError(error: unknown, ctx: CliContext): number {
+  const failure = classifyError(error);
+  ctx.err(`error: ${failure.message}`);
+  if (failure.hint) ctx.err(failure.hint);
+  if (failure.exitCode === ExitCode.FAILURE && !(error instanceof CliError)) {
+    if (debugEnabled()) ctx.err(String((error as Error)?.stack ?? error));
+  }
+  return failure.exitCode;
+}
+
+/**
+ * Runs the CLI: resolves the command, parses its arguments, runs it, and
+ * reports errors. Resolves to the exit code.
+ */
+export async function runCli(
+  commands: readonly Command[],
+  argv: readonly string[],
+  ctx: CliContext,
+): Promise<number> {
+  try {
+    const resolution = resolveCommand(commands, argv);
+    switch (resolution.kind) {
+      case "root-help":
+        ctx.out(formatRootHelp(commands, ctx.version));
+        return ExitCode.OK;
+      case "version":
+        ctx.out(`huskies ${ctx.version}`);
+        return ExitCode.OK;
+      case "group-help":
+        if (resolution.missing) {
+          ctx.err(`error: Cannot run \`huskies ${resolution.group}\`: missing <command>`);
+          ctx.err(formatGroupHelp(resolution.group, commands));
+          return ExitCode.USAGE;
+        }
+        ctx.out(formatGroupHelp(resolution.group, commands));
+        return ExitCode.OK;
+      case "command": {
+        const parsed = parseCommandArgs(resolution.command, resolution.args);
+        if (parsed === "help") {
+          ctx.out(formatCommandHelp(resolution.command));
+          return ExitCode.OK;
+        }
+        return await resolution.command.run(parsed, ctx);
+      }
+    }
+  } catch (error) {
+    return reportError(error, ctx);
+  }
+}
+
+/** The string value of option `name`, or `undefined`. */
+export function stringOption(args: ParsedArgs, name: string): string | undefined {
+  const value = args.values[name];
+  return typeof value === "string" ? value : undefined;
+}
+
+/** The values of a repeatable option `name` (empty when absent). */
+export function listOption(args: ParsedArgs, name: string): string[] {
+  const value = args.values[name];
+  if (Array.isArray(value)) return value;
+  return typeof value === "string" ? [value] : [];
+}
+
+/** True when boolean option `name` was given. */
+export function flagOption(args: ParsedArgs, name: string): boolean {
+  return args.values[name] === true;
+}

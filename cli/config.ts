@@ -1,0 +1,262 @@
+/**
+ * Configuration: `project.toml`, the data folder lookup, the listen address
+ * and rendezvous URLs. Parsing and merging are pure; {@link loadProjectConfig}
+ * and {@link resolveDataDir} read files.
+ *
+ * Keys of `project.toml` (every key optional, an unknown key is an error):
+ *
+ * ```toml
+ * listen = "127.0.0.1:3001"                 # HOST:PORT of the HTTP/WebSocket listener
+ * rendezvous = "ws://hub:3001/crdt-sync"    # or an array of URLs
+ * trusted_keys = ["<64 hex>", ...]          # trusted with write scope
+ * data_dir = "data"                         # relative to the file's folder
+ * open = false                              # open mesh: any key may connect
+ * public_status = false                     # serve / and /api/* to non-loopback clients
+ * ```
+ * @module
+ */
+import { dirname, isAbsolute, join } from "node:path";
+import { parse as parseToml, TomlError } from "smol-toml";
+import { trustKeyProblem } from "../auth/mod.ts";
+import { type ParsedArgs, stringOption } from "./args.ts";
+import { CliError, ExitCode } from "./errors.ts";
+
+/** The data folder used when neither `--data-dir` nor `data_dir` says otherwise. */
+export const DEFAULT_DATA_DIR = "./.huskies";
+/** Name of the configuration file inside a data folder. */
+export const CONFIG_FILE_NAME = "project.toml";
+/** The listen address used when neither `--listen` nor `listen` says otherwise. */
+export const DEFAULT_LISTEN = "127.0.0.1:3001";
+
+/** A host and port to listen on. */
+export interface ListenAddress {
+  /** Host name or IP address (IPv6 without brackets). */
+  hostname: string;
+  /** TCP port; 0 picks a free port. */
+  port: number;
+}
+
+/** The settings `project.toml` may hold, already validated. */
+export interface ProjectConfig {
+  /** `listen`. */
+  listen?: ListenAddress;
+  /** `rendezvous` (a string becomes a one-element list). */
+  rendezvous?: string[];
+  /** `trusted_keys`. */
+  trustedKeys?: string[];
+  /** `data_dir`, resolved against the folder of the file. */
+  dataDir?: string;
+  /** `open`. */
+  open?: boolean;
+  /** `public_status`. */
+  publicStatus?: boolean;
+}
+
+/** Keys `project.toml` may contain. */
+export const CONFIG_KEYS = [
+  "listen",
+  "rendezvous",
+  "trusted_keys",
+  "data_dir",
+  "open",
+  "public_status",
+] as const;
+
+/**
+ * Parses `HOST:PORT` (IPv6 as `[::1]:3001`) (pure).
+ * @throws {TypeError} the text is not of that form, or the port is not 0 to 65535.
+ */
+export function parseListen(text: string): ListenAddress {
+  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\s\[\]]+)):(\d{1,5})$/.exec(text.trim());
+  if (!match) {
+    throw new TypeError(
+      `Cannot use listen address "${text}": expected HOST:PORT, e.g. 127.0.0.1:3001 or [::1]:3001`,
+    );
+  }
+  const port = Number(match[3]);
+  if (port > 65535) {
+    throw new TypeError(`Cannot use listen address "${text}": port must be 0 to 65535`);
+  }
+  return { hostname: match[1] ?? match[2], port };
+}
+
+/** Formats a host and port for a URL, bracketing IPv6 addresses (pure). */
+export function hostPort(hostname: string, port: number): string {
+  return `${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`;
+}
+
+/**
+ * Checks a rendezvous URL (pure): it must parse and use `ws:` or `wss:`.
+ * Returns the URL as given (trimmed).
+ * @throws {TypeError} naming the URL and the problem.
+ */
+export function checkRendezvousUrl(text: string): string {
+  const trimmed = text.trim();
+  let url: URL;
+  try {
+    url = new URL(trimmed);
+  } catch {
+    throw new TypeError(
+      `Cannot use rendezvous URL "${text}": it is not a URL (expected e.g. ws://host:3001/crdt-sync)`,
+    );
+  }
+  if (url.protocol !== "ws:" && url.protocol !== "wss:") {
+    throw new TypeError(
+      `Cannot use rendezvous URL "${text}": it must start with ws:// or wss:// ` +
+        `(e.g. ws://host:3001/crdt-sync), not ${url.protocol}//`,
+    );
+  }
+  return trimmed;
+}
+
+function configError(file: string, reason: string, cause?: unknown): CliError {
+  return new CliError(ExitCode.CONFIG, `Cannot read config file ${file}: ${reason}`, {
+    cause,
+    hint: `Fix ${file}; known keys: ${CONFIG_KEYS.join(", ")}.`,
+  });
+}
+
+/**
+ * Parses and validates `project.toml` text (pure). `file` names the file in
+ * messages and anchors a relative `data_dir`.
+ * @throws {CliError} (exit code 7) naming the file and the key at fault.
+ */
+export function parseProjectConfig(text: string, file: string): ProjectConfig {
+  let table: Record<string, unknown>;
+  try {
+    table = parseToml(text) as Record<string, unknown>;
+  } catch (error) {
+    const reason = error instanceof TomlError
+      ? error.message.replace(/\n+/g, "\n  ").trimEnd()
+      : (error as Error).message;
+    throw configError(file, `it is not valid TOML: ${reason}`, error);
+  }
+  const config: ProjectConfig = {};
+  for (const [key, value] of Object.entries(table)) {
+    const bad = (expected: string) =>
+      configError(file, `key "${key}" must be ${expected}, got ${JSON.stringify(value)}`);
+    switch (key) {
+      case "listen":
+        if (typeof value !== "string") throw bad('a string "HOST:PORT"');
+        try {
+          config.listen = parseListen(value);
+        } catch (error) {
+          throw configError(file, `key "listen": ${(error as Error).message}`, error);
+        }
+        break;
+      case "rendezvous": {
+        const urls = typeof value === "string" ? [value] : value;
+        if (!Array.isArray(urls) || !urls.every((u) => typeof u === "string")) {
+          throw bad("a ws:// URL or an array of them");
+        }
+        try {
+          config.rendezvous = urls.map(checkRendezvousUrl);
+        } catch (error) {
+          throw configError(file, `key "rendezvous": ${(error as Error).message}`, error);
+        }
+        break;
+      }
+      case "trusted_keys":
+        if (!Array.isArray(value)) throw bad("an array of node ids (64 hex characters)");
+        value.forEach((item, index) => {
+          const problem = trustKeyProblem(item);
+          if (problem) {
+            throw configError(file, `key "trusted_keys" entry ${index}: ${problem}`);
+          }
+        });
+        config.trustedKeys = value as string[];
+        break;
+      case "data_dir":
+        if (typeof value !== "string" || value.length === 0) throw bad("a non-empty path");
+        config.dataDir = isAbsolute(value) ? value : join(dirname(file), value);
+        break;
+      case "open":
+        if (typeof value !== "boolean") throw bad("true or false");
+        config.open = value;
+        break;
+      case "public_status":
+        if (typeof value !== "boolean") throw bad("true or false");
+        config.publicStatus = value;
+        break;
+      default:
+        throw configError(file, `unknown key "${key}"`);
+    }
+  }
+  return config;
+}
+
+/**
+ * Reads and parses a config file. A missing file yields `undefined` unless
+ * `required` (then it is an error).
+ * @throws {CliError} exit code 7 for an unreadable or invalid file.
+ */
+export async function loadProjectConfig(
+  file: string,
+  options: { required?: boolean } = {},
+): Promise<ProjectConfig | undefined> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(file);
+  } catch (error) {
+    const absent = error instanceof Deno.errors.NotFound ||
+      error instanceof Deno.errors.NotADirectory;
+    if (absent && !options.required) return undefined;
+    const reason = error instanceof Deno.errors.NotFound
+      ? "it does not exist"
+      : (error as Error).message;
+    throw configError(file, reason, error);
+  }
+  return parseProjectConfig(text, file);
+}
+
+/** Flags that locate the data folder and its configuration. */
+export interface LocationFlags {
+  /** `--data-dir`. */
+  dataDir?: string;
+  /** `--config`. */
+  config?: string;
+}
+
+/** The data folder and the configuration that applies to it. */
+export interface ResolvedLocation {
+  /** The data folder (as given, or resolved from `data_dir`). */
+  dataDir: string;
+  /** The configuration file that was read, if any. */
+  configFile?: string;
+  /** Its settings (empty when there is no file). */
+  config: ProjectConfig;
+}
+
+/**
+ * Chooses the configuration file and the data folder (pure): `--config` if
+ * given, else `<--data-dir or ./.huskies>/project.toml`; the data folder is
+ * `--data-dir`, else the file's `data_dir`, else `./.huskies`.
+ */
+export function chooseLocation(
+  flags: LocationFlags,
+  config: ProjectConfig | undefined,
+): { dataDir: string } {
+  return { dataDir: flags.dataDir ?? config?.dataDir ?? DEFAULT_DATA_DIR };
+}
+
+/** The config file to read for `flags` (pure). */
+export function configFileFor(flags: LocationFlags): { file: string; required: boolean } {
+  if (flags.config !== undefined) return { file: flags.config, required: true };
+  return { file: join(flags.dataDir ?? DEFAULT_DATA_DIR, CONFIG_FILE_NAME), required: false };
+}
+
+/** Reads the configuration for `flags` and decides the data folder. */
+export async function resolveDataDir(flags: LocationFlags): Promise<ResolvedLocation> {
+  const { file, required } = configFileFor(flags);
+  const config = await loadProjectConfig(file, { required });
+  const { dataDir } = chooseLocation(flags, config);
+  return { dataDir, configFile: config ? file : undefined, config: config ?? {} };
+}
+
+/** {@link resolveDataDir} for a command's parsed `--data-dir` and `--config`. */
+export function locate(args: ParsedArgs): Promise<ResolvedLocation> {
+  return resolveDataDir({
+    dataDir: stringOption(args, "data-dir"),
+    config: stringOption(args, "config"),
+  });
+}

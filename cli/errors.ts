@@ -1,0 +1,124 @@
+/**
+ * Exit codes of the `huskies` CLI and the errors that carry them.
+ *
+ * Every command returns one of {@link ExitCode}. A command signals a failure
+ * by throwing a {@link CliError} (or a {@link UsageError} for bad flags and
+ * arguments); {@link classifyError} maps the library's named errors (a locked
+ * or corrupt data folder, an existing key file) to the right code.
+ * @module
+ */
+import {
+  KeyFileCorruptError,
+  KeyFileExistsError,
+  KeyFileMissingError,
+  KeyFilePermissionError,
+} from "../auth/mod.ts";
+import { StoreCorruptError, StoreLockedError } from "../crdt/sqlite_store.ts";
+
+/** Exit codes, documented in `cli/USAGE.md`. */
+export const ExitCode = {
+  /** The command did what was asked. */
+  OK: 0,
+  /** Something failed that no more specific code covers. */
+  FAILURE: 1,
+  /** Bad flags, arguments or input values (nothing was changed). */
+  USAGE: 2,
+  /** The named item, token, trusted key or key file does not exist. */
+  NOT_FOUND: 3,
+  /** No node is running for the data folder (for commands that need one). */
+  NOT_RUNNING: 4,
+  /** The data folder is in use by another process (its store is locked). */
+  LOCKED: 5,
+  /** A file in the data folder is corrupt or unsafe (store, key file). */
+  DATA_INVALID: 6,
+  /** The configuration file (`project.toml`) is malformed. */
+  CONFIG: 7,
+  /** The HTTP/WebSocket listener could not start (e.g. the port is in use). */
+  LISTEN: 8,
+  /** `huskies verify` found problems in the store. */
+  VERIFY_FAILED: 9,
+  /** Refused to overwrite something that exists (a key file without `--force`). */
+  EXISTS: 10,
+  /** A second SIGINT/SIGTERM forced the process to exit. */
+  INTERRUPTED: 130,
+} as const;
+
+/** One of the values of {@link ExitCode}. */
+export type ExitCodeValue = typeof ExitCode[keyof typeof ExitCode];
+
+/** Options for {@link CliError}. */
+export interface CliErrorOptions extends ErrorOptions {
+  /** A line of advice printed after the message. */
+  hint?: string;
+}
+
+/** An error the CLI reports with a message (and optional hint) and an exit code. */
+export class CliError extends Error {
+  /** The process exit code. */
+  readonly exitCode: ExitCodeValue;
+  /** Optional advice printed after the message. */
+  readonly hint?: string;
+
+  /** Creates the error; `message` should read "Cannot <action>: <reason>". */
+  constructor(exitCode: ExitCodeValue, message: string, options: CliErrorOptions = {}) {
+    super(message, options);
+    this.name = new.target.name;
+    this.exitCode = exitCode;
+    this.hint = options.hint;
+  }
+}
+
+/** Bad flags or arguments: exit code 2, with a pointer to the command's `--help`. */
+export class UsageError extends CliError {
+  /** The command whose help explains the usage, e.g. `item put` (empty for the root). */
+  readonly command: string;
+
+  /** Creates the error for `command` (words after `huskies`). */
+  constructor(command: string, message: string, options: CliErrorOptions = {}) {
+    super(ExitCode.USAGE, message, {
+      ...options,
+      hint: options.hint ?? `Run \`huskies${command ? " " + command : ""} --help\` for usage.`,
+    });
+    this.command = command;
+  }
+}
+
+/**
+ * Maps any thrown value to a {@link CliError} (pure): library errors about
+ * the data folder get their own codes, anything else is a general failure.
+ */
+export function classifyError(error: unknown): CliError {
+  if (error instanceof CliError) return error;
+  if (error instanceof StoreLockedError) {
+    return new CliError(ExitCode.LOCKED, error.message, { cause: error });
+  }
+  if (
+    error instanceof StoreCorruptError || error instanceof KeyFileCorruptError ||
+    error instanceof KeyFilePermissionError
+  ) {
+    return new CliError(ExitCode.DATA_INVALID, error.message, { cause: error });
+  }
+  if (error instanceof KeyFileExistsError) {
+    return new CliError(ExitCode.EXISTS, error.message, { cause: error });
+  }
+  if (error instanceof KeyFileMissingError) {
+    return new CliError(ExitCode.NOT_FOUND, error.message, {
+      cause: error,
+      hint: "Create an identity with `huskies keys create` (or start `huskies serve` once).",
+    });
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  // TrustStore and TokenStore report a corrupt or unsafe file with a plain Error.
+  if (/^Cannot read (trust|token) file /.test(message)) {
+    return new CliError(ExitCode.DATA_INVALID, message, { cause: error });
+  }
+  return new CliError(ExitCode.FAILURE, message, { cause: error });
+}
+
+/** Turns a library input error (TypeError, RangeError, SyntaxError) into a {@link UsageError}. */
+export function asUsageError(command: string, error: unknown): unknown {
+  if (error instanceof TypeError || error instanceof RangeError || error instanceof SyntaxError) {
+    return new UsageError(command, error.message, { cause: error });
+  }
+  return error;
+}

@@ -1,0 +1,299 @@
+/**
+ * Prometheus metrics (text format 0.0.4) and the session bookkeeping behind
+ * them. {@link SessionTracker} samples live sessions so that byte and
+ * operation totals survive the sessions that produced them, and measures
+ * catch-up time; {@link renderMetrics} is a pure function of a snapshot.
+ *
+ * Catch-up duration is the time from a session's authentication until both
+ * sides have finished catch-up (the session state turns `live`). Sessions are
+ * sampled every {@link SAMPLE_INTERVAL_MS} ms, so each value is late by at
+ * most that much (read `huskies_catchup_duration_seconds` with that in mind).
+ * @module
+ */
+import type { NodeStatus } from "../sync/node.ts";
+import type { SessionStats } from "../sync/session.ts";
+
+/** How often `huskies serve` samples sessions, ms. */
+export const SAMPLE_INTERVAL_MS = 100;
+
+/** Upper bounds of the catch-up histogram buckets, seconds. */
+export const CATCHUP_BUCKETS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300] as const;
+
+/** Something with session counters (a `SyncSession`). */
+export interface StatsSource {
+  /** A snapshot of the session's counters; still answers after the session closed. */
+  stats(): SessionStats;
+}
+
+/** Byte and operation totals over every session since start. */
+export interface TrafficTotals {
+  /** Frame bytes received. */
+  bytesIn: number;
+  /** Frame bytes sent. */
+  bytesOut: number;
+  /** Operations received. */
+  opsIn: number;
+  /** Operations sent. */
+  opsOut: number;
+  /** Sessions that were authenticated. */
+  sessions: number;
+}
+
+/** A cumulative histogram (pure). */
+export class Histogram {
+  /** Bucket upper bounds, ascending. */
+  readonly bounds: readonly number[];
+  readonly #counts: number[];
+  #sum = 0;
+  #count = 0;
+
+  /** Creates an empty histogram with the given bucket bounds. */
+  constructor(bounds: readonly number[]) {
+    this.bounds = bounds;
+    this.#counts = bounds.map(() => 0);
+  }
+
+  /** Records one value. */
+  observe(value: number): void {
+    this.#sum += value;
+    this.#count++;
+    for (let i = 0; i < this.bounds.length; i++) if (value <= this.bounds[i]) this.#counts[i]++;
+  }
+
+  /** Cumulative counts per bucket, the sum and the count. */
+  snapshot(): { buckets: { le: number; count: number }[]; sum: number; count: number } {
+    return {
+      buckets: this.bounds.map((le, i) => ({ le, count: this.#counts[i] })),
+      sum: this.#sum,
+      count: this.#count,
+    };
+  }
+}
+
+/** A live session as shown by status: its counters plus the measured catch-up time. */
+export interface PeerView extends SessionStats {
+  /** Time from authentication to `live`, ms (accurate to the sample interval). */
+  catchupMs?: number;
+}
+
+interface Tracked {
+  last: SessionStats;
+  catchupMs?: number;
+}
+
+/**
+ * Keeps totals across sessions and measures catch-up. Call
+ * {@link SessionTracker.sample} with the node's live sessions regularly.
+ */
+export class SessionTracker {
+  readonly #tracked = new Map<StatsSource, Tracked>();
+  readonly #closed: TrafficTotals = { bytesIn: 0, bytesOut: 0, opsIn: 0, opsOut: 0, sessions: 0 };
+  /** Catch-up durations, seconds. */
+  readonly catchup = new Histogram(CATCHUP_BUCKETS);
+
+  /** Records the current sessions; sessions gone since the last call are folded into the totals. */
+  sample(sessions: readonly StatsSource[], now: number = Date.now()): void {
+    const current = new Set(sessions);
+    for (const source of this.#tracked.keys()) {
+      if (current.has(source)) continue;
+      const final = source.stats();
+      this.#closed.bytesIn += final.bytesIn;
+      this.#closed.bytesOut += final.bytesOut;
+      this.#closed.opsIn += final.opsIn;
+      this.#closed.opsOut += final.opsOut;
+      this.#tracked.delete(source);
+    }
+    for (const source of sessions) {
+      const stats = source.stats();
+      let tracked = this.#tracked.get(source);
+      if (!tracked) {
+        tracked = { last: stats };
+        this.#tracked.set(source, tracked);
+        this.#closed.sessions++;
+      }
+      tracked.last = stats;
+      if (tracked.catchupMs === undefined && stats.state === "live") {
+        const liveAt = (stats as SessionStats & { liveAt?: number }).liveAt;
+        tracked.catchupMs = Math.max(0, (liveAt ?? now) - stats.since);
+        this.catchup.observe(tracked.catchupMs / 1000);
+      }
+    }
+  }
+
+  /** Live sessions with their measured catch-up time, in sampling order. */
+  peers(): PeerView[] {
+    return [...this.#tracked.values()].map(({ last, catchupMs }) =>
+      catchupMs === undefined ? { ...last } : { ...last, catchupMs }
+    );
+  }
+
+  /** Totals over closed sessions plus the live sessions' current counters. */
+  totals(): TrafficTotals {
+    const totals = { ...this.#closed };
+    for (const { last } of this.#tracked.values()) {
+      totals.bytesIn += last.bytesIn;
+      totals.bytesOut += last.bytesOut;
+      totals.opsIn += last.opsIn;
+      totals.opsOut += last.opsOut;
+    }
+    return totals;
+  }
+}
+
+/** What {@link renderMetrics} needs. */
+export interface MetricsInput {
+  /** The node's status. */
+  status: Pick<
+    NodeStatus,
+    "nodeId" | "operations" | "pending" | "forks" | "counters" | "rendezvous"
+  >;
+  /** Live sessions. */
+  peers: readonly PeerView[];
+  /** Traffic totals. */
+  totals: TrafficTotals;
+  /** Catch-up histogram. */
+  catchup: Histogram;
+  /** CLI version. */
+  version: string;
+  /** Process start, ms since the epoch. */
+  startedAt: number;
+}
+
+/** Escapes a label value for the text format (pure). */
+export function escapeLabel(value: string): string {
+  return value.replaceAll("\\", "\\\\").replaceAll('"', '\\"').replaceAll("\n", "\\n");
+}
+
+function labels(pairs: Record<string, string>): string {
+  const body = Object.entries(pairs).map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(",");
+  return body ? `{${body}}` : "";
+}
+
+function formatNumber(value: number): string {
+  if (Number.isNaN(value)) return "NaN";
+  if (value === Infinity) return "+Inf";
+  if (value === -Infinity) return "-Inf";
+  return String(value);
+}
+
+/** Renders every metric in the Prometheus text format 0.0.4 (pure). */
+export function renderMetrics(input: MetricsInput): string {
+  const out: string[] = [];
+  const family = (
+    name: string,
+    type: "gauge" | "counter" | "histogram",
+    help: string,
+    samples: [Record<string, string>, number][],
+  ) => {
+    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    for (const [l, v] of samples) out.push(`${name}${labels(l)} ${formatNumber(v)}`);
+  };
+  const { status, peers, totals } = input;
+  family("huskies_info", "gauge", "Node identity and version (always 1).", [
+    [{ node_id: status.nodeId, version: input.version }, 1],
+  ]);
+  family(
+    "huskies_start_time_seconds",
+    "gauge",
+    "Start time of the node, seconds since the epoch.",
+    [
+      [{}, Math.floor(input.startedAt / 1000)],
+    ],
+  );
+  const peerSamples: [Record<string, string>, number][] = [];
+  for (const direction of ["inbound", "outbound"]) {
+    for (const state of ["syncing", "live"]) {
+      const n = peers.filter((p) => p.direction === direction && p.state === state).length;
+      peerSamples.push([{ direction, state }, n]);
+    }
+  }
+  family(
+    "huskies_peers",
+    "gauge",
+    "Authenticated peer sessions by direction and state.",
+    peerSamples,
+  );
+  family("huskies_operations", "gauge", "Operations held in the log.", [[{}, status.operations]]);
+  family(
+    "huskies_operations_applied_total",
+    "counter",
+    "Operations applied since start (local and received).",
+    [[{}, status.counters.applied]],
+  );
+  family(
+    "huskies_operations_rejected_total",
+    "counter",
+    "Received operations refused since start, by reason.",
+    [
+      [{ reason: "invalid" }, status.counters.invalid],
+      [{ reason: "unauthorized" }, status.counters.unauthorized],
+    ],
+  );
+  family("huskies_sync_received_bytes_total", "counter", "Sync frame bytes received from peers.", [
+    [{}, totals.bytesIn],
+  ]);
+  family("huskies_sync_sent_bytes_total", "counter", "Sync frame bytes sent to peers.", [
+    [{}, totals.bytesOut],
+  ]);
+  family("huskies_sync_received_operations_total", "counter", "Operations received from peers.", [
+    [{}, totals.opsIn],
+  ]);
+  family("huskies_sync_sent_operations_total", "counter", "Operations sent to peers.", [
+    [{}, totals.opsOut],
+  ]);
+  family("huskies_sessions_total", "counter", "Peer sessions authenticated since start.", [
+    [{}, totals.sessions],
+  ]);
+  family(
+    "huskies_outbound_queue_operations",
+    "gauge",
+    "Operations queued for peers and not yet sent, over all sessions.",
+    [[{}, peers.reduce((sum, p) => sum + p.queuedOps, 0)]],
+  );
+  family(
+    "huskies_pending_operations",
+    "gauge",
+    "Operations buffered while waiting for their dependencies.",
+    [[{}, status.pending.count]],
+  );
+  family("huskies_pending_bytes", "gauge", "Bytes held by the pending buffer.", [
+    [{}, status.pending.bytes],
+  ]);
+  family(
+    "huskies_forks_detected",
+    "gauge",
+    "Authors caught signing two operations at one position.",
+    [
+      [{}, status.forks.length],
+    ],
+  );
+  family(
+    "huskies_peer_clock_lag_operations",
+    "gauge",
+    "Operations this node holds that the peer is not known to hold.",
+    peers.map((p) => [{ peer: p.peer, direction: p.direction }, p.clockLag]),
+  );
+  const rendezvous: [Record<string, string>, number][] = [];
+  for (const state of ["connecting", "connected", "waiting", "stopped"]) {
+    rendezvous.push([{ state }, status.rendezvous.filter((r) => r.state === state).length]);
+  }
+  family(
+    "huskies_rendezvous_clients",
+    "gauge",
+    "Outbound rendezvous clients by state.",
+    rendezvous,
+  );
+  const histogram = input.catchup.snapshot();
+  const name = "huskies_catchup_duration_seconds";
+  out.push(
+    `# HELP ${name} Time from peer authentication until catch-up finished in both directions ` +
+      `(sampled every ${SAMPLE_INTERVAL_MS} ms).`,
+    `# TYPE ${name} histogram`,
+  );
+  for (const { le, count } of histogram.buckets) {
+    out.push(`${name}_bucket${labels({ le: formatNumber(le) })} ${count}`);
+  }
+  out.push(`${name}_bucket{le="+Inf"} ${histogram.count}`);
+  out.push(`${name}_sum ${formatNumber(histogram.sum)}`, `${name}_count ${histogram.count}`);
+  return out.join("\n") + "\n";
+}

@@ -1,0 +1,91 @@
+/**
+ * `huskies status`: what the running node of a data folder is doing: its
+ * id, peers, rendezvous clients, forks, pending buffer and operations.
+ * {@link formatStatus} is pure.
+ * @module
+ */
+import { type Command, DATA_DIR_OPTION, flagOption, JSON_OPTION } from "./args.ts";
+import { locate } from "./config.ts";
+import { ExitCode } from "./errors.ts";
+import { formatBytes, formatDuration, shortId, table } from "./format.ts";
+import type { StatusSnapshot } from "./http.ts";
+import { AdminClient } from "./runtime.ts";
+
+/** Formats a status snapshot as readable text (pure). */
+export function formatStatus(s: StatusSnapshot, now: number = Date.now()): string {
+  const lines = [
+    `node id      ${s.nodeId}`,
+    `version      ${s.version}, up ${formatDuration(s.uptimeSeconds * 1000)}`,
+    `sync         ${s.urls.sync}`,
+    `status page  ${s.urls.status}`,
+    `mesh         ${s.open ? "open" : "closed"}`,
+    `operations   ${s.operations} held; ${s.counters.applied} applied since start; rejected ` +
+    `${s.counters.invalid} invalid, ${s.counters.unauthorized} unauthorized`,
+    `pending      ${s.pending.count} operations (${
+      formatBytes(s.pending.bytes)
+    }) waiting for dependencies`,
+    `forks        ${
+      s.forks.length === 0 ? "none detected" : `${s.forks.length} detected: ${s.forks.join(", ")}`
+    }`,
+    "",
+  ];
+  if (s.peers.length === 0) lines.push("Peers: none connected.");
+  else {
+    lines.push(
+      `Peers (${s.peers.length}):`,
+      table(
+        [
+          "PEER",
+          "DIRECTION",
+          "STATE",
+          "LAG",
+          "OPS IN",
+          "OPS OUT",
+          "BYTES IN",
+          "BYTES OUT",
+          "QUEUED",
+          "SINCE",
+        ],
+        s.peers.map((p) => [
+          shortId(p.peer),
+          p.direction,
+          p.state + (p.legacy ? " (v1)" : ""),
+          p.clockLag,
+          p.opsIn,
+          p.opsOut,
+          formatBytes(p.bytesIn),
+          formatBytes(p.bytesOut),
+          p.queuedOps,
+          formatDuration(now - p.since),
+        ]),
+      ),
+    );
+  }
+  lines.push("");
+  if (s.rendezvous.length === 0) lines.push("Rendezvous: none configured.");
+  else {
+    lines.push(
+      `Rendezvous (${s.rendezvous.length}):`,
+      table(
+        ["URL", "STATE", "FAILURES", "LAST ERROR"],
+        s.rendezvous.map((r) => [r.url, r.state, r.failures, r.lastError ?? "-"]),
+      ),
+    );
+  }
+  return lines.join("\n");
+}
+
+/** The `status` command. */
+export const statusCommand: Command = {
+  path: ["status"],
+  summary: "show the running node's id, peers, rendezvous clients and counters",
+  description: "Asks the node running for the data folder (exit code 4 when none is).",
+  options: { ...JSON_OPTION, ...DATA_DIR_OPTION },
+  async run(args, ctx) {
+    const { dataDir } = await locate(args);
+    const admin = await AdminClient.open(dataDir, "status");
+    const snapshot = await admin.request<StatusSnapshot>("GET", "/admin/status");
+    ctx.out(flagOption(args, "json") ? JSON.stringify(snapshot, null, 2) : formatStatus(snapshot));
+    return ExitCode.OK;
+  },
+};
