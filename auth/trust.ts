@@ -68,6 +68,8 @@ export interface TrustEntry {
 
 /** What changed in the effective trust list. */
 export interface TrustChange {
+  /** Keys newly trusted. */
+  added: string[];
   /** Keys that were trusted and no longer are. */
   removed: string[];
   /** Keys still trusted whose scope changed. */
@@ -283,11 +285,12 @@ export class TrustStore {
       if (now === undefined) removed.push(key);
       else if (now !== scope) changed.push(key);
     }
-    return { removed, changed };
+    const added = [...after.keys()].filter((key) => !before.has(key));
+    return { added, removed, changed };
   }
 
   #emit(change: TrustChange): void {
-    if (change.removed.length === 0 && change.changed.length === 0) return;
+    if (change.added.length + change.removed.length + change.changed.length === 0) return;
     for (const listener of [...this.#listeners]) listener(change);
   }
 
@@ -386,7 +389,7 @@ export class TrustStore {
    */
   reload(): TrustChange {
     const before = this.#snapshot();
-    if (!this.#load()) return { removed: [], changed: [] };
+    if (!this.#load()) return { added: [], removed: [], changed: [] };
     const change = this.#diff(before);
     this.#emit(change);
     return change;

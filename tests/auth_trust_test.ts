@@ -65,17 +65,22 @@ Deno.test("trust store reload picks up changes made by another instance on the s
     const cli = TrustStore.open(dir);
     cli.add(a, "write");
     cli.add(b, "write");
-    assert.deepEqual(node.reload(), { removed: [], changed: [] });
+    const first = node.reload();
+    assert.deepEqual({ ...first, added: first.added.sort() }, {
+      added: [a, b].sort(),
+      removed: [],
+      changed: [],
+    });
     assert.equal(node.scopeOf(a), "write");
 
     cli.remove(a);
     cli.add(b, "read");
     const change = node.reload();
-    assert.deepEqual(change, { removed: [a], changed: [b] });
+    assert.deepEqual(change, { added: [], removed: [a], changed: [b] });
     assert.equal(node.scopeOf(a), undefined);
     assert.equal(node.scopeOf(b), "read");
     // Nothing changed since: no reread, no change.
-    assert.deepEqual(node.reload(), { removed: [], changed: [] });
+    assert.deepEqual(node.reload(), { added: [], removed: [], changed: [] });
   }));
 
 Deno.test("trust store add by one instance keeps keys added by another", () =>
@@ -107,7 +112,7 @@ Deno.test("trust store watch reports keys removed by the CLI to a running node",
     cli.remove(a);
     await changed;
     controller.abort();
-    assert.deepEqual(seen[0], { removed: [a], changed: [] });
+    assert.deepEqual(seen[0], { added: [], removed: [a], changed: [] });
   });
 });
 
@@ -119,7 +124,7 @@ Deno.test("trust store watch also reports removals made through the same instanc
   store.remove(a);
   controller.abort();
   store.remove(b);
-  assert.deepEqual(seen, [{ removed: [a], changed: [] }]);
+  assert.deepEqual(seen, [{ added: [], removed: [a], changed: [] }]);
 });
 
 Deno.test("trust store refuses invalid keys with a TypeError", () => {
