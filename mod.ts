@@ -112,7 +112,7 @@ export {
   type WorkItem,
   type WorkItemPatch,
 } from "./crdt/pipeline.ts";
-export { type ForkProof, MemoryStore, type Store } from "./crdt/store.ts";
+export { type AppendOptions, type ForkProof, MemoryStore, type Store } from "./crdt/store.ts";
 export {
   SqliteStore,
   type SqliteStoreOptions,

@@ -3,12 +3,17 @@
  * that signs local changes, the operation log, the materialised document and
  * the store, and is the single place where operations enter the state.
  * Everything hangs off the instance, so many replicas can live in one process.
+ *
+ * Forked authors (see `log.ts`): their operations from the fork point on are
+ * stored and served to peers but kept out of the document. When a fork moves
+ * applied operations into quarantine, the document is rebuilt from the log
+ * (O(n); forks are rare).
  * @module
  */
 import type { ClockHeads, VectorClock } from "./clock.ts";
 import { CrdtDocument } from "./document.ts";
 import { type Identity, type NodeId, SignatureVerifier } from "./identity.ts";
-import { type BatchResult, OpLog, type PendingLimits } from "./log.ts";
+import { type BatchResult, type LogMark, OpLog, type PendingLimits } from "./log.ts";
 import {
   hasValidId,
   type Mutation,
@@ -31,6 +36,8 @@ export interface ReplicaOptions {
   mayAuthor?: (author: NodeId) => boolean;
   /** Bounds of the buffer for operations that arrive before their predecessors. */
   pending?: PendingLimits;
+  /** Bounds of the quarantine for operations of forked authors from their fork point on. */
+  quarantine?: PendingLimits;
 }
 
 /** Options for {@link Replica.receive}. */
@@ -66,12 +73,12 @@ export class Replica {
   readonly identity: Identity;
   /** The node id (hex public key). */
   readonly nodeId: NodeId;
-  /** The materialised document. Read it; change it only through {@link Replica.commit}. */
-  readonly document: CrdtDocument = new CrdtDocument();
+  #document = new CrdtDocument();
   readonly #log: OpLog;
   readonly #store: Store;
   readonly #applied = new Set<AppliedListener>();
   readonly #forkListeners = new Set<ForkListener>();
+  readonly #quarantineListeners = new Set<(ops: readonly Operation[], origin: unknown) => void>();
   #closed = false;
 
   private constructor(options: ReplicaOptions) {
@@ -82,37 +89,51 @@ export class Replica {
       verifier: options.verifier ?? new SignatureVerifier(),
       mayAuthor: options.mayAuthor,
       pending: options.pending,
+      quarantine: options.quarantine,
     });
   }
 
   /**
-   * Opens a replica and replays the store in insertion order. Each stored id
-   * is recomputed, so a tampered or corrupt row stops the open with an error
-   * instead of being served to peers. Signatures are re-checked by
+   * The materialised document. Read it; change it only through
+   * {@link Replica.commit}. A fork can replace it with a rebuilt one, so read
+   * it through the replica each time rather than keeping it.
+   */
+  get document(): CrdtDocument {
+    return this.#document;
+  }
+
+  /**
+   * Opens a replica and replays the store in insertion order, after its fork
+   * proofs, so forked authors' operations go to quarantine again. Each stored
+   * id is recomputed, so a tampered or corrupt row stops the open with an
+   * error instead of being served to peers. Signatures are re-checked by
    * `huskies verify`, not at every start.
    */
   static open(options: ReplicaOptions): Replica {
     const replica = new Replica(options);
-    let position = 0;
+    const ops: Operation[] = [];
     for (const op of replica.#store.load()) {
-      position++;
       if (!hasValidId(op)) {
         throw new Error(
-          `Cannot open replica: stored operation #${position} (${op.id}) does not match its id; the store is corrupt or was altered`,
+          `Cannot open replica: stored operation #${
+            ops.length + 1
+          } (${op.id}) does not match its id; the store is corrupt or was altered`,
         );
       }
-      try {
-        replica.#log.applyTrusted(op);
-      } catch (error) {
-        throw new Error(
-          `Cannot open replica: stored operation #${position} is out of order (${
-            (error as Error).message
-          })`,
-        );
-      }
-      replica.document.apply(op);
+      ops.push(op);
     }
-    for (const proof of replica.#store.loadForks()) replica.#log.addForkProof(proof);
+    const unplaced = replica.#log.load(ops, replica.#store.loadForks());
+    // Without a fork, every stored operation must place: anything else is a damaged store. With
+    // one, an operation may wait for a lower fork proof that peers send again (see OpLog.load).
+    if (unplaced.length > 0 && replica.#log.forks().length === 0) {
+      const [first] = unplaced;
+      throw new Error(
+        `Cannot open replica: stored operation #${
+          first.index + 1
+        } is out of order (Cannot apply operation ${first.op.id}: ${first.reason})`,
+      );
+    }
+    for (const op of replica.#log.all()) replica.#document.apply(op);
     return replica;
   }
 
@@ -122,33 +143,47 @@ export class Replica {
 
   /**
    * Signs `mutations` as consecutive local operations, persists them in one
-   * transaction and applies them. Returns the new operations.
+   * transaction and applies them. Returns the new operations. When this
+   * node's own identity has been caught forking (its key is in use
+   * elsewhere), operations from the fork point on are signed and stored but
+   * quarantined like any forked author's: they do not change the document.
    */
   commit(mutations: readonly Mutation[]): Operation[] {
     this.#checkOpen("commit");
     if (mutations.length === 0) return [];
     const mark = this.#log.mark();
     const created: Operation[] = [];
+    const applied: Operation[] = [];
+    const quarantined: Operation[] = [];
+    const tip = this.#log.tipOf(this.nodeId);
+    let seq = (tip?.seq ?? 0) + 1;
+    let prev = tip?.id ?? null;
+    let time = tip?.time ?? 0;
     try {
       for (const mutation of mutations) {
         const op = signOperation({
           author: this.nodeId,
-          seq: this.#log.countOf(this.nodeId) + 1,
-          prev: this.#log.headOf(this.nodeId),
+          seq,
+          prev,
           deps: this.#localDeps(),
-          time: this.#log.maxTime + 1,
+          time: Math.max(time, this.#log.maxTime) + 1,
           mutation,
         }, this.identity);
-        this.#log.applyTrusted(op);
+        if (this.#log.applyTrusted(op) === "applied") applied.push(op);
+        else quarantined.push(op);
         created.push(op);
+        seq = op.seq + 1;
+        prev = op.id;
+        time = op.time;
       }
-      this.#store.append(created);
+      this.#store.append(created, { durable: true });
     } catch (error) {
       this.#log.rollback(mark);
       throw error;
     }
-    for (const op of created) this.document.apply(op);
-    this.#emit(created, LOCAL_ORIGIN);
+    for (const op of applied) this.#document.apply(op);
+    if (applied.length > 0) this.#emit(applied, LOCAL_ORIGIN);
+    if (quarantined.length > 0) this.#emitQuarantined(quarantined, LOCAL_ORIGIN);
     return created;
   }
 
@@ -169,38 +204,63 @@ export class Replica {
 
   /**
    * Receives operations from a peer: verifies, applies what is causally ready
-   * (and anything it releases from the pending buffer), persists the newly
-   * applied operations in one transaction, and notifies listeners.
+   * (and anything it releases from the pending buffer), quarantines forked
+   * authors' operations, persists everything newly held in one transaction,
+   * and notifies listeners.
    */
   receive(ops: readonly Operation[], options: ReceiveOptions = {}): BatchResult {
     this.#checkOpen("receive operations");
     const mark = this.#log.mark();
     const result = this.#log.receive(ops, options.amortise ?? false);
-    if (result.applied.length > 0) {
+    this.#settle(mark, result, options.origin);
+    return result;
+  }
+
+  /**
+   * Checks and records a fork proof from a peer; true when it was new (or
+   * lowers the author's fork point) and valid.
+   */
+  addForkProof(proof: ForkProof, origin?: unknown): boolean {
+    this.#checkOpen("add a fork proof");
+    const mark = this.#log.mark();
+    const result = this.#log.addForkProof(proof);
+    if (result === undefined) return false;
+    this.#settle(mark, result, origin);
+    return true;
+  }
+
+  /** Persists what the log newly holds (undoing it when that fails), updates the document, notifies. */
+  #settle(mark: LogMark, result: BatchResult, origin: unknown): void {
+    if (result.held.length > 0) {
       try {
-        this.#store.append(result.applied);
+        // Peers can send these again, so a power loss may cost the last few (not a crash).
+        this.#store.append(result.held, { durable: false });
       } catch (error) {
         this.#log.rollback(mark);
         throw error;
       }
-      for (const op of result.applied) this.document.apply(op);
     }
-    for (const proof of result.forks) this.#recordFork(proof, options.origin);
-    if (result.applied.length > 0) this.#emit(result.applied, options.origin);
-    return result;
-  }
-
-  /** Checks and records a fork proof from a peer; true when it was new and valid. */
-  addForkProof(proof: ForkProof, origin?: unknown): boolean {
-    this.#checkOpen("add a fork proof");
-    if (!this.#log.addForkProof(proof)) return false;
-    this.#recordFork(this.#log.forks().find((p) => p.author === proof.author)!, origin);
-    return true;
+    if (result.rebuilt) {
+      const document = new CrdtDocument();
+      for (const op of this.#log.all()) document.apply(op);
+      this.#document = document;
+    } else {
+      for (const op of result.applied) this.#document.apply(op);
+    }
+    for (const proof of result.forks) this.#recordFork(proof, origin);
+    if (result.applied.length > 0) this.#emit(result.applied, origin);
+    if (result.quarantined.length > 0) this.#emitQuarantined(result.quarantined, origin);
   }
 
   #recordFork(proof: ForkProof, origin: unknown): void {
     this.#store.saveFork(proof);
     for (const listener of this.#forkListeners) listener(proof, origin);
+  }
+
+  #emitQuarantined(ops: readonly Operation[], origin: unknown): void {
+    if (this.#quarantineListeners.size === 0) return;
+    const anchored = this.#log.withAnchors(ops);
+    for (const listener of this.#quarantineListeners) listener(anchored, origin);
   }
 
   #emit(ops: readonly Operation[], origin: unknown): void {
@@ -219,7 +279,19 @@ export class Replica {
     return () => this.#forkListeners.delete(listener);
   }
 
-  /** Author -> count of operations held. */
+  /**
+   * Subscribes to operations newly put in quarantine (received, or moved out
+   * of the document by a fork), each forked author's preceded by the last
+   * operation of its agreed chain so that a peer can place them, with who
+   * delivered them. Peers need them whatever their clock says: honest
+   * operations may depend on them. Returns the unsubscribe function.
+   */
+  onQuarantined(listener: (ops: readonly Operation[], origin: unknown) => void): () => void {
+    this.#quarantineListeners.add(listener);
+    return () => this.#quarantineListeners.delete(listener);
+  }
+
+  /** Author -> count of operations applied (for a forked author, at most its fork point - 1). */
   clock(): VectorClock {
     return this.#log.clock();
   }
@@ -239,9 +311,37 @@ export class Replica {
     return this.#log.all();
   }
 
-  /** The applied operation with this id. */
+  /** The applied operation with this id (a quarantined one is not applied). */
   getOperation(id: OpId): Operation | undefined {
     return this.#log.get(id);
+  }
+
+  /** Operations of forked authors held in quarantine (stored, served to peers, never applied). */
+  quarantined(): Operation[] {
+    return this.#log.quarantined();
+  }
+
+  /** True when the operation is held in quarantine. */
+  isQuarantined(id: OpId): boolean {
+    return this.#log.isQuarantined(id);
+  }
+
+  /**
+   * Every quarantined operation, each forked author's preceded by the last
+   * operation of its agreed chain: what a session sends after the fork proofs.
+   */
+  quarantineToSend(): Operation[] {
+    return this.#log.quarantineToSend();
+  }
+
+  /** Number and bytes of quarantined operations. */
+  quarantineSize(): { count: number; bytes: number } {
+    return this.#log.quarantineSize();
+  }
+
+  /** The author's fork point (from which seq its operations are quarantined), if forked. */
+  forkPoint(author: NodeId): number | undefined {
+    return this.#log.forkPoint(author);
   }
 
   /** Number of applied operations. */
@@ -266,7 +366,7 @@ export class Replica {
 
   /** Deterministic hash of the document's visible state. */
   stateHash(): string {
-    return this.document.stateHash();
+    return this.#document.stateHash();
   }
 
   /** Closes the store. Safe to call twice. */
@@ -275,6 +375,7 @@ export class Replica {
     this.#closed = true;
     this.#applied.clear();
     this.#forkListeners.clear();
+    this.#quarantineListeners.clear();
     this.#store.close();
   }
 }

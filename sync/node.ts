@@ -197,6 +197,11 @@ export class HuskiesNode {
       });
       for (const session of this.#sessions) if (session !== origin) session.sendForkProof(proof);
     });
+    // A forked author's newly quarantined operations go to every peer, the sender too: moving a
+    // branch out of the chain quarantines operations that peer may lack.
+    replica.onQuarantined((ops) => {
+      for (const session of this.#sessions) session.enqueue(ops, true);
+    });
     const ping = options.pingIntervalMs ?? PING_INTERVAL_SECS * 1000;
     const pong = options.pongTimeoutMs ?? PONG_TIMEOUT_SECS * 1000;
     const period = Math.min(1000, Math.max(10, Math.min(ping || pong, pong || ping) / 4));
@@ -204,13 +209,16 @@ export class HuskiesNode {
       const now = Date.now();
       for (const session of this.#sessions) session.tick(now);
     }, period);
-    this.trust.watch(({ removed }) => {
+    this.trust.watch(({ added, removed, changed }) => {
       for (const session of this.#sessions) {
         if (
           removed.includes(session.peer) && this.policy.connectScope(session.peer) === undefined
         ) {
           this.#logger.log("info", "trust removed; closing session", { peer: session.peer });
           session.close(CloseCode.NOT_TRUSTED, "key no longer trusted");
+        } else if (added.length + changed.length > 0) {
+          // Operations refused before may be acceptable now: ask every peer for them again.
+          session.resync();
         }
       }
     }, {

@@ -280,6 +280,10 @@ export class SyncSession {
   }
 
   #notePeerHas(op: Operation): void {
+    // A forked author's operation from its fork point on is quarantined: it says nothing of
+    // which of that author's agreed operations the peer holds.
+    const point = this.#replica.forkPoint(op.author);
+    if (point !== undefined && op.seq >= point) return;
     if ((this.#peerClock[op.author] ?? 0) < op.seq) this.#peerClock[op.author] = op.seq;
   }
 
@@ -390,7 +394,7 @@ export class SyncSession {
     if (ops.length === 1) this.#send(encodeBinaryFrame(ops[0]));
     else for (const frame of bulkFrames(ops, this.#limits.maxFrameBytes)) this.#send(frame);
     this.#stats.opsOut += ops.length;
-    for (const op of ops) if (!this.#replica.isQuarantined(op.id)) this.#notePeerHas(op);
+    for (const op of ops) this.#notePeerHas(op);
   }
 
   #send(data: string | Uint8Array): void {

@@ -1123,3 +1123,36 @@ Deno.test("a node that joins a closed mesh with a token trusts the hub it pinned
     await hub.stop();
   }
 });
+
+Deno.test("a node that starts trusting another writer fetches that writer's operations again", async () => {
+  const hub = await serveNode({ open: false });
+  const writer = await HuskiesNode.open({ open: false });
+  const reader = await HuskiesNode.open({ open: false, trustPollMs: 20 });
+  try {
+    hub.node.trust.add(writer.nodeId, "write");
+    hub.node.trust.add(reader.nodeId, "write");
+    writer.trust.add(hub.node.nodeId, "write");
+    reader.trust.add(hub.node.nodeId, "write"); // ... but not the writer, yet
+    writer.connect(hub.url, { initialMs: 20, maxMs: 200 });
+    writer.pipeline.put("W-1", {});
+    await eventually(() => hub.node.pipeline.get("W-1") !== undefined, "writer's item on the hub");
+    hub.node.pipeline.put("H-1", {}); // built on the writer's operations
+    reader.connect(hub.url, { initialMs: 20, maxMs: 200 });
+    await eventually(() => reader.status().counters.unauthorized > 0, "writer's ops refused");
+    assert.equal(
+      reader.pipeline.get("H-1"),
+      undefined,
+      "the hub's item waits for its dependencies",
+    );
+    reader.trust.add(writer.nodeId, "write");
+    await eventually(
+      () => reader.pipeline.get("W-1") !== undefined && reader.pipeline.get("H-1") !== undefined,
+      "both items once the writer is trusted",
+    );
+    assert.equal(reader.replica.stateHash(), hub.node.replica.stateHash());
+  } finally {
+    await reader.close();
+    await writer.close();
+    await hub.stop();
+  }
+});

@@ -102,13 +102,184 @@ Deno.test("two signed operations at one position are a fork, proven and fenced o
   assert.ok(log.isForked(a.nodeId));
   const o3 = f.next(a, setField("x", "stage", "qa"));
   assert.deepEqual(log.receive([o3], false).statuses, ["forked-author"]);
-  // Another log accepts the proof after checking it, and refuses a bogus one.
+  assert.equal(log.has(o3.id), false);
+  // Another log accepts the proof after checking it, and refuses a bogus or repeated one.
   const other = newLog();
   assert.ok(other.addForkProof(proof));
-  assert.equal(other.addForkProof(proof), false);
+  assert.equal(other.addForkProof(proof), undefined);
   const third = newLog();
-  assert.equal(third.addForkProof({ ...proof, b: { ...proof.b, sig: proof.a.sig } }), false);
-  assert.equal(third.addForkProof({ ...proof, b: proof.a }), false);
+  assert.equal(third.addForkProof({ ...proof, b: { ...proof.b, sig: proof.a.sig } }), undefined);
+  assert.equal(third.addForkProof({ ...proof, b: proof.a }), undefined);
+});
+
+/**
+ * Author X's chain x1, x2, then two branches from seq 3: a3, a4 and b3, b4 (two
+ * copies of X's key each continuing on its own). Each factory stamps the same
+ * times for the shared prefix, so both sign the very same x1, x2.
+ */
+function forkedChains() {
+  const x = identity(5);
+  const fa = new OpFactory();
+  const fb = new OpFactory();
+  const [x1, x2] = fa.chain(x, 2);
+  fb.chain(x, 2);
+  const a3 = fa.next(x, setField("x", "stage", "branch-a"));
+  const a4 = fa.next(x, setField("x", "agent", "branch-a"));
+  const b3 = fb.next(x, setField("x", "stage", "branch-b"));
+  const b4 = fb.next(x, setField("x", "agent", "branch-b"));
+  return { x, fa, fb, x1, x2, a3, a4, b3, b4 };
+}
+
+Deno.test("log quarantines a forked author's operations on both sides from the fork point on", () => {
+  const { x, x1, x2, a3, a4, b3, b4 } = forkedChains();
+  const log = newLog();
+  assert.deepEqual(log.receive([x1, x2, a3, a4], false).statuses, [
+    "applied",
+    "applied",
+    "applied",
+    "applied",
+  ]);
+  const result = log.receive([b3, b4], false);
+  assert.deepEqual(result.statuses, ["fork", "forked-author"]);
+  assert.equal(result.rebuilt, true);
+  assert.deepEqual(result.forks.map((proof) => proof.seq), [3]);
+  // a3 and a4 left the chain; b3 and b4 are newly held (so stored), all four quarantined.
+  assert.deepEqual(
+    new Set(result.quarantined.map((op) => op.id)),
+    new Set([a3, a4, b3, b4].map((op) => op.id)),
+  );
+  assert.deepEqual(result.held.map((op) => op.id), [b3.id, b4.id]);
+  assert.deepEqual(result.applied, []);
+  for (const op of [a3, a4, b3, b4]) {
+    assert.ok(log.isQuarantined(op.id));
+    assert.equal(log.has(op.id), false);
+  }
+  assert.equal(log.forkPoint(x.nodeId), 3);
+  // The clock for X is the fork point - 1, on the agreed chain, and peers are never sent more.
+  assert.deepEqual(log.clock(), { [x.nodeId]: 2 });
+  assert.equal(log.headOf(x.nodeId), x2.id);
+  assert.deepEqual(log.all().map((op) => op.id), [x1.id, x2.id]);
+  assert.deepEqual(log.opsSince({}).map((op) => op.id), [x1.id, x2.id]);
+  // New local operations never depend on a quarantined one.
+  assert.deepEqual(log.frontier(), [x2.id]);
+  // Quarantined operations travel with the last agreed operation before them.
+  assert.deepEqual(log.quarantineToSend().map((op) => op.id), [x2.id, a3.id, a4.id, b3.id, b4.id]);
+  // Whatever else X signs from there on is quarantined too, and never applied.
+  assert.deepEqual(log.receive([b4, a4], false).statuses, ["duplicate", "duplicate"]);
+});
+
+Deno.test("log applies an honest operation that depends on a quarantined operation", () => {
+  const { x1, x2, a3, a4, b3, b4, fa, fb } = forkedChains();
+  // Honest nodes made operations on top of each branch before anyone saw the fork.
+  const onA = fa.next(identity(6), setField("y", "stage", "qa"), [a4.id]);
+  const onB = fb.next(identity(7), setField("z", "stage", "qa"), [b4.id]);
+  // A log that saw branch A first: the fork fences b3, b4 off, yet onB applies.
+  const first = newLog();
+  first.receive([x1, x2, a3, a4, onA], false);
+  assert.deepEqual(first.receive([b3, b4, onB], false).statuses, [
+    "fork",
+    "forked-author",
+    "applied",
+  ]);
+  // A log that saw branch B first and gets onA before a3, a4: onA waits, then applies.
+  const second = newLog();
+  assert.deepEqual(second.receive([onA, x1, x2, b3, b4, onB], false).statuses, [
+    "pending",
+    "applied",
+    "applied",
+    "applied",
+    "applied",
+    "applied",
+  ]);
+  assert.ok(second.addForkProof(first.forks()[0]));
+  assert.equal(second.has(onA.id), false);
+  const released = second.receive([a3, a4], false);
+  assert.deepEqual(released.statuses, ["duplicate", "forked-author"]); // a3: the proof's evidence
+  assert.deepEqual(released.applied.map((op) => op.id), [onA.id]);
+  assert.equal(second.pendingSize().count, 0);
+  // Both hold the same applied operations and clock.
+  const ids = (log: OpLog) => new Set(log.all().map((op) => op.id));
+  assert.deepEqual(ids(first), new Set([x1.id, x2.id, onA.id, onB.id]));
+  assert.deepEqual(ids(second), ids(first));
+  assert.deepEqual(second.clock(), first.clock());
+});
+
+Deno.test("log places the forked author's pending operations in quarantine when the proof arrives", () => {
+  const { x, x1, x2, a3, a4, b3, b4 } = forkedChains();
+  const log = newLog();
+  log.receive([x1, x2], false);
+  assert.deepEqual(log.receive([b4, a4], false).statuses, ["pending", "pending"]);
+  const result = log.addForkProof({ author: x.nodeId, seq: 3, a: a3, b: b3 })!;
+  assert.equal(result.rebuilt, false);
+  assert.equal(log.pendingSize().count, 0);
+  for (const op of [a3, a4, b3, b4]) assert.ok(log.isQuarantined(op.id));
+  assert.deepEqual(
+    new Set(result.held.map((op) => op.id)),
+    new Set([a3, b3, a4, b4].map((op) => op.id)),
+  );
+});
+
+Deno.test("log lowers the fork point when a fork below it is proven", () => {
+  const { x, x1, x2, a3, a4, b3 } = forkedChains();
+  // x2' rivals x2 at seq 2.
+  const rival = signOperation({ ...x2, mutation: setField("x", "name", "rival") }, x);
+  const log = newLog();
+  log.receive([x1, x2, a3, a4], false);
+  log.addForkProof({ author: x.nodeId, seq: 3, a: a3, b: b3 });
+  assert.equal(log.forkPoint(x.nodeId), 3);
+  // A proof at or above the known fork point changes nothing.
+  assert.equal(log.addForkProof({ author: x.nodeId, seq: 3, a: a4, b: a3 }), undefined);
+  // A conflict below it is a new, lower fork point: x2 leaves the chain too.
+  const result = log.receive([rival], false);
+  assert.deepEqual(result.statuses, ["fork"]);
+  assert.deepEqual(result.forks.map((proof) => proof.seq), [2]);
+  assert.equal(log.forkPoint(x.nodeId), 2);
+  assert.deepEqual(log.clock(), { [x.nodeId]: 1 });
+  assert.ok(log.isQuarantined(x2.id) && log.isQuarantined(rival.id));
+  // The lower proof is what the log now holds and passes on.
+  assert.deepEqual(log.forks().map((proof) => proof.seq), [2]);
+  assert.deepEqual(log.quarantineToSend()[0].id, x1.id);
+});
+
+Deno.test("log quarantine drops the excess beyond its count and byte bounds", () => {
+  const { x, x1, a3, b3 } = forkedChains();
+  const proof = { author: x.nodeId, seq: 3, a: a3, b: b3 };
+  const later = new OpFactory();
+  later.chain(x, 2);
+  const flood = Array.from({ length: 20 }, (_, i) => later.next(x, setField("f", "n", i)));
+  const byCount = newLog({ quarantine: { maxCount: 5 } });
+  byCount.receive([x1], false);
+  byCount.addForkProof(proof); // the proof's two operations are kept as evidence
+  const statuses = byCount.receive(flood, false).statuses;
+  assert.equal(statuses.filter((s) => s === "forked-author").length, 3);
+  assert.equal(statuses.filter((s) => s === "dropped").length, 17);
+  assert.equal(byCount.quarantineSize().count, 5);
+  const byBytes = newLog({ quarantine: { maxBytes: 2000 } });
+  byBytes.addForkProof(proof);
+  byBytes.receive(flood, false);
+  assert.ok(byBytes.quarantineSize().count < 10);
+  assert.ok(byBytes.quarantineSize().bytes <= 2000);
+  // Nothing of it was applied or left pending.
+  assert.equal(byCount.size, 1);
+  assert.equal(byCount.pendingSize().count, 0);
+});
+
+Deno.test("log rollback undoes a fork detected after the mark", () => {
+  const { x, x1, x2, a3, a4, b3 } = forkedChains();
+  const log = newLog();
+  log.receive([x1, x2, a3, a4], false);
+  const clock = log.clock();
+  const frontier = log.frontier();
+  const mark = log.mark();
+  assert.equal(log.receive([b3], false).rebuilt, true);
+  log.rollback(mark);
+  assert.equal(log.isForked(x.nodeId), false);
+  assert.deepEqual(log.clock(), clock);
+  assert.deepEqual(log.frontier(), frontier);
+  assert.deepEqual(log.all().map((op) => op.id), [x1.id, x2.id, a3.id, a4.id]);
+  assert.equal(log.quarantineSize().count, 0);
+  // Receiving it again detects the fork again.
+  assert.deepEqual(log.receive([b3], false).statuses, ["fork"]);
 });
 
 Deno.test("operations by authors that may not write are refused", () => {

@@ -19,7 +19,8 @@
  *
  * Each node does the hub fan-out exactly as `sync/node.ts` does: operations
  * applied from one session are queued for every other session of the node,
- * and fork proofs are passed on the same way.
+ * fork proofs are passed on the same way, and newly quarantined operations of
+ * forked authors are queued for every session.
  * @module
  */
 import type { Identity } from "../crdt/identity.ts";
@@ -192,7 +193,7 @@ export interface SimOptions {
   frameDelay?: DelayRange;
   /** Wait before a dropped link is dialled again, in virtual ms. @default 20 to 300 */
   reconnectDelay?: DelayRange;
-  /** Limits given to every session (keepalive is always off). */
+  /** Limits given to every session (keepalive and live batching are always off). */
   sessionLimits?: SessionLimits;
   /** Events after which {@link SimNetwork.runUntilQuiescent} gives up. @default 2,000,000 */
   maxEvents?: number;
@@ -260,6 +261,9 @@ export class SimNode {
     });
     this.replica.onFork((proof, origin) => {
       for (const session of this.sessions) if (session !== origin) session.sendForkProof(proof);
+    });
+    this.replica.onQuarantined((ops) => {
+      for (const session of this.sessions) session.enqueue(ops, true);
     });
   }
 
@@ -393,7 +397,13 @@ export class SimNetwork {
     this.rng = new Rng(options.seed);
     this.#frameDelay = options.frameDelay ?? { min: 1, max: 40 };
     this.#reconnectDelay = options.reconnectDelay ?? { min: 20, max: 300 };
-    this.#limits = { ...options.sessionLimits, pingIntervalMs: 0, pongTimeoutMs: 0 };
+    // Virtual time: no keepalive, and no live batching window (it waits on a real timer).
+    this.#limits = {
+      ...options.sessionLimits,
+      pingIntervalMs: 0,
+      pongTimeoutMs: 0,
+      liveBatchMs: 0,
+    };
     this.#maxEvents = options.maxEvents ?? 2_000_000;
     this.#traceLength = options.traceLength ?? 0;
     this.#pending = options.pending;
