@@ -99,6 +99,7 @@ export {
   type ForkListener,
   LOCAL_ORIGIN,
   type ReceiveOptions,
+  ReplayError,
   Replica,
   type ReplicaOptions,
 } from "./crdt/replica.ts";

@@ -42,6 +42,7 @@ export {
 export {
   AccessPolicy,
   type AccessPolicyOptions,
+  DataFileError,
   isScope,
   type Scope,
   TRUST_FILE_NAME,

@@ -34,7 +34,7 @@ import {
   withFileLockSync,
   writePrivateFileSync,
 } from "./files.ts";
-import { isScope, type Scope } from "./trust.ts";
+import { DataFileError, isScope, type Scope } from "./trust.ts";
 
 /** Prefix (and format version) of a join token. */
 export const JOIN_TOKEN_PREFIX = "hjt1";
@@ -366,7 +366,7 @@ export class TokenStore {
     try {
       loaded = readVersionedSync(this.#path);
     } catch (error) {
-      throw new Error(`Cannot read token file ${this.#path}: ${(error as Error).message}`, {
+      throw new DataFileError(`Cannot read token file ${this.#path}: ${(error as Error).message}`, {
         cause: error,
       });
     }
@@ -378,7 +378,7 @@ export class TokenStore {
     try {
       this.#tokens = parseTokenFile(loaded.text);
     } catch (error) {
-      throw new Error(
+      throw new DataFileError(
         `Cannot read token file ${this.#path}: ${(error as Error).message}; fix or remove the file`,
         { cause: error },
       );

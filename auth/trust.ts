@@ -76,6 +76,18 @@ export interface TrustChange {
   changed: string[];
 }
 
+/**
+ * A trust or token file that cannot be read: unreadable, corrupt, or writable
+ * by others. The file is left as it is; the message says which file and why.
+ */
+export class DataFileError extends Error {
+  /** Creates the error; `message` names the file and the problem. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "DataFileError";
+  }
+}
+
 /** Options for {@link TrustStore.open}. */
 export interface TrustStoreOptions {
   /** `trusted_keys` from the config; they get write scope. @default {[]} */
@@ -248,7 +260,7 @@ export class TrustStore {
     try {
       loaded = readVersionedSync(this.#path);
     } catch (error) {
-      throw new Error(`Cannot read trust file ${this.#path}: ${(error as Error).message}`, {
+      throw new DataFileError(`Cannot read trust file ${this.#path}: ${(error as Error).message}`, {
         cause: error,
       });
     }
@@ -260,7 +272,7 @@ export class TrustStore {
     try {
       this.#entries = parseTrustFile(loaded.text);
     } catch (error) {
-      throw new Error(
+      throw new DataFileError(
         `Cannot read trust file ${this.#path}: ${(error as Error).message}; fix or remove the file`,
         { cause: error },
       );

@@ -8,11 +8,13 @@
  * @module
  */
 import {
+  DataFileError,
   KeyFileCorruptError,
   KeyFileExistsError,
   KeyFileMissingError,
   KeyFilePermissionError,
 } from "../auth/mod.ts";
+import { ReplayError } from "../crdt/replica.ts";
 import { StoreCorruptError, StoreLockedError } from "../crdt/sqlite_store.ts";
 
 /** Exit codes, documented in `cli/USAGE.md`. */
@@ -93,7 +95,8 @@ export function classifyError(error: unknown): CliError {
     return new CliError(ExitCode.LOCKED, error.message, { cause: error });
   }
   if (
-    error instanceof StoreCorruptError || error instanceof KeyFileCorruptError ||
+    error instanceof StoreCorruptError || error instanceof ReplayError ||
+    error instanceof DataFileError || error instanceof KeyFileCorruptError ||
     error instanceof KeyFilePermissionError
   ) {
     return new CliError(ExitCode.DATA_INVALID, error.message, { cause: error });
@@ -108,10 +111,6 @@ export function classifyError(error: unknown): CliError {
     });
   }
   const message = error instanceof Error ? error.message : String(error);
-  // TrustStore and TokenStore report a corrupt or unsafe file with a plain Error.
-  if (/^Cannot read (trust|token) file /.test(message)) {
-    return new CliError(ExitCode.DATA_INVALID, message, { cause: error });
-  }
   return new CliError(ExitCode.FAILURE, message, { cause: error });
 }
 

@@ -6,6 +6,7 @@
  * @module
  */
 import { parseJoinToken } from "../auth/mod.ts";
+import { ReplayError } from "../crdt/replica.ts";
 import { StoreCorruptError, StoreLockedError } from "../crdt/sqlite_store.ts";
 import { consoleLogger, type Logger, type LogLevel } from "../sync/logger.ts";
 import { HuskiesNode, SYNC_PATH } from "../sync/node.ts";
@@ -128,7 +129,7 @@ export function openFailure(error: unknown, dataDir: string): CliError {
     );
   }
   const message = (error as Error)?.message ?? String(error);
-  if (error instanceof StoreCorruptError || message.startsWith("Cannot open replica")) {
+  if (error instanceof StoreCorruptError || error instanceof ReplayError) {
     return new CliError(ExitCode.DATA_INVALID, message, {
       cause: error,
       hint: `Run \`huskies verify --data-dir ${shellQuote(dataDir)}\` for details.`,

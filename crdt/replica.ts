@@ -24,6 +24,19 @@ import {
 } from "./operation.ts";
 import { type ForkProof, MemoryStore, type Store } from "./store.ts";
 
+/**
+ * The store's operations cannot be replayed: one does not match its id, or
+ * they are out of order. The store is corrupt or was altered; nothing was
+ * changed.
+ */
+export class ReplayError extends Error {
+  /** Creates the error; `message` names the operation and the problem. */
+  constructor(message: string) {
+    super(message);
+    this.name = "ReplayError";
+  }
+}
+
 /** Options for {@link Replica.open}. */
 export interface ReplicaOptions {
   /** The node's signing identity. */
@@ -80,6 +93,8 @@ export class Replica {
   readonly #forkListeners = new Set<ForkListener>();
   readonly #quarantineListeners = new Set<(ops: readonly Operation[], origin: unknown) => void>();
   #closed = false;
+  /** Most of our own operations a peer's clock showed (see notePeerClock). */
+  #ownHeldElsewhere = 0;
 
   private constructor(options: ReplicaOptions) {
     this.identity = options.identity;
@@ -114,7 +129,7 @@ export class Replica {
     const ops: Operation[] = [];
     for (const op of replica.#store.load()) {
       if (!hasValidId(op)) {
-        throw new Error(
+        throw new ReplayError(
           `Cannot open replica: stored operation #${
             ops.length + 1
           } (${op.id}) does not match its id; the store is corrupt or was altered`,
@@ -127,7 +142,7 @@ export class Replica {
     // one, an operation may wait for a lower fork proof that peers send again (see OpLog.load).
     if (unplaced.length > 0 && replica.#log.forks().length === 0) {
       const [first] = unplaced;
-      throw new Error(
+      throw new ReplayError(
         `Cannot open replica: stored operation #${
           first.index + 1
         } is out of order (Cannot apply operation ${first.op.id}: ${first.reason})`,
@@ -151,6 +166,14 @@ export class Replica {
   commit(mutations: readonly Mutation[]): Operation[] {
     this.#checkOpen("commit");
     if (mutations.length === 0) return [];
+    const own = this.#log.countOf(this.nodeId);
+    if (this.#ownHeldElsewhere > own) {
+      throw new Error(
+        `Cannot commit: peers hold ${this.#ownHeldElsewhere} of this node's own operations but it ` +
+          `holds ${own} (restored or lost data?); wait until it has caught up, or it would sign ` +
+          `a second operation at a position it already used`,
+      );
+    }
     const mark = this.#log.mark();
     const created: Operation[] = [];
     const applied: Operation[] = [];
@@ -265,6 +288,15 @@ export class Replica {
 
   #emit(ops: readonly Operation[], origin: unknown): void {
     for (const listener of this.#applied) listener(ops, origin);
+  }
+
+  /**
+   * Records a peer's clock. When it shows more of this node's own operations
+   * than the replica holds, {@link Replica.commit} refuses until they are back.
+   */
+  notePeerClock(clock: VectorClock): void {
+    const held = clock[this.nodeId] ?? 0;
+    if (held > this.#ownHeldElsewhere) this.#ownHeldElsewhere = held;
   }
 
   /** Subscribes to newly applied operations; returns the unsubscribe function. */

@@ -421,14 +421,17 @@ export class HuskiesNode {
       throw new TypeError(`Cannot connect to ${url}: the URL must start with ws:// or wss://`);
     }
     const client = new RendezvousClient(url, options, {
-      dial: (handshake, onSession) => {
+      dial: (handshake, onSession, signal) => {
         let socket: WebSocket;
         try {
           socket = new WebSocket(url);
         } catch (error) {
           return Promise.resolve({ code: 1006, reason: (error as Error).message });
         }
-        return this.#runSocket(socket, "outbound", handshake, () => {}, url, (session) => {
+        // Stopping mid-handshake closes the socket at once (no wait for the handshake timeout).
+        const abort = () => closeSocket(socket, CloseCode.NORMAL, "client stopping", true);
+        signal.addEventListener("abort", abort, { once: true });
+        const outcome = this.#runSocket(socket, "outbound", handshake, () => {}, url, (session) => {
           // Joining with a token pins the hub; trust it too, so its operations are accepted.
           if (options.token !== undefined && this.trust.scopeOf(session.peer) === undefined) {
             this.trust.add(session.peer, "write", "hub joined with a token");
@@ -436,6 +439,7 @@ export class HuskiesNode {
           }
           onSession(session);
         });
+        return outcome.finally(() => signal.removeEventListener("abort", abort));
       },
       identity: this.replica.identity,
       verifier: this.#verifier,
@@ -494,6 +498,7 @@ interface ClientDeps {
   dial: (
     handshake: ClientHandshake,
     onSession: (session: SyncSession) => void,
+    signal: AbortSignal,
   ) => Promise<SocketOutcome>;
   identity: Identity;
   verifier: SignatureVerifier;
@@ -526,7 +531,7 @@ export class RendezvousClient {
     );
     const signal = AbortSignal.any(signals as AbortSignal[]);
     signal.addEventListener("abort", () => {
-      this.#session?.close(CloseCode.GOING_AWAY, "client stopping");
+      this.#session?.close(CloseCode.NORMAL, "client stopping");
       this.#wake?.();
     }, { once: true });
     this.#stopped = this.#run(options, deps, signal).finally(() => {
@@ -559,7 +564,7 @@ export class RendezvousClient {
       const result = await deps.dial(handshake, (session) => {
         this.#session = session;
         this.#state = "connected";
-      });
+      }, signal);
       this.#session = undefined;
       if (signal.aborted) return;
       const healthy = result.session !== undefined && Date.now() - started >= healthyAfter;

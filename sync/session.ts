@@ -103,6 +103,8 @@ export interface SessionStats {
   queuedOps: number;
   /** When the session was authenticated (ms since epoch). */
   since: number;
+  /** When catch-up finished both ways and the session went live (ms since epoch). */
+  liveAt?: number;
 }
 
 const DEFAULTS = {
@@ -147,6 +149,7 @@ export class SyncSession {
   #lastReceived = Date.now();
   #lastPing = Date.now();
   readonly #since = Date.now();
+  #liveAt: number | undefined;
   #stats = { opsIn: 0, opsOut: 0, bytesIn: 0, bytesOut: 0, invalidOps: 0 };
 
   /** Creates a session; nothing is sent until {@link start}. */
@@ -172,6 +175,10 @@ export class SyncSession {
   /** True once the session has ended. */
   get isClosed(): boolean {
     return this.#closed;
+  }
+
+  #noteLive(): void {
+    if (this.#liveAt === undefined && this.isLive) this.#liveAt = Date.now();
   }
 
   /** True when both sides finished catch-up and live operations flow. */
@@ -209,6 +216,7 @@ export class SyncSession {
         case "clock":
           this.#peerSpoke = true;
           this.#peerClock = { ...frame.clock };
+          this.#replica.notePeerClock(frame.clock);
           if (!this.#actAsLegacy) {
             void this.#sendBulk(this.#replica.opsSince(frame.clock, frame.heads), false);
           }
@@ -219,6 +227,7 @@ export class SyncSession {
             this.#peerSpoke = true;
             this.#peerLegacy = true;
             this.#peerReady = true;
+            this.#noteLive();
             this.#applyOps(frame.ops, true);
             if (!this.#actAsLegacy) {
               void this.#sendBulk(this.#replica.opsSince({}), true, frame.legacyStrings);
@@ -229,6 +238,7 @@ export class SyncSession {
           break;
         case "ready":
           this.#peerReady = true;
+          this.#noteLive();
           this.#scheduleFlush();
           break;
         case "fork":
@@ -323,6 +333,7 @@ export class SyncSession {
       if (!full || !this.#peerLegacy) this.#send(READY_FRAME);
     }
     this.#deltaSent = true;
+    this.#noteLive();
     this.#logger.log("debug", "catch-up sent", { peer: this.peer, ops: ops.length });
     this.#scheduleFlush();
   }
@@ -456,6 +467,7 @@ export class SyncSession {
       clockLag: clockLag(this.#replica.clock(), this.#peerClock),
       queuedOps: this.#queue.length,
       since: this.#since,
+      ...(this.#liveAt === undefined ? {} : { liveAt: this.#liveAt }),
       ...this.#stats,
     };
   }

@@ -4,6 +4,7 @@ import { ServerHandshake } from "../auth/handshake.ts";
 import { CloseCode } from "../sync/close_codes.ts";
 import { MemoryLogger } from "../sync/logger.ts";
 import { HuskiesNode } from "../sync/node.ts";
+import { Replica } from "../crdt/replica.ts";
 import { identity, OpFactory, setField } from "./helpers.ts";
 import { eventually, RawPeer, serveNode } from "./net_helpers.ts";
 
@@ -314,4 +315,37 @@ Deno.test("a fork detected by the hub is proven to other peers, which fence off 
     await watcher.close();
     await hub.stop();
   }
+});
+
+Deno.test("a node restored from its key alone refuses to write until its own history is back", async () => {
+  const hub = await serveNode();
+  const original = await HuskiesNode.open({ open: true });
+  try {
+    original.connect(hub.url, fastRetry);
+    original.pipeline.put("S-1", {});
+    await eventually(() => hub.node.replica.size === 2, "original's operations on the hub");
+    await original.close();
+    // Same identity, empty store: the hub's clock shows 2 of "our" operations.
+    const restored = await HuskiesNode.open({ open: true, identity: original.replica.identity });
+    try {
+      const client = restored.connect(hub.url, fastRetry);
+      await eventually(() => client.info().state === "connected", "restored node connected");
+      await eventually(() => restored.replica.size === 2, "own operations back from the hub");
+      restored.pipeline.put("S-2", {}); // allowed now: it continues its chain at seq 3
+      await eventually(() => hub.node.pipeline.get("S-2") !== undefined, "new item on the hub");
+      assert.deepEqual(hub.node.replica.forks(), []);
+    } finally {
+      await restored.close();
+    }
+  } finally {
+    await original.close();
+    await hub.stop();
+  }
+});
+
+Deno.test("a replica refuses to commit while peers hold more of its own operations", () => {
+  const replica = Replica.open({ identity: identity(30) });
+  replica.notePeerClock({ [replica.nodeId]: 3 });
+  assert.throws(() => replica.commit([setField("x", "stage", "qa")]), /own operations/);
+  assert.equal(replica.size, 0);
 });
