@@ -226,3 +226,27 @@ export function readVersionedSync(path: string): { text: string; version: FileVe
     file.close();
   }
 }
+
+/**
+ * Parses the JSON text of a versioned data file (pure): an object with
+ * `version` equal to `version` and an array under `listKey`, which is
+ * returned. Throws `SyntaxError` describing the problem.
+ */
+export function parseVersionedList(text: string, version: number, listKey: string): unknown[] {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new SyntaxError("it is not valid JSON");
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new SyntaxError("it is not a JSON object");
+  }
+  const record = value as Record<string, unknown>;
+  if (record.version !== version) {
+    throw new SyntaxError(`unsupported version (expected ${version})`);
+  }
+  const list = record[listKey];
+  if (!Array.isArray(list)) throw new SyntaxError(`${listKey} must be an array`);
+  return list;
+}

@@ -29,6 +29,7 @@ import {
   type FileVersion,
   fileVersionSync,
   joinPath,
+  parseVersionedList,
   readVersionedSync,
   sameVersion,
   withFileLockSync,
@@ -215,22 +216,9 @@ function isTime(value: unknown): value is number {
 
 /** Parses token file text (pure); throws `SyntaxError` describing the problem. */
 export function parseTokenFile(text: string): Map<string, TokenRecord> {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw new SyntaxError("it is not valid JSON");
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new SyntaxError("it is not a JSON object");
-  }
-  const record = value as Record<string, unknown>;
-  if (record.version !== TOKEN_FILE_VERSION) {
-    throw new SyntaxError(`unsupported version (expected ${TOKEN_FILE_VERSION})`);
-  }
-  if (!Array.isArray(record.tokens)) throw new SyntaxError("tokens must be an array");
+  const list = parseVersionedList(text, TOKEN_FILE_VERSION, "tokens");
   const tokens = new Map<string, TokenRecord>();
-  record.tokens.forEach((item: unknown, i: number) => {
+  list.forEach((item: unknown, i: number) => {
     if (typeof item !== "object" || item === null) {
       throw new SyntaxError(`tokens[${i}] must be an object`);
     }

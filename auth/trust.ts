@@ -29,6 +29,7 @@ import {
   type FileVersion,
   fileVersionSync,
   joinPath,
+  parseVersionedList,
   readVersionedSync,
   sameVersion,
   withFileLockSync,
@@ -134,22 +135,9 @@ export interface TrustFileEntry {
 
 /** Parses trust file text (pure); throws `SyntaxError` describing the problem. */
 export function parseTrustFile(text: string): Map<string, TrustFileEntry> {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw new SyntaxError("it is not valid JSON");
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new SyntaxError("it is not a JSON object");
-  }
-  const record = value as Record<string, unknown>;
-  if (record.version !== TRUST_FILE_VERSION) {
-    throw new SyntaxError(`unsupported version (expected ${TRUST_FILE_VERSION})`);
-  }
-  if (!Array.isArray(record.keys)) throw new SyntaxError("keys must be an array");
+  const list = parseVersionedList(text, TRUST_FILE_VERSION, "keys");
   const entries = new Map<string, TrustFileEntry>();
-  record.keys.forEach((item: unknown, index: number) => {
+  list.forEach((item: unknown, index: number) => {
     if (typeof item !== "object" || item === null) {
       throw new SyntaxError(`keys[${index}] must be an object`);
     }
