@@ -158,6 +158,9 @@ const LOAD_CHUNK_ROWS = 2048;
 /** Page cache per connection, in KiB (SQLite's default is 2 MiB). */
 const CACHE_SIZE_KIB = 16384;
 
+/** Rows per multi-row INSERT (4 parameters each, well under SQLite's 32,766 limit). */
+const INSERT_ROWS = 64;
+
 /** A row of `SELECT seq_no, id, body FROM ops`, read as an array. */
 type OpRow = [seqNo: number, id: string, body: string];
 
@@ -285,6 +288,8 @@ export class SqliteStore implements Store {
   readonly #commit: StatementSync;
   readonly #rollback: StatementSync;
   readonly #insertOp: StatementSync;
+  /** Inserts {@link INSERT_ROWS} operations in one statement (fewer calls into SQLite). */
+  readonly #insertMany: StatementSync;
   readonly #countOps: StatementSync;
   readonly #selectOps: StatementSync;
   readonly #insertFork: StatementSync;
@@ -299,6 +304,10 @@ export class SqliteStore implements Store {
     this.#commit = db.prepare("COMMIT");
     this.#rollback = db.prepare("ROLLBACK");
     this.#insertOp = db.prepare("INSERT INTO ops (id, author, seq, body) VALUES (?, ?, ?, ?)");
+    this.#insertMany = db.prepare(
+      "INSERT INTO ops (id, author, seq, body) VALUES " +
+        Array.from({ length: INSERT_ROWS }, () => "(?, ?, ?, ?)").join(", "),
+    );
     this.#countOps = db.prepare("SELECT count(*) AS n FROM ops");
     this.#selectOps = db.prepare(
       "SELECT seq_no, id, body FROM ops WHERE seq_no > ? ORDER BY seq_no LIMIT ?",
@@ -445,6 +454,15 @@ export class SqliteStore implements Store {
     let index = 0;
     this.#begin.run();
     try {
+      const values: (string | number)[] = [];
+      for (; index + INSERT_ROWS <= ops.length; index += INSERT_ROWS) {
+        values.length = 0;
+        for (let k = index; k < index + INSERT_ROWS; k++) {
+          const op = ops[k];
+          values.push(op.id, op.author, op.seq, encodeForStore(op, k));
+        }
+        this.#insertMany.run(...values);
+      }
       for (; index < ops.length; index++) {
         const op = ops[index];
         this.#insertOp.run(op.id, op.author, op.seq, encodeForStore(op, index));

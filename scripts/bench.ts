@@ -218,7 +218,7 @@ try {
       "ingest_ops_per_s",
       ops.length / (median(runs) / 1000),
       "ops/s",
-      "100 authors interleaved, each op verified on its own, 100 per transaction (synchronous=FULL), median of 3",
+      "100 authors interleaved, each op verified on its own, 100 per transaction (received: synchronous=NORMAL), median of 3",
     );
   }
 
