@@ -3,6 +3,7 @@ import { CrdtDocument } from "../crdt/document.ts";
 import type { Operation } from "../crdt/operation.ts";
 import { signOperation } from "../crdt/operation.ts";
 import { LOCAL_ORIGIN, Replica } from "../crdt/replica.ts";
+import { SqliteStore } from "../crdt/sqlite_store.ts";
 import { type ForkProof, MemoryStore } from "../crdt/store.ts";
 import { identity, OpFactory, setField } from "./helpers.ts";
 
@@ -209,4 +210,33 @@ Deno.test("replica is left as it was when storing a fork's operations fails", ()
   assert.ok(replica.isForked(x.nodeId));
   const reopened = Replica.open({ identity: identity(1), store: copyStore(store) });
   assert.equal(reopened.stateHash(), replica.stateHash());
+});
+
+Deno.test("replica restarted on its SQLite file rebuilds state and clock and continues its own chain", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const me = identity(40);
+    const path = `${dir}/ops.db`;
+    const first = Replica.open({ identity: me, store: SqliteStore.open(path) });
+    const peerOps = new OpFactory().chain(identity(41), 5);
+    first.receive(peerOps, { amortise: true });
+    const mine = first.commit([setField("s1", "stage", "qa"), setField("s2", "stage", "done")]);
+    const hash = first.stateHash();
+    const clock = first.clock();
+    first.close();
+
+    const second = Replica.open({ identity: me, store: SqliteStore.open(path) });
+    try {
+      assert.equal(second.stateHash(), hash);
+      assert.deepEqual(second.clock(), clock);
+      const [next] = second.commit([setField("s3", "stage", "merge")]);
+      assert.equal(next.seq, 3, "a restarted node never reuses a position of its chain");
+      assert.equal(next.prev, mine[1].id);
+      assert.deepEqual(second.forks(), []);
+    } finally {
+      second.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -349,3 +349,57 @@ Deno.test("a replica refuses to commit while peers hold more of its own operatio
   assert.throws(() => replica.commit([setField("x", "stage", "qa")]), /own operations/);
   assert.equal(replica.size, 0);
 });
+
+Deno.test("catch-up of 100k operations is chunked under the frame limit and resumes after a drop", async () => {
+  const factory = new OpFactory();
+  const authors = Array.from({ length: 10 }, (_, i) => identity(100 + i));
+  const ops = authors.flatMap((author) => factory.chain(author, 10_000));
+  const hub = await serveNode();
+  hub.node.replica.receive(ops, { amortise: true });
+  assert.equal(hub.node.replica.size, 100_000);
+  const limit = 1024 * 1024;
+  const peer = await RawPeer.connect(hub.url, identity(99));
+  try {
+    assert.equal((await peer.nextJson()).type, "clock");
+    peer.send({ type: "clock", clock: {} });
+    let frames = 0;
+    let received = 0;
+    for (;;) {
+      const frame = await peer.next();
+      assert.equal(typeof frame, "string");
+      const bytes = new TextEncoder().encode(frame as string).length;
+      assert.ok(bytes <= limit, `frame of ${bytes} bytes is over the ${limit}-byte limit`);
+      const parsed = JSON.parse(frame as string);
+      if (parsed.type === "ready") break;
+      frames++;
+      received += parsed.ops.length;
+    }
+    assert.equal(received, 100_000);
+    assert.ok(frames >= 40, `only ${frames} frames`);
+  } finally {
+    await peer.close();
+  }
+
+  // A node whose connection drops part-way keeps what arrived and asks only for the rest.
+  const spoke = await HuskiesNode.open({ open: true });
+  try {
+    const first = spoke.connect(hub.url, fastRetry);
+    const partway = Promise.withResolvers<void>();
+    const stop = spoke.replica.onApplied(() => {
+      if (spoke.replica.size >= 30_000) partway.resolve();
+    });
+    await partway.promise;
+    stop();
+    await first.stop();
+    const kept = spoke.replica.size;
+    assert.ok(kept >= 30_000 && kept < 100_000, `kept ${kept}`);
+    spoke.connect(hub.url, fastRetry);
+    await eventually(() => spoke.replica.size === 100_000, "the rest of the catch-up", 30_000);
+    assert.equal(spoke.replica.stateHash(), hub.node.replica.stateHash());
+    const resent = hub.node.sessions().reduce((sum, s) => sum + s.stats().opsOut, 0);
+    assert.equal(resent, 100_000 - kept, "only the missing operations are sent again");
+  } finally {
+    await spoke.close();
+    await hub.stop();
+  }
+});
