@@ -14,6 +14,8 @@ export const CloseCode = {
   PROTOCOL_ERROR: 1002,
   /** A frame was larger than the limit. */
   TOO_BIG: 1009,
+  /** Something failed on our side (storage, a data file); the peer may retry later. */
+  INTERNAL_ERROR: 1011,
   /** Handshake proof (signature) was invalid. Permanent. */
   BAD_PROOF: 4401,
   /** The peer's key is not trusted (or its trust was removed). Permanent. */

@@ -181,7 +181,14 @@ export class HuskiesNode {
     this.#verifier = verifier;
     this.pipeline = new Pipeline(replica);
     this.#logger = options.logger ?? silentLogger;
-    this.#limits = options;
+    this.#limits = {
+      maxFrameBytes: options.maxFrameBytes,
+      maxOutboundBytes: options.maxOutboundBytes,
+      maxInvalidOps: options.maxInvalidOps,
+      pingIntervalMs: options.pingIntervalMs,
+      pongTimeoutMs: options.pongTimeoutMs,
+      liveBatchMs: options.liveBatchMs,
+    };
     this.#authTimeoutMs = options.authTimeoutMs ?? AUTH_TIMEOUT_MS;
     this.#admission = new AdmissionLimiter(options.admission);
     replica.onApplied((ops, origin) => {
@@ -365,7 +372,7 @@ export class HuskiesNode {
           error: (error as Error).message,
         });
         clearTimeout(timer);
-        closeSocket(socket, 1011, "internal error", direction === "outbound");
+        closeSocket(socket, CloseCode.INTERNAL_ERROR, "internal error", direction === "outbound");
         releaseOnce();
       }
     };

@@ -259,7 +259,7 @@ export class SyncSession {
           peer: this.peer,
           error: (error as Error).message,
         });
-        this.close(CloseCode.GOING_AWAY, "internal error");
+        this.close(CloseCode.INTERNAL_ERROR, "internal error");
       }
     }
   }
@@ -372,7 +372,7 @@ export class SyncSession {
 
   /**
    * Sends our clock again, asking the peer for everything we lack. Used when
-   * something changed what we accept (for example a new member was admitted),
+   * something changed what we accept (a key was trusted or its scope changed),
    * so operations refused earlier are fetched again.
    */
   resync(): void {
