@@ -63,11 +63,8 @@ Deno.test({
       });
 
       await page.goto(serve.statusUrl, { timeout: 15_000 });
-      await page.waitForFunction(
-        `document.getElementById("node-id")?.textContent === ${JSON.stringify(serve.nodeId)}`,
-        undefined,
-        { timeout: 10_000 },
-      );
+      // A selector wait, not waitForFunction: the page's CSP (rightly) forbids the eval it uses.
+      await page.waitForSelector(`#node-id:text-is("${serve.nodeId}")`, { timeout: 10_000 });
       await page.waitForSelector('[data-stage="coding"] [data-story="S-OLD"]', { timeout: 10_000 });
       await page.waitForSelector("#connection.live", { timeout: 10_000 });
       assert.match(await page.textContent("#peers-empty") ?? "", /No peers connected/);
