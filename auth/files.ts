@@ -1,7 +1,8 @@
 /**
  * Small file helpers shared by the key, trust and token stores: private data
  * directories, atomic writes of owner-only files, advisory locks and change
- * detection by file identity. Internal to `auth/`; not re-exported.
+ * detection by file identity. Internal to `auth/`; only {@link DataFileError}
+ * is re-exported.
  * @module
  */
 import { randomBytes } from "node:crypto";
@@ -249,4 +250,45 @@ export function parseVersionedList(text: string, version: number, listKey: strin
   const list = record[listKey];
   if (!Array.isArray(list)) throw new SyntaxError(`${listKey} must be an array`);
   return list;
+}
+
+/**
+ * A trust or token file that cannot be read: unreadable, corrupt, or writable
+ * by others. The file is left as it is; the message says which file and why.
+ */
+export class DataFileError extends Error {
+  /** Creates the error; `message` names the file and the problem. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "DataFileError";
+  }
+}
+
+/**
+ * Reads and parses a data file (`what` names it in errors, e.g. "trust
+ * file"). Returns `null` when the file does not exist. Any failure is a
+ * {@link DataFileError}; the file is never changed.
+ */
+export function loadDataFile<T>(
+  path: string,
+  what: string,
+  parse: (text: string) => T,
+): { value: T; version: FileVersion } | null {
+  let loaded: ReturnType<typeof readVersionedSync>;
+  try {
+    loaded = readVersionedSync(path);
+  } catch (error) {
+    throw new DataFileError(`Cannot read ${what} ${path}: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  if (loaded === null) return null;
+  try {
+    return { value: parse(loaded.text), version: loaded.version };
+  } catch (error) {
+    throw new DataFileError(
+      `Cannot read ${what} ${path}: ${(error as Error).message}; fix or remove the file`,
+      { cause: error },
+    );
+  }
 }

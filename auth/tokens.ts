@@ -29,13 +29,13 @@ import {
   type FileVersion,
   fileVersionSync,
   joinPath,
+  loadDataFile,
   parseVersionedList,
-  readVersionedSync,
   sameVersion,
   withFileLockSync,
   writePrivateFileSync,
 } from "./files.ts";
-import { DataFileError, isScope, type Scope } from "./trust.ts";
+import { isScope, type Scope } from "./trust.ts";
 
 /** Prefix (and format version) of a join token. */
 export const JOIN_TOKEN_PREFIX = "hjt1";
@@ -350,28 +350,9 @@ export class TokenStore {
   #load(force = false): void {
     if (this.#path === null) return;
     if (!force && sameVersion(this.#version, fileVersionSync(this.#path))) return;
-    let loaded: ReturnType<typeof readVersionedSync>;
-    try {
-      loaded = readVersionedSync(this.#path);
-    } catch (error) {
-      throw new DataFileError(`Cannot read token file ${this.#path}: ${(error as Error).message}`, {
-        cause: error,
-      });
-    }
-    if (loaded === null) {
-      this.#tokens = new Map();
-      this.#version = null;
-      return;
-    }
-    try {
-      this.#tokens = parseTokenFile(loaded.text);
-    } catch (error) {
-      throw new DataFileError(
-        `Cannot read token file ${this.#path}: ${(error as Error).message}; fix or remove the file`,
-        { cause: error },
-      );
-    }
-    this.#version = loaded.version;
+    const loaded = loadDataFile(this.#path, "token file", parseTokenFile);
+    this.#tokens = loaded?.value ?? new Map();
+    this.#version = loaded?.version ?? null;
   }
 
   /** Runs `fn` on fresh tokens under the file lock; persists when it returns dirty. */

@@ -29,12 +29,14 @@ import {
   type FileVersion,
   fileVersionSync,
   joinPath,
+  loadDataFile,
   parseVersionedList,
-  readVersionedSync,
   sameVersion,
   withFileLockSync,
   writePrivateFileSync,
 } from "./files.ts";
+
+export { DataFileError } from "./files.ts";
 
 /** What a trusted key may do: `write` (sync and author) or `read` (sync only). */
 export type Scope = "write" | "read";
@@ -75,18 +77,6 @@ export interface TrustChange {
   removed: string[];
   /** Keys still trusted whose scope changed. */
   changed: string[];
-}
-
-/**
- * A trust or token file that cannot be read: unreadable, corrupt, or writable
- * by others. The file is left as it is; the message says which file and why.
- */
-export class DataFileError extends Error {
-  /** Creates the error; `message` names the file and the problem. */
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "DataFileError";
-  }
 }
 
 /** Options for {@link TrustStore.open}. */
@@ -244,28 +234,9 @@ export class TrustStore {
   #load(force = false): boolean {
     if (this.#path === null) return false;
     if (!force && sameVersion(this.#version, fileVersionSync(this.#path))) return false;
-    let loaded: ReturnType<typeof readVersionedSync>;
-    try {
-      loaded = readVersionedSync(this.#path);
-    } catch (error) {
-      throw new DataFileError(`Cannot read trust file ${this.#path}: ${(error as Error).message}`, {
-        cause: error,
-      });
-    }
-    if (loaded === null) {
-      this.#entries = new Map();
-      this.#version = null;
-      return true;
-    }
-    try {
-      this.#entries = parseTrustFile(loaded.text);
-    } catch (error) {
-      throw new DataFileError(
-        `Cannot read trust file ${this.#path}: ${(error as Error).message}; fix or remove the file`,
-        { cause: error },
-      );
-    }
-    this.#version = loaded.version;
+    const loaded = loadDataFile(this.#path, "trust file", parseTrustFile);
+    this.#entries = loaded?.value ?? new Map();
+    this.#version = loaded?.version ?? null;
     return true;
   }
 
