@@ -33,7 +33,7 @@
  * @module
  */
 import { randomBytes } from "node:crypto";
-import { fromHex, isHex128, isHex64, toHex, utf8 } from "../crdt/bytes.ts";
+import { fromHex, isHex128, isHex64, toHex, utf8, utf8Length } from "../crdt/bytes.ts";
 import { type Identity, SignatureVerifier } from "../crdt/identity.ts";
 import { CloseCode } from "../sync/close_codes.ts";
 import {
@@ -233,20 +233,14 @@ export function makeAuthorizer(
 
 /** Shortens `reason` to at most {@link MAX_CLOSE_REASON_BYTES} UTF-8 bytes. */
 export function clampCloseReason(reason: string): string {
-  if (utf8(reason).length <= MAX_CLOSE_REASON_BYTES) return reason;
+  let bytes = 0;
   let out = "";
   for (const ch of reason) {
-    if (utf8(out + ch).length > MAX_CLOSE_REASON_BYTES) break;
+    bytes += utf8Length(ch);
+    if (bytes > MAX_CLOSE_REASON_BYTES) break;
     out += ch;
   }
   return out;
-}
-
-function utf8Length(text: string): number {
-  // Each UTF-16 unit encodes to 1..3 bytes, so the cheap bounds settle most cases.
-  if (text.length * 3 <= MAX_HANDSHAKE_FRAME_BYTES) return text.length;
-  if (text.length > MAX_HANDSHAKE_FRAME_BYTES) return text.length;
-  return utf8(text).length;
 }
 
 function violation(what: string): Step {
@@ -267,7 +261,8 @@ function parseFrame(
   expected: string,
 ): { frame: Record<string, unknown> } | { refuse: Step } {
   if (typeof text !== "string") return { refuse: violation("frame is not text") };
-  if (utf8Length(text) > MAX_HANDSHAKE_FRAME_BYTES) {
+  // A UTF-16 unit is at least one UTF-8 byte, so a long string is too big without scanning it.
+  if (text.length > MAX_HANDSHAKE_FRAME_BYTES || utf8Length(text) > MAX_HANDSHAKE_FRAME_BYTES) {
     return { refuse: { close: { code: CloseCode.TOO_BIG, reason: "handshake frame too big" } } };
   }
   let value: unknown;

@@ -4,6 +4,7 @@
  * @module
  */
 import { type ClockHeads, parseClock, parseHeads, type VectorClock } from "../crdt/clock.ts";
+import { utf8Length } from "../crdt/bytes.ts";
 import { encodeOperation, type Operation, parseOperation } from "../crdt/operation.ts";
 import type { ForkProof } from "../crdt/store.ts";
 
@@ -163,19 +164,4 @@ export function* bulkFrames(
     size += bytes + 1;
   }
   if (parts.length > 0) yield head + parts.join(",") + "]}";
-}
-
-/** UTF-8 byte length of a string, without encoding it. */
-export function utf8Length(text: string): number {
-  let bytes = text.length;
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    if (code < 0x80) continue;
-    if (code < 0x800) bytes += 1;
-    else if (code >= 0xd800 && code <= 0xdbff && i + 1 < text.length) {
-      bytes += 2; // a surrogate pair: 2 units, 4 bytes
-      i++;
-    } else bytes += 2;
-  }
-  return bytes;
 }

@@ -5,6 +5,7 @@
  * WebSocket or an in-memory simulated network.
  * @module
  */
+import { utf8Length } from "../crdt/bytes.ts";
 import { clockLag, type VectorClock } from "../crdt/clock.ts";
 import type { NodeId } from "../crdt/identity.ts";
 import { encodeOperation, type Operation } from "../crdt/operation.ts";
@@ -22,7 +23,6 @@ import {
   PONG_FRAME,
   ProtocolError,
   READY_FRAME,
-  utf8Length,
 } from "./frames.ts";
 import { type Logger, silentLogger } from "./logger.ts";
 

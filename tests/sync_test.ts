@@ -70,6 +70,8 @@ Deno.test("a legacy peer's bulk is applied and answered with a full bulk, withou
     hub.node.pipeline.move("H-1", "qa");
     const live = await peer.next();
     assert.ok(live instanceof Uint8Array || JSON.parse(live).type === "bulk");
+    const text = typeof live === "string" ? live : new TextDecoder().decode(live);
+    assert.match(text, /"stage":"qa"/, "the streamed frame carries the move");
   } finally {
     await peer.close();
     await hub.stop();
