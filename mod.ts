@@ -37,9 +37,9 @@ export {
   RENDEZVOUS_ERROR_THRESHOLD,
   RendezvousClient,
   type RendezvousState,
-  STORE_FILE_NAME,
   SYNC_PATH,
 } from "./sync/node.ts";
+export { STORE_FILE_NAME } from "./data_dir.ts";
 export {
   addJoinToken,
   crdtSyncHandler,
@@ -53,7 +53,7 @@ export {
   type SessionStats,
   SyncSession,
 } from "./sync/session.ts";
-export { CloseCode, type CloseCodeValue, isPermanentClose } from "./sync/close_codes.ts";
+export { CloseCode, type CloseCodeValue, isPermanentClose } from "./protocol/close_codes.ts";
 export { backoffDelay, type BackoffOptions } from "./sync/backoff.ts";
 export {
   consoleLogger,

@@ -10,7 +10,7 @@
  *
  * Each signature covers {@link transcript}: the role, both fresh challenges
  * and both keys, so a proof from one connection cannot be replayed on
- * another nor reflected to the other side. `auth/PROTOCOL_AUTH.md` has the
+ * another nor reflected to the other side. `PROTOCOL.md` has the
  * full specification.
  *
  * @example Run both sides in memory
@@ -33,9 +33,9 @@
  * @module
  */
 import { randomBytes } from "node:crypto";
-import { fromHex, isHex128, isHex64, toHex, utf8, utf8Length } from "../crdt/bytes.ts";
+import { fromHex, isHex128, isHex64, toHex, utf8, utf8Length } from "../protocol/bytes.ts";
 import { type Identity, SignatureVerifier } from "../crdt/identity.ts";
-import { CloseCode } from "../sync/close_codes.ts";
+import { CloseCode } from "../protocol/close_codes.ts";
 import {
   parseJoinToken,
   parsePresentedToken,

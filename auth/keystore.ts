@@ -16,8 +16,9 @@
  * ```
  * @module
  */
+import { KEY_FILE_NAME } from "../data_dir.ts";
 import { Identity } from "../crdt/identity.ts";
-import { toHex } from "../crdt/bytes.ts";
+import { toHex } from "../protocol/bytes.ts";
 import {
   ensureDir,
   formatMode,
@@ -26,9 +27,6 @@ import {
   readVersionedSync,
   writePrivateFileSync,
 } from "./files.ts";
-
-/** Name of the key file inside the data directory. */
-export const KEY_FILE_NAME = "node.key";
 
 /** Version number written in (and required of) the key file. */
 export const KEY_FILE_VERSION = 1;

@@ -24,12 +24,12 @@
  * ```
  * @module
  */
+export { KEY_FILE_NAME, TOKEN_FILE_NAME, TRUST_FILE_NAME } from "../data_dir.ts";
 export {
   createIdentityFile,
   type CreateIdentityOptions,
   importIdentity,
   type ImportIdentityOptions,
-  KEY_FILE_NAME,
   KeyFileCorruptError,
   KeyFileError,
   KeyFileExistsError,
@@ -45,7 +45,6 @@ export {
   DataFileError,
   isScope,
   type Scope,
-  TRUST_FILE_NAME,
   type TrustChange,
   type TrustEntry,
   trustKeyProblem,
@@ -64,7 +63,6 @@ export {
   presentedToken,
   type RedeemFailure,
   type RedeemResult,
-  TOKEN_FILE_NAME,
   type TokenInfo,
   TokenStore,
   type TokenStoreOptions,

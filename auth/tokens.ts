@@ -20,9 +20,10 @@
  * ```
  * @module
  */
+import { TOKEN_FILE_NAME } from "../data_dir.ts";
 import { Buffer } from "node:buffer";
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import { fromHex, isHex64, toHex } from "../crdt/bytes.ts";
+import { fromHex, isHex64, toHex } from "../protocol/bytes.ts";
 import { publicKeyProblem } from "../crdt/identity.ts";
 import {
   ensureDirSync,
@@ -39,9 +40,6 @@ import { isScope, type Scope } from "./trust.ts";
 
 /** Prefix (and format version) of a join token. */
 export const JOIN_TOKEN_PREFIX = "hjt1";
-
-/** Name of the token file inside the data directory. */
-export const TOKEN_FILE_NAME = "tokens.json";
 
 /** Version number written in (and required of) the token file. */
 export const TOKEN_FILE_VERSION = 1;

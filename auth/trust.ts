@@ -22,7 +22,8 @@
  * ```
  * @module
  */
-import { fromHex, isHex64 } from "../crdt/bytes.ts";
+import { TRUST_FILE_NAME } from "../data_dir.ts";
+import { fromHex, isHex64 } from "../protocol/bytes.ts";
 import { publicKeyProblem } from "../crdt/identity.ts";
 import {
   ensureDirSync,
@@ -45,9 +46,6 @@ export type Scope = "write" | "read";
 export function isScope(value: unknown): value is Scope {
   return value === "write" || value === "read";
 }
-
-/** Name of the trust file inside the data directory. */
-export const TRUST_FILE_NAME = "trust.json";
 
 /** Version number written in (and required of) the trust file. */
 export const TRUST_FILE_VERSION = 1;

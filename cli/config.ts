@@ -15,6 +15,7 @@
  * ```
  * @module
  */
+import { CONFIG_FILE_NAME } from "../data_dir.ts";
 import { dirname, isAbsolute, join } from "node:path";
 import { parse as parseToml, TomlError } from "smol-toml";
 import { trustKeyProblem } from "../auth/mod.ts";
@@ -23,8 +24,6 @@ import { CliError, ExitCode } from "./errors.ts";
 
 /** The data folder used when neither `--data-dir` nor `data_dir` says otherwise. */
 export const DEFAULT_DATA_DIR = "./.huskies";
-/** Name of the configuration file inside a data folder. */
-export const CONFIG_FILE_NAME = "project.toml";
 /** The listen address used when neither `--listen` nor `listen` says otherwise. */
 export const DEFAULT_LISTEN = "127.0.0.1:3001";
 

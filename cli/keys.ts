@@ -12,7 +12,7 @@ import {
   keyFilePath,
   readIdentity,
 } from "../auth/mod.ts";
-import { toHex } from "../crdt/bytes.ts";
+import { toHex } from "../protocol/bytes.ts";
 import {
   type CliContext,
   type Command,

@@ -5,14 +5,10 @@
  * uses them to call the admin API.
  * @module
  */
+import { ADMIN_TOKEN_FILE_NAME, SERVE_FILE_NAME } from "../data_dir.ts";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { CliError, ExitCode, UsageError } from "./errors.ts";
-
-/** Name of the file describing the running node. */
-export const SERVE_FILE_NAME = "serve.json";
-/** Name of the admin secret file. */
-export const ADMIN_TOKEN_FILE_NAME = "admin.token";
 
 /** Contents of `serve.json`. */
 export interface ServeInfo {

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { SignatureVerifier } from "../crdt/identity.ts";
 import { hasValidId, type Operation, verifyOperation } from "../crdt/operation.ts";
 import { SqliteStore, StoreCorruptError, StoreLockedError } from "../crdt/sqlite_store.ts";
-import { STORE_FILE_NAME } from "../sync/node.ts";
+import { STORE_FILE_NAME } from "../data_dir.ts";
 import { type Command, DATA_DIR_OPTION, flagOption, JSON_OPTION } from "./args.ts";
 import { locate } from "./config.ts";
 import { CliError, ExitCode } from "./errors.ts";

@@ -3,7 +3,7 @@
  * (always a gap-free prefix of the author's chain) and the id of the last one.
  * @module
  */
-import { isHex64 } from "./bytes.ts";
+import { isHex64 } from "../protocol/bytes.ts";
 import type { NodeId } from "./identity.ts";
 import type { OpId } from "./operation.ts";
 

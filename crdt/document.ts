@@ -4,7 +4,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { utf8 } from "./bytes.ts";
+import { utf8 } from "../protocol/bytes.ts";
 import { canonicalJson, type JsonValue } from "./canonical.ts";
 import type { Mutation } from "./operation.ts";
 

@@ -20,7 +20,7 @@ import {
   verify as nodeVerify,
 } from "node:crypto";
 import * as ed from "@noble/ed25519";
-import { concatBytes, fromHex, isHex64, toHex } from "./bytes.ts";
+import { concatBytes, fromHex, isHex64, toHex } from "../protocol/bytes.ts";
 
 ed.hashes.sha512 = (message: Uint8Array) =>
   new Uint8Array(createHash("sha512").update(message).digest());

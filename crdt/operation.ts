@@ -9,7 +9,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { fromHex, isHex128, isHex64, toHex } from "./bytes.ts";
+import { fromHex, isHex128, isHex64, toHex } from "../protocol/bytes.ts";
 import { canonicalJson, checkJsonValue, type JsonValue, withSortedKeys } from "./canonical.ts";
 import type { Identity, NodeId, SignatureVerifier } from "./identity.ts";
 

@@ -36,7 +36,7 @@ import {
   parseOperation,
 } from "./operation.ts";
 import type { AppendOptions, ForkProof, Store } from "./store.ts";
-import { isHex64 } from "./bytes.ts";
+import { isHex64 } from "../protocol/bytes.ts";
 
 /**
  * The `PRAGMA application_id` of a huskies-sync store: `0x4875736b`, the

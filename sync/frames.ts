@@ -4,7 +4,7 @@
  * @module
  */
 import { type ClockHeads, parseClock, parseHeads, type VectorClock } from "../crdt/clock.ts";
-import { utf8Length } from "../crdt/bytes.ts";
+import { utf8Length } from "../protocol/bytes.ts";
 import { encodeOperation, type Operation, parseOperation } from "../crdt/operation.ts";
 import type { ForkProof } from "../crdt/store.ts";
 

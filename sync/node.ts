@@ -5,6 +5,7 @@
  * @module
  */
 import { join } from "node:path";
+import { STORE_FILE_NAME } from "../data_dir.ts";
 import {
   AccessPolicy,
   AdmissionLimiter,
@@ -26,7 +27,7 @@ import { Pipeline } from "../crdt/pipeline.ts";
 import { Replica } from "../crdt/replica.ts";
 import { SqliteStore } from "../crdt/sqlite_store.ts";
 import type { Store } from "../crdt/store.ts";
-import { CloseCode, isPermanentClose } from "./close_codes.ts";
+import { CloseCode, isPermanentClose } from "../protocol/close_codes.ts";
 import { backoffDelay, type BackoffOptions } from "./backoff.ts";
 import { type Logger, silentLogger } from "./logger.ts";
 import { type SessionLimits, type SessionStats, SyncSession } from "./session.ts";
@@ -39,8 +40,6 @@ export const PONG_TIMEOUT_SECS = 60;
 export const RENDEZVOUS_ERROR_THRESHOLD = 10;
 /** The sync endpoint's path. */
 export const SYNC_PATH = "/crdt-sync";
-/** File name of the operation database inside a data folder. */
-export const STORE_FILE_NAME = "ops.db";
 
 /** Options for {@link HuskiesNode.open}. */
 export interface NodeOptions extends SessionLimits {

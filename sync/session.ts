@@ -5,13 +5,13 @@
  * WebSocket or an in-memory simulated network.
  * @module
  */
-import { utf8Length } from "../crdt/bytes.ts";
+import { utf8Length } from "../protocol/bytes.ts";
 import { clockLag, type VectorClock } from "../crdt/clock.ts";
 import type { NodeId } from "../crdt/identity.ts";
 import { encodeOperation, type Operation } from "../crdt/operation.ts";
 import type { Replica } from "../crdt/replica.ts";
 import type { ForkProof } from "../crdt/store.ts";
-import { CloseCode } from "./close_codes.ts";
+import { CloseCode } from "../protocol/close_codes.ts";
 import {
   bulkFrames,
   decodeBinaryFrame,

@@ -1,17 +1,17 @@
 /**
  * End-to-end tests of the authentication handshake over real sockets: nodes served on
  * 127.0.0.1 (port 0), HuskiesNode rendezvous clients, and raw WebSockets that speak (or
- * break) the handshake of auth/PROTOCOL_AUTH.md by hand.
+ * break) the handshake of PROTOCOL.md by hand.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ClientHandshake } from "../auth/handshake.ts";
 import { formatJoinToken, parseJoinToken, TokenStore } from "../auth/tokens.ts";
 import { TrustStore } from "../auth/trust.ts";
-import { toHex } from "../crdt/bytes.ts";
+import { toHex } from "../protocol/bytes.ts";
 import type { Identity } from "../crdt/identity.ts";
 import type { Operation } from "../crdt/operation.ts";
-import { CloseCode } from "../sync/close_codes.ts";
+import { CloseCode } from "../protocol/close_codes.ts";
 import { MemoryLogger } from "../sync/logger.ts";
 import { HuskiesNode, type NodeOptions, type RendezvousClient } from "../sync/node.ts";
 import { identity, OpFactory, setField } from "./helpers.ts";
@@ -143,7 +143,7 @@ class Probe {
   }
 }
 
-/** The transcript of PROTOCOL_AUTH.md §4, built by hand (independently of auth/handshake.ts). */
+/** The transcript of PROTOCOL.md §3.4, built by hand (independently of auth/handshake.ts). */
 function handTranscript(
   role: string,
   serverChallenge: string,
@@ -171,7 +171,7 @@ function randomHex64(): string {
 /** How a hand-built `auth` message goes wrong. */
 type Tamper = "none" | "flipped-bit" | "other-signer" | "server-role" | "other-challenge";
 
-/** An `auth` frame for `challenge`, built by hand per PROTOCOL_AUTH.md §3.2, optionally wrong. */
+/** An `auth` frame for `challenge`, built by hand per PROTOCOL.md §3.3, optionally wrong. */
 function handAuth(
   me: Identity,
   challenge: Record<string, unknown>,

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { Identity } from "../crdt/identity.ts";
-import { CloseCode } from "../sync/close_codes.ts";
+import { CloseCode } from "../protocol/close_codes.ts";
 import {
   AccessPolicy,
   type Authorizer,
@@ -426,7 +426,7 @@ Deno.test("client handshake refuses a token naming a different hub than hubKey",
   assert.throws(() => new ClientHandshake({ identity: node, token: "nope" }), TypeError);
 });
 
-Deno.test("handshake matches the known-answer vector in PROTOCOL_AUTH.md", () => {
+Deno.test("handshake matches the known-answer vector in PROTOCOL.md", () => {
   const server = Identity.fromSeed(
     Uint8Array.fromHex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60"),
   );

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { Identity } from "../crdt/identity.ts";
-import { CloseCode } from "../sync/close_codes.ts";
+import { CloseCode } from "../protocol/close_codes.ts";
 import {
   AccessPolicy,
   ClientHandshake,

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { encodeOperation, type Operation } from "../crdt/operation.ts";
 import { ServerHandshake } from "../auth/handshake.ts";
-import { CloseCode } from "../sync/close_codes.ts";
+import { CloseCode } from "../protocol/close_codes.ts";
 import { MemoryLogger } from "../sync/logger.ts";
 import { HuskiesNode } from "../sync/node.ts";
 import { Replica } from "../crdt/replica.ts";
