@@ -41,6 +41,8 @@ export const ExitCode = {
   VERIFY_FAILED: 9,
   /** Refused to overwrite something that exists (a key file without `--force`). */
   EXISTS: 10,
+  /** `huskies verify`: the store is sound but this node's own key is forked (used elsewhere). */
+  OWN_KEY_FORKED: 11,
   /** A second SIGINT/SIGTERM forced the process to exit. */
   INTERRUPTED: 130,
 } as const;

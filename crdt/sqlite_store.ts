@@ -26,6 +26,7 @@
  * ```
  * @module
  */
+import { resolve } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import {
   decodeOperation,
@@ -37,6 +38,19 @@ import {
 } from "./operation.ts";
 import type { AppendOptions, ForkProof, Store } from "./store.ts";
 import { isHex64 } from "../protocol/bytes.ts";
+import {
+  checkHeader,
+  CORRUPT_ADVICE,
+  identifyStoreFile,
+  messageOf,
+  openError,
+  SQLITE_CORRUPT,
+  SQLITE_NOTADB,
+  sqliteCode,
+  StoreCorruptError,
+} from "./sqlite_file.ts";
+
+export { StoreCorruptError, StoreLockedError } from "./sqlite_file.ts";
 
 /**
  * The `PRAGMA application_id` of a huskies-sync store: `0x4875736b`, the
@@ -66,90 +80,13 @@ export interface SqliteStoreOptions {
    * @default true
    */
   quickCheck?: boolean;
-}
-
-/**
- * Thrown by {@link SqliteStore.open} when another process (or another
- * connection in this process) has the store open. Only one huskies-sync
- * process may use a data folder at a time.
- */
-export class StoreLockedError extends Error {
-  /** The path of the store file. */
-  readonly path: string;
-
-  /** Creates the error; `message` is the whole message. */
-  constructor(path: string, message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "StoreLockedError";
-    this.path = path;
-  }
-}
-
-/**
- * Thrown when the file is not a huskies-sync store, is corrupt, or was written
- * by a newer schema version: by {@link SqliteStore.open}, and by
- * {@link SqliteStore.load} / {@link SqliteStore.loadForks} for a row that does
- * not decode. Nothing is ever deleted or rewritten to recover.
- */
-export class StoreCorruptError extends Error {
-  /** The path of the store file. */
-  readonly path: string;
-
-  /** Creates the error; `message` is the whole message. */
-  constructor(path: string, message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "StoreCorruptError";
-    this.path = path;
-  }
-}
-
-// SQLite primary result codes (the low byte of an extended code).
-const SQLITE_BUSY = 5;
-const SQLITE_LOCKED = 6;
-const SQLITE_CORRUPT = 11;
-const SQLITE_NOTADB = 26;
-
-const CORRUPT_ADVICE = "Restore the file from a backup, or move it aside and let the node " +
-  "resync from its peers (nothing was changed or deleted).";
-
-function sqliteCode(error: unknown): number | undefined {
-  const code = (error as { errcode?: unknown } | null)?.errcode;
-  return typeof code === "number" ? code : undefined;
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
-/** Translates an error raised while opening into one of the named errors where it fits. */
-function openError(path: string, error: unknown): Error {
-  if (error instanceof StoreLockedError || error instanceof StoreCorruptError) return error;
-  const code = sqliteCode(error);
-  const primary = code === undefined ? undefined : code & 0xff;
-  const prefix = `Cannot open store at ${path}`;
-  if (primary === SQLITE_BUSY || primary === SQLITE_LOCKED) {
-    return new StoreLockedError(
-      path,
-      `${prefix}: another process has it open (SQLite: ${messageOf(error)}). ` +
-        "Only one huskies-sync process may use a data folder at a time: stop the other " +
-        "process, or give this one its own data folder.",
-      { cause: error },
-    );
-  }
-  if (primary === SQLITE_NOTADB || primary === SQLITE_CORRUPT) {
-    return new StoreCorruptError(
-      path,
-      `${prefix}: the file is not a huskies-sync store or is corrupt ` +
-        `(SQLite: ${messageOf(error)}). ${CORRUPT_ADVICE}`,
-      { cause: error },
-    );
-  }
-  return new Error(
-    `${prefix}: ${
-      messageOf(error)
-    }. Check that the path names a file in an existing, writable folder.`,
-    { cause: error },
-  );
+  /**
+   * Open for reading only (`huskies verify`): nothing in the file or its
+   * folder is created or changed, so a read-only folder works; writes throw.
+   * A missing or empty file is refused with {@link StoreCorruptError}.
+   * @default false
+   */
+  readOnly?: boolean;
 }
 
 /** Rows {@link SqliteStore.load} reads per query. */
@@ -183,50 +120,20 @@ const SCHEMA_V1 = `
   PRAGMA user_version = ${SQLITE_STORE_SCHEMA_VERSION};
 `;
 
-const SQLITE_HEADER = new TextEncoder().encode("SQLite format 3\0");
-
-/**
- * Refuses a non-empty file that does not start with the SQLite header before
- * SQLite sees it: SQLite treats some very short files (one byte, say) as an
- * empty database and would write over them.
- */
-function checkHeader(path: string): void {
-  let file: Deno.FsFile;
+function exists(path: string): boolean {
   try {
-    file = Deno.openSync(path, { read: true });
+    Deno.statSync(path);
+    return true;
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return; // SQLite creates it
-    throw openError(path, error);
-  }
-  try {
-    const head = new Uint8Array(SQLITE_HEADER.length);
-    let filled = 0;
-    try {
-      while (filled < head.length) {
-        const n = file.readSync(head.subarray(filled));
-        if (n === null) break;
-        filled += n;
-      }
-    } catch (error) {
-      throw openError(path, error);
-    }
-    if (filled === 0) return; // an empty file becomes a new store
-    if (filled < head.length || !head.every((byte, i) => byte === SQLITE_HEADER[i])) {
-      throw new StoreCorruptError(
-        path,
-        `Cannot open store at ${path}: the file is not a SQLite database, so not a ` +
-          "huskies-sync store. Point huskies-sync at its own data folder, or move this " +
-          "file aside.",
-      );
-    }
-  } finally {
-    file.close();
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
   }
 }
 
-function pragmaNumber(db: DatabaseSync, name: string): number {
-  const row = db.prepare(`PRAGMA ${name}`).get() as Record<string, unknown> | undefined;
-  return Number(row?.[name] ?? 0);
+/** A `file:` URI that opens `path` as immutable (no locks, no -wal or -shm files). */
+function immutableUri(path: string): string {
+  const absolute = resolve(path).split("/").map(encodeURIComponent).join("/");
+  return `file:${absolute}?immutable=1`;
 }
 
 /** Checks an operation before storing it; returns its encoded body. */
@@ -341,10 +248,18 @@ export class SqliteStore implements Store {
         "Cannot open store: busyTimeoutMs must be a non-negative integer",
       );
     }
+    const readOnly = options.readOnly ?? false;
     checkHeader(path);
+    // Read-only with no write-ahead log: the file is complete (the node closed it), so read it as
+    // immutable, which needs no lock or -shm/-wal file and so works in a read-only folder. With a
+    // log present (a running node, or one that did not close the store), only a connection that
+    // may write can read it correctly: a normal one, made query-only.
+    const immutable = readOnly && !exists(`${path}-wal`);
     let db: DatabaseSync;
     try {
-      db = new DatabaseSync(path, { timeout: busyTimeoutMs });
+      db = immutable
+        ? new DatabaseSync(immutableUri(path), { readOnly: true })
+        : new DatabaseSync(path, { timeout: busyTimeoutMs });
     } catch (error) {
       throw openError(path, error);
     }
@@ -353,49 +268,18 @@ export class SqliteStore implements Store {
       // every lock, once taken, is kept until close.
       db.exec("PRAGMA locking_mode=EXCLUSIVE");
       // Identify the file before changing anything in it.
-      const applicationId = pragmaNumber(db, "application_id");
-      const version = pragmaNumber(db, "user_version");
-      const objects = (db.prepare("SELECT count(*) AS n FROM sqlite_schema").get() as {
-        n: number;
-      }).n;
-      const fresh = applicationId === 0 && version === 0 && objects === 0;
-      if (!fresh) {
-        const prefix = `Cannot open store at ${path}`;
-        if (applicationId !== SQLITE_STORE_APPLICATION_ID) {
-          throw new StoreCorruptError(
-            path,
-            `${prefix}: the file is a SQLite database of another application ` +
-              `(application_id ${applicationId}, expected ${SQLITE_STORE_APPLICATION_ID}). ` +
-              "Point huskies-sync at its own data folder, or move this file aside.",
-          );
-        }
-        if (version > SQLITE_STORE_SCHEMA_VERSION) {
-          throw new StoreCorruptError(
-            path,
-            `${prefix}: it was written by a newer version of huskies-sync (schema ` +
-              `${version}; this version reads schema ${SQLITE_STORE_SCHEMA_VERSION}). ` +
-              "Upgrade huskies-sync to open it.",
-          );
-        }
-        if (version < 1) {
-          throw new StoreCorruptError(
-            path,
-            `${prefix}: it has unknown schema version ${version}. ${CORRUPT_ADVICE}`,
-          );
-        }
-        if (options.quickCheck ?? true) {
-          const rows = db.prepare("PRAGMA quick_check(3)").all() as { quick_check: string }[];
-          const problems = rows.map((row) => row.quick_check);
-          if (problems.length !== 1 || problems[0] !== "ok") {
-            let summary = problems.join("; ").replaceAll("\n", "; ");
-            if (summary.length > 300) summary = `${summary.slice(0, 300)}...`;
-            throw new StoreCorruptError(
-              path,
-              `${prefix}: the integrity check failed (${summary}). ${CORRUPT_ADVICE}`,
-            );
-          }
-        }
+      const { fresh } = identifyStoreFile(db, path, {
+        applicationId: SQLITE_STORE_APPLICATION_ID,
+        schemaVersion: SQLITE_STORE_SCHEMA_VERSION,
+        quickCheck: options.quickCheck ?? true,
+      });
+      if (readOnly && fresh) {
+        throw new StoreCorruptError(
+          path,
+          `Cannot open store at ${path} read-only: the file is empty, not yet a huskies-sync store`,
+        );
       }
+      if (immutable) return new SqliteStore(path, db);
       const mode = db.prepare("PRAGMA journal_mode=WAL").get() as { journal_mode: string };
       if (mode.journal_mode !== "wal") {
         throw new Error(`journal mode is ${mode.journal_mode}, WAL is required`);
@@ -413,6 +297,7 @@ export class SqliteStore implements Store {
         if (db.isTransaction) db.exec("ROLLBACK");
         throw error;
       }
+      if (readOnly) db.exec("PRAGMA query_only=ON");
       return new SqliteStore(path, db);
     } catch (error) {
       try {

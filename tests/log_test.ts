@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { SignatureVerifier } from "../crdt/identity.ts";
+import { checkChain, describeVerdict } from "../crdt/chain_check.ts";
 import { OpLog } from "../crdt/log.ts";
 import { signOperation } from "../crdt/operation.ts";
 import { identity, OpFactory, setField } from "./helpers.ts";
@@ -318,4 +319,28 @@ Deno.test("rollback undoes operations applied after the mark", () => {
   assert.deepEqual(log.frontier(), frontier);
   assert.equal(log.has(ops[3].id), false);
   assert.deepEqual(log.receive(ops.slice(2), false).statuses, ["applied", "applied"]);
+});
+
+Deno.test("checkChain says why an operation cannot join its author's chain, as a tagged verdict", () => {
+  const f = new OpFactory();
+  const a = identity(1);
+  const [o1, o2, o3] = f.chain(a, 3);
+  const held = new Map([[o1.id, o1.time]]);
+  const time = (id: string) => held.get(id);
+  assert.deepEqual(checkChain(o1, undefined, time), { kind: "ready" });
+  assert.deepEqual(checkChain(o2, o1, time), { kind: "ready" });
+  assert.deepEqual(checkChain(o3, o1, time), { kind: "waiting", on: o2.id, what: "prev" });
+  assert.deepEqual(checkChain(o1, o1, time), { kind: "taken", count: 1 });
+  const onTop = f.next(identity(2), setField("y", "stage", "qa"), [o3.id]);
+  assert.deepEqual(checkChain(onTop, undefined, time), {
+    kind: "waiting",
+    on: o3.id,
+    what: "dependency",
+  });
+  const stale = signOperation({ ...o2, time: o1.time }, a);
+  assert.deepEqual(checkChain(stale, o1, time), {
+    kind: "broken",
+    reason: "time does not increase",
+  });
+  assert.equal(describeVerdict(stale, checkChain(stale, o1, time)), "time does not increase");
 });

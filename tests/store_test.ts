@@ -9,7 +9,7 @@ import {
   StoreLockedError,
 } from "../crdt/sqlite_store.ts";
 import { MemoryStore } from "../crdt/store.ts";
-import { makeChain, storeConformance, testIdentity } from "./store_conformance.ts";
+import { makeChain, storeConformance, testIdentity } from "../testing/store_conformance.ts";
 
 // MemoryStore cannot fail part-way through a batch, so that case does not apply.
 storeConformance("MemoryStore", () => ({ store: new MemoryStore(), cleanup: () => {} }), {
@@ -28,7 +28,7 @@ storeConformance("SqliteStore", async () => {
 
 const REPO_ROOT = new URL("..", import.meta.url);
 const STORE_MODULE = new URL("../crdt/sqlite_store.ts", import.meta.url).href;
-const CONFORMANCE_MODULE = new URL("./store_conformance.ts", import.meta.url).href;
+const CONFORMANCE_MODULE = new URL("../testing/store_conformance.ts", import.meta.url).href;
 
 /** Runs `body` with a fresh temp folder and the path of a store file in it, then removes it. */
 async function withDir(body: (dir: string, path: string) => void | Promise<void>): Promise<void> {
@@ -372,3 +372,27 @@ Deno.test("SqliteStore appends 20k operations in one batch and loads them back",
       again.close();
     }
   }));
+
+Deno.test("SqliteStore opened read-only reads everything, refuses writes and creates no file", async () => {
+  await withDir((dir, path) => {
+    const ops = makeChain(testIdentity(1), 3);
+    const writer = SqliteStore.open(path);
+    writer.append(ops);
+    writer.close();
+    const before = listDir(dir);
+    const reader = SqliteStore.open(path, { readOnly: true });
+    try {
+      assert.deepEqual([...reader.load()], ops);
+      assert.equal(reader.count(), 3);
+      assert.throws(() => reader.append(makeChain(testIdentity(2), 1)), /Cannot append/);
+      assert.deepEqual(listDir(dir), before);
+    } finally {
+      reader.close();
+    }
+    assert.deepEqual(listDir(dir), before);
+    // An empty file is not a store yet: read-only, nothing is created in it.
+    Deno.writeFileSync(`${dir}/empty.db`, new Uint8Array());
+    assert.throws(() => SqliteStore.open(`${dir}/empty.db`, { readOnly: true }), StoreCorruptError);
+    assert.equal(Deno.statSync(`${dir}/empty.db`).size, 0);
+  });
+});

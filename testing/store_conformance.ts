@@ -1,13 +1,17 @@
 /**
  * The conformance suite every {@link Store} implementation must pass, plus
- * helpers that build real signed operations for store tests.
+ * helpers that build real signed operations for store tests. Exported (as
+ * `@huskies/sync/testing`) so that other store implementations run the same
+ * cases as the built-in ones.
  *
  * Call {@link storeConformance} from a test file to register its cases:
  *
- * ```ts
- * import { MemoryStore } from "../crdt/store.ts";
- * import { storeConformance } from "./store_conformance.ts";
- * storeConformance("MemoryStore", () => ({ store: new MemoryStore(), cleanup: () => {} }));
+ * ```ts ignore
+ * import { MemoryStore } from "@huskies/sync";
+ * import { storeConformance } from "@huskies/sync/testing";
+ * storeConformance("MemoryStore", () => ({ store: new MemoryStore(), cleanup: () => {} }), {
+ *   atomic: false,
+ * });
  * ```
  * @module
  */

@@ -1,0 +1,209 @@
+/**
+ * The named errors of the SQLite store and the checks that raise them when a
+ * file is opened: a locked store, and a file that is not a huskies-sync store
+ * (or is corrupt). Nothing is ever deleted or rewritten to recover.
+ * @module
+ */
+import type { DatabaseSync } from "node:sqlite";
+
+/**
+ * Thrown by {@link SqliteStore.open} when another process (or another
+ * connection in this process) has the store open. Only one huskies-sync
+ * process may use a data folder at a time.
+ */
+export class StoreLockedError extends Error {
+  /** The path of the store file. */
+  readonly path: string;
+
+  /** Creates the error; `message` is the whole message. */
+  constructor(path: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "StoreLockedError";
+    this.path = path;
+  }
+}
+
+/**
+ * Thrown when the file is not a huskies-sync store, is corrupt, or was written
+ * by a newer schema version: by {@link SqliteStore.open}, and by
+ * {@link SqliteStore.load} / {@link SqliteStore.loadForks} for a row that does
+ * not decode. Nothing is ever deleted or rewritten to recover.
+ */
+export class StoreCorruptError extends Error {
+  /** The path of the store file. */
+  readonly path: string;
+
+  /** Creates the error; `message` is the whole message. */
+  constructor(path: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "StoreCorruptError";
+    this.path = path;
+  }
+}
+
+// SQLite primary result codes (the low byte of an extended code).
+const SQLITE_BUSY = 5;
+const SQLITE_LOCKED = 6;
+export const SQLITE_CORRUPT = 11;
+export const SQLITE_NOTADB = 26;
+
+/** Advice appended to every corruption message. */
+export const CORRUPT_ADVICE = "Restore the file from a backup, or move it aside and let the node " +
+  "resync from its peers (nothing was changed or deleted).";
+
+/** The SQLite result code of an error from node:sqlite, if any. */
+export function sqliteCode(error: unknown): number | undefined {
+  const code = (error as { errcode?: unknown } | null)?.errcode;
+  return typeof code === "number" ? code : undefined;
+}
+
+/** The message of any thrown value. */
+export function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Translates an error raised while opening into one of the named errors where it fits. */
+export function openError(path: string, error: unknown): Error {
+  if (error instanceof StoreLockedError || error instanceof StoreCorruptError) return error;
+  const code = sqliteCode(error);
+  const primary = code === undefined ? undefined : code & 0xff;
+  const prefix = `Cannot open store at ${path}`;
+  if (primary === SQLITE_BUSY || primary === SQLITE_LOCKED) {
+    return new StoreLockedError(
+      path,
+      `${prefix}: another process has it open (SQLite: ${messageOf(error)}). ` +
+        "Only one huskies-sync process may use a data folder at a time: stop the other " +
+        "process, or give this one its own data folder.",
+      { cause: error },
+    );
+  }
+  if (primary === SQLITE_NOTADB || primary === SQLITE_CORRUPT) {
+    return new StoreCorruptError(
+      path,
+      `${prefix}: the file is not a huskies-sync store or is corrupt ` +
+        `(SQLite: ${messageOf(error)}). ${CORRUPT_ADVICE}`,
+      { cause: error },
+    );
+  }
+  return new Error(
+    `${prefix}: ${
+      messageOf(error)
+    }. Check that the path names a file in an existing, writable folder.`,
+    { cause: error },
+  );
+}
+
+const SQLITE_HEADER = new TextEncoder().encode("SQLite format 3\0");
+
+/**
+ * Refuses a non-empty file that does not start with the SQLite header before
+ * SQLite sees it: SQLite treats some very short files (one byte, say) as an
+ * empty database and would write over them.
+ */
+export function checkHeader(path: string): void {
+  let file: Deno.FsFile;
+  try {
+    file = Deno.openSync(path, { read: true });
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return; // SQLite creates it
+    throw openError(path, error);
+  }
+  try {
+    const head = new Uint8Array(SQLITE_HEADER.length);
+    let filled = 0;
+    try {
+      while (filled < head.length) {
+        const n = file.readSync(head.subarray(filled));
+        if (n === null) break;
+        filled += n;
+      }
+    } catch (error) {
+      throw openError(path, error);
+    }
+    if (filled === 0) return; // an empty file becomes a new store
+    if (filled < head.length || !head.every((byte, i) => byte === SQLITE_HEADER[i])) {
+      throw new StoreCorruptError(
+        path,
+        `Cannot open store at ${path}: the file is not a SQLite database, so not a ` +
+          "huskies-sync store. Point huskies-sync at its own data folder, or move this " +
+          "file aside.",
+      );
+    }
+  } finally {
+    file.close();
+  }
+}
+
+function pragmaNumber(db: DatabaseSync, name: string): number {
+  const row = db.prepare(`PRAGMA ${name}`).get() as Record<string, unknown> | undefined;
+  return Number(row?.[name] ?? 0);
+}
+
+/** What a store file must carry, for {@link identifyStoreFile}. */
+export interface StoreFileIdentity {
+  /** The expected `PRAGMA application_id`. */
+  applicationId: number;
+  /** The newest schema version this code reads. */
+  schemaVersion: number;
+  /** Run `PRAGMA quick_check` on an existing file. */
+  quickCheck: boolean;
+}
+
+/**
+ * Identifies an open database before anything is changed in it: a fresh
+ * (empty) file, or a huskies-sync store of a schema this code reads, intact.
+ * Returns whether it is fresh and its schema version.
+ *
+ * @throws {StoreCorruptError} another application's database, a newer or
+ * unknown schema, or a failed integrity check.
+ */
+export function identifyStoreFile(
+  db: DatabaseSync,
+  path: string,
+  expected: StoreFileIdentity,
+): { fresh: boolean; version: number } {
+  const applicationId = pragmaNumber(db, "application_id");
+  const version = pragmaNumber(db, "user_version");
+  const objects = (db.prepare("SELECT count(*) AS n FROM sqlite_schema").get() as {
+    n: number;
+  }).n;
+  const fresh = applicationId === 0 && version === 0 && objects === 0;
+  if (!fresh) {
+    const prefix = `Cannot open store at ${path}`;
+    if (applicationId !== expected.applicationId) {
+      throw new StoreCorruptError(
+        path,
+        `${prefix}: the file is a SQLite database of another application ` +
+          `(application_id ${applicationId}, expected ${expected.applicationId}). ` +
+          "Point huskies-sync at its own data folder, or move this file aside.",
+      );
+    }
+    if (version > expected.schemaVersion) {
+      throw new StoreCorruptError(
+        path,
+        `${prefix}: it was written by a newer version of huskies-sync (schema ` +
+          `${version}; this version reads schema ${expected.schemaVersion}). ` +
+          "Upgrade huskies-sync to open it.",
+      );
+    }
+    if (version < 1) {
+      throw new StoreCorruptError(
+        path,
+        `${prefix}: it has unknown schema version ${version}. ${CORRUPT_ADVICE}`,
+      );
+    }
+    if (expected.quickCheck) {
+      const rows = db.prepare("PRAGMA quick_check(3)").all() as { quick_check: string }[];
+      const problems = rows.map((row) => row.quick_check);
+      if (problems.length !== 1 || problems[0] !== "ok") {
+        let summary = problems.join("; ").replaceAll("\n", "; ");
+        if (summary.length > 300) summary = `${summary.slice(0, 300)}...`;
+        throw new StoreCorruptError(
+          path,
+          `${prefix}: the integrity check failed (${summary}). ${CORRUPT_ADVICE}`,
+        );
+      }
+    }
+  }
+  return { fresh, version };
+}
