@@ -36,15 +36,8 @@ import { randomBytes } from "node:crypto";
 import { fromHex, isHex128, isHex64, toHex, utf8, utf8Length } from "../protocol/bytes.ts";
 import { type Identity, SignatureVerifier } from "../crdt/identity.ts";
 import { CloseCode } from "../protocol/close_codes.ts";
-import {
-  parseJoinToken,
-  parsePresentedToken,
-  presentedToken,
-  type RedeemFailure,
-  type RedeemResult,
-  type TokenStore,
-} from "./tokens.ts";
-import { type AccessPolicy, isScope, type Scope, type TrustStore } from "./trust.ts";
+import { parseJoinToken, parsePresentedToken, presentedToken } from "./tokens.ts";
+import { isScope, type Scope } from "./trust.ts";
 
 /** Protocol name sent in the challenge; a client refuses any other (close 4426). */
 export const PROTOCOL_ID = "huskies-sync/1";
@@ -55,8 +48,8 @@ export const TRANSCRIPT_DOMAIN = "huskies-sync/auth/v1";
 /** Seconds the whole handshake may take before the socket adapter closes it (4408). */
 export const AUTH_TIMEOUT_SECS = 10;
 
-/** {@link AUTH_TIMEOUT_SECS} in ms. */
-export const AUTH_TIMEOUT_MS: number = AUTH_TIMEOUT_SECS * 1000;
+/** {@link AUTH_TIMEOUT_SECS} in ms (internal). */
+const AUTH_TIMEOUT_MS = AUTH_TIMEOUT_SECS * 1000;
 
 /** Largest handshake frame in UTF-8 bytes; a bigger one is closed with 1009. */
 export const MAX_HANDSHAKE_FRAME_BYTES = 4096;
@@ -187,50 +180,6 @@ export type AuthorizeResult =
  */
 export type Authorizer = (peerKey: string, token: string | undefined) => AuthorizeResult;
 
-/** Close reasons for refused tokens. */
-export const TOKEN_REFUSED_REASONS: Readonly<Record<RedeemFailure, string>> = Object.freeze({
-  unknown: "token unknown",
-  expired: "token expired",
-  used: "token used up",
-  revoked: "token revoked",
-  malformed: "token malformed",
-});
-
-/**
- * The standard authoriser: a key the policy admits connects with its scope;
- * otherwise a presented token is redeemed and, when valid, the key is
- * trusted with the token's scope (persisted in `trust`, by default the
- * policy's store) so later connections need no token. Refusals: 4405 with
- * the token's reason, or 4403 "key not trusted" when no token was presented.
- */
-export function makeAuthorizer(
-  policy: AccessPolicy,
-  tokens?: TokenStore,
-  trust: TrustStore = policy.trust,
-): Authorizer {
-  return (peerKey, token) => {
-    const scope = policy.connectScope(peerKey);
-    if (scope !== undefined) return { ok: true, scope };
-    if (token === undefined) {
-      return { ok: false, code: CloseCode.NOT_TRUSTED, reason: "key not trusted" };
-    }
-    // Without a token store no token can be valid; still tell malformed from unknown.
-    const result: RedeemResult = tokens
-      ? tokens.redeem(token)
-      : { ok: false, reason: parsePresentedToken(token) ? "unknown" : "malformed" };
-    if (!result.ok) {
-      return {
-        ok: false,
-        code: CloseCode.TOKEN_REFUSED,
-        reason: TOKEN_REFUSED_REASONS[result.reason],
-      };
-    }
-    const id = token.slice(0, 16);
-    trust.add(peerKey, result.scope, `joined with token ${id}`);
-    return { ok: true, scope: result.scope };
-  };
-}
-
 /** Shortens `reason` to at most {@link MAX_CLOSE_REASON_BYTES} UTF-8 bytes. */
 export function clampCloseReason(reason: string): string {
   let bytes = 0;
@@ -322,7 +271,7 @@ class Phase {
 export interface ServerHandshakeOptions {
   /** This node's identity. */
   identity: Identity;
-  /** Decides who may connect; see {@link makeAuthorizer}. */
+  /** Decides who may connect (the standard one is `makeAuthorizer` in `authorize.ts`). */
   authorize: Authorizer;
   /** Source of random bytes. @default {node:crypto randomBytes} */
   random?: (n: number) => Uint8Array;

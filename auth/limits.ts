@@ -17,8 +17,10 @@
  * @module
  */
 
-/** Length of the per-address sliding window, in ms. */
-export const ATTEMPT_WINDOW_MS = 60_000;
+/** Length of the per-address sliding window, in seconds. */
+export const ATTEMPT_WINDOW_SECS = 60;
+
+const ATTEMPT_WINDOW_MS = ATTEMPT_WINDOW_SECS * 1000;
 
 /** Options for {@link AdmissionLimiter}. */
 export interface AdmissionLimiterOptions {

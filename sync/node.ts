@@ -10,17 +10,16 @@ import {
   AccessPolicy,
   AdmissionLimiter,
   type AdmissionLimiterOptions,
-  AUTH_TIMEOUT_MS,
-  clampCloseReason,
+  AUTH_TIMEOUT_SECS,
   ClientHandshake,
   HANDSHAKE_TIMEOUT_CLOSE,
   makeAuthorizer,
   type Scope,
   ServerHandshake,
-  type Step,
   TokenStore,
   TrustStore,
 } from "../auth/mod.ts";
+import { clampCloseReason, type Step } from "../auth/handshake.ts";
 import { loadOrCreateIdentity } from "../auth/keystore.ts";
 import { Identity, type NodeId, SignatureVerifier } from "../crdt/identity.ts";
 import { Pipeline } from "../crdt/pipeline.ts";
@@ -188,7 +187,7 @@ export class HuskiesNode {
       pongTimeoutMs: options.pongTimeoutMs,
       liveBatchMs: options.liveBatchMs,
     };
-    this.#authTimeoutMs = options.authTimeoutMs ?? AUTH_TIMEOUT_MS;
+    this.#authTimeoutMs = options.authTimeoutMs ?? AUTH_TIMEOUT_SECS * 1000;
     this.#admission = new AdmissionLimiter(options.admission);
     replica.onApplied((ops, origin) => {
       this.#counters.applied += ops.length;

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { addressKey, AdmissionLimiter } from "../auth/mod.ts";
+import { AdmissionLimiter } from "../auth/mod.ts";
+import { addressKey } from "../auth/limits.ts";
 
 Deno.test("admission limiter caps concurrent unauthenticated connections until released", () => {
   const limiter = new AdmissionLimiter({ maxUnauthenticated: 2, now: () => 0 });
