@@ -1,8 +1,11 @@
 /**
  * Admission limits for connections that have not authenticated yet: a cap on
  * concurrent unauthenticated connections overall, and a sliding-minute cap
- * on handshake attempts per source address. Pure: the clock is injected and
- * memory is bounded (idle addresses are pruned, tracked addresses capped).
+ * per source address on handshakes that failed or have not finished yet.
+ * Handshakes that authenticated stop counting, so many honest nodes behind
+ * one address (NAT, one host) can all reconnect after a hub restart. Pure:
+ * the clock is injected and memory is bounded (idle addresses are pruned,
+ * tracked addresses capped).
  *
  * @example Admit a connection, release it once the handshake ends
  * ```ts
@@ -10,8 +13,8 @@
  * const limiter = new AdmissionLimiter();
  * const admission = limiter.tryAdmit("203.0.113.7");
  * if (admission.ok) {
- *   // ... run the handshake ...
- *   admission.release();
+ *   const authenticated = true; // ... the outcome of the handshake ...
+ *   admission.release(authenticated);
  * }
  * ```
  * @module
@@ -26,7 +29,10 @@ const ATTEMPT_WINDOW_MS = ATTEMPT_WINDOW_SECS * 1000;
 export interface AdmissionLimiterOptions {
   /** Most connections admitted and not yet released at once. @default {64} */
   maxUnauthenticated?: number;
-  /** Most admissions per address in any 60 s window. @default {30} */
+  /**
+   * Most handshakes per address in any 60 s window that failed or are still
+   * running; authenticated ones do not count. @default {30}
+   */
   attemptsPerMinutePerAddress?: number;
   /** Most addresses remembered; the least recently seen are forgotten first. @default {10000} */
   maxTrackedAddresses?: number;
@@ -39,7 +45,15 @@ export type AdmissionRefusal = "too many unauthenticated connections" | "too man
 
 /** Result of {@link AdmissionLimiter.tryAdmit}. */
 export type Admission =
-  | { ok: true; release(): void }
+  | {
+    ok: true;
+    /**
+     * Frees the slot once the handshake ended: `authenticated` true when the
+     * peer authenticated (the attempt then stops counting against its
+     * address), false when it failed, timed out or closed. Later calls do nothing.
+     */
+    release(authenticated: boolean): void;
+  }
   | { ok: false; reason: AdmissionRefusal; retryAfterMs: number };
 
 function checkCount(name: string, value: number): void {
@@ -118,7 +132,16 @@ export class AdmissionLimiter {
     return this.#attempts.size;
   }
 
-  /** Forgets addresses whose last admission left the window. */
+  /** Stops counting one attempt made at `at` by `key` (it authenticated). */
+  #forgetAttempt(key: string, at: number): void {
+    const times = this.#attempts.get(key);
+    if (!times) return;
+    const index = times.indexOf(at);
+    if (index >= 0) times.splice(index, 1);
+    if (times.length === 0) this.#attempts.delete(key);
+  }
+
+  /** Forgets addresses whose last counted attempt left the window. */
   #prune(now: number): void {
     for (const [key, times] of this.#attempts) {
       if (now - times[times.length - 1] < ATTEMPT_WINDOW_MS) break;
@@ -129,8 +152,7 @@ export class AdmissionLimiter {
   /**
    * Admits one connection from `address` unless the overall or per-address
    * limit is reached. A refused attempt is not counted. On success call
-   * `release()` when the connection authenticates or closes (extra calls do
-   * nothing).
+   * `release(authenticated)` when the handshake ends.
    */
   tryAdmit(address: string): Admission {
     const now = this.#now();
@@ -158,10 +180,11 @@ export class AdmissionLimiter {
     let released = false;
     return {
       ok: true,
-      release: () => {
+      release: (authenticated: boolean) => {
         if (released) return;
         released = true;
         this.#active--;
+        if (authenticated) this.#forgetAttempt(key, now);
       },
     };
   }

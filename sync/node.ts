@@ -297,7 +297,7 @@ export class HuskiesNode {
     try {
       upgraded = Deno.upgradeWebSocket(request, { idleTimeout });
     } catch (error) {
-      admission.release();
+      admission.release(false);
       return new Response(`bad WebSocket upgrade: ${(error as Error).message}\n`, { status: 400 });
     }
     const { socket, response } = upgraded;
@@ -318,7 +318,7 @@ export class HuskiesNode {
     socket: WebSocket,
     direction: "inbound" | "outbound",
     handshake: ServerHandshake | ClientHandshake,
-    release: () => void,
+    release: (authenticated: boolean) => void,
     remote: string,
     onSession?: (session: SyncSession) => void,
   ): Promise<SocketOutcome> {
@@ -326,8 +326,8 @@ export class HuskiesNode {
     let session: SyncSession | undefined;
     let scope: Scope | undefined;
     let released = false;
-    const releaseOnce = () => {
-      if (!released) (released = true, release());
+    const releaseOnce = (authenticated = false) => {
+      if (!released) (released = true, release(authenticated));
     };
     let refusal: { code: number; reason: string } | undefined;
     const { promise, resolve } = Promise.withResolvers<SocketOutcome>();
@@ -348,7 +348,7 @@ export class HuskiesNode {
         releaseOnce();
       } else if (step.done) {
         clearTimeout(timer);
-        releaseOnce();
+        releaseOnce(true);
         scope = step.done.scope;
         session = this.#startSession(socket, step.done.peer, direction);
         onSession?.(session);
