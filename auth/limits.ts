@@ -30,6 +30,13 @@ export interface AdmissionLimiterOptions {
   /** Most connections admitted and not yet released at once. @default {64} */
   maxUnauthenticated?: number;
   /**
+   * An address's fair share of those (IPv6: one /64). An address may go over
+   * its share only while less than half of the pool is in use, so one address
+   * cannot hold most of the pool, yet many honest nodes behind one address
+   * can use idle capacity. @default {max(2, floor(maxUnauthenticated / 8))}
+   */
+  maxUnauthenticatedPerAddress?: number;
+  /**
    * Most handshakes per address in any 60 s window that failed or are still
    * running; authenticated ones do not count. @default {30}
    */
@@ -41,7 +48,10 @@ export interface AdmissionLimiterOptions {
 }
 
 /** Why an admission was refused. */
-export type AdmissionRefusal = "too many unauthenticated connections" | "too many attempts";
+export type AdmissionRefusal =
+  | "too many unauthenticated connections"
+  | "too many unauthenticated connections from this address"
+  | "too many attempts";
 
 /** Result of {@link AdmissionLimiter.tryAdmit}. */
 export type Admission =
@@ -98,10 +108,13 @@ export function addressKey(address: string): string {
 /** Bounds unauthenticated connections and handshake attempts per address. */
 export class AdmissionLimiter {
   readonly #maxUnauthenticated: number;
+  readonly #maxPerAddress: number;
   readonly #perAddress: number;
   readonly #maxTracked: number;
   readonly #now: () => number;
   #active = 0;
+  /** Admitted, unreleased connections per address key (keys with 0 are removed). */
+  readonly #activeByAddress = new Map<string, number>();
   /** Admission times per address key, oldest first; map order = least recently seen first. */
   readonly #attempts = new Map<string, number[]>();
 
@@ -114,6 +127,10 @@ export class AdmissionLimiter {
       now = Date.now,
     } = options;
     checkCount("maxUnauthenticated", maxUnauthenticated);
+    const maxPerAddress = options.maxUnauthenticatedPerAddress ??
+      Math.max(2, Math.floor(maxUnauthenticated / 8));
+    checkCount("maxUnauthenticatedPerAddress", maxPerAddress);
+    this.#maxPerAddress = maxPerAddress;
     checkCount("attemptsPerMinutePerAddress", attemptsPerMinutePerAddress);
     checkCount("maxTrackedAddresses", maxTrackedAddresses);
     this.#maxUnauthenticated = maxUnauthenticated;
@@ -170,6 +187,15 @@ export class AdmissionLimiter {
     if (this.#active >= this.#maxUnauthenticated) {
       return { ok: false, reason: "too many unauthenticated connections", retryAfterMs: 1000 };
     }
+    const fromAddress = this.#activeByAddress.get(key) ?? 0;
+    if (fromAddress >= this.#maxPerAddress && this.#active * 2 >= this.#maxUnauthenticated) {
+      return {
+        ok: false,
+        reason: "too many unauthenticated connections from this address",
+        retryAfterMs: 1000,
+      };
+    }
+    this.#activeByAddress.set(key, fromAddress + 1);
     times.push(now);
     this.#attempts.delete(key);
     this.#attempts.set(key, times);
@@ -184,6 +210,9 @@ export class AdmissionLimiter {
         if (released) return;
         released = true;
         this.#active--;
+        const left = this.#activeByAddress.get(key)! - 1;
+        if (left === 0) this.#activeByAddress.delete(key);
+        else this.#activeByAddress.set(key, left);
         if (authenticated) this.#forgetAttempt(key, now);
       },
     };

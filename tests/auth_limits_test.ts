@@ -190,3 +190,48 @@ Deno.test("with default limits, 200 spokes on one address are all back within 30
     }
   }
 });
+
+Deno.test("one address gets a fair share of the unauthenticated pool", () => {
+  // Slowloris (finding 5): 100 sockets from 4 addresses that never finish the handshake,
+  // arriving interleaved or one address after another.
+  const orders = {
+    interleaved: (i: number) => i % 4,
+    sequential: (i: number) => Math.floor(i / 25),
+  };
+  for (const [name, addressOf] of Object.entries(orders)) {
+    const limiter = new AdmissionLimiter({ now: () => 0 });
+    for (let i = 0; i < 100; i++) {
+      const admission = limiter.tryAdmit(`203.0.113.${addressOf(i)}`);
+      if (!admission.ok) {
+        assert.equal(admission.reason, "too many unauthenticated connections from this address");
+      }
+    }
+    // Over its share of max(2, 64 / 8) = 8 only while less than half the pool is in use.
+    assert.ok(limiter.active <= 32 + 3 * 8, `${name}: ${limiter.active} held`);
+    const trusted = limiter.tryAdmit("198.51.100.20");
+    assert.ok(trusted.ok, `${name}: a peer from another address is refused`);
+  }
+});
+
+Deno.test("the per-address share is configurable and freed on release", () => {
+  const limiter = new AdmissionLimiter({
+    maxUnauthenticated: 10,
+    maxUnauthenticatedPerAddress: 1,
+    now: () => 0,
+  });
+  const holders = [1, 2, 3, 4, 5].map((i) => limiter.tryAdmit(`192.0.2.${i}`));
+  const first = limiter.tryAdmit("2001:db8:1:2::1");
+  assert.ok(first.ok && holders.every((h) => h.ok));
+  assert.equal(limiter.tryAdmit("2001:db8:1:2::99").ok, false); // same /64, pool half full
+  first.release(true);
+  assert.ok(limiter.tryAdmit("2001:db8:1:2::99").ok);
+  // A small pool still lets two connections in from one address.
+  const small = new AdmissionLimiter({ maxUnauthenticated: 4, now: () => 0 });
+  assert.ok(small.tryAdmit("192.0.2.1").ok && small.tryAdmit("192.0.2.1").ok);
+  const third = small.tryAdmit("192.0.2.1");
+  assert.equal(!third.ok && third.reason, "too many unauthenticated connections from this address");
+  assert.throws(
+    () => new AdmissionLimiter({ maxUnauthenticatedPerAddress: 0 }),
+    RangeError,
+  );
+});
