@@ -32,72 +32,51 @@
  * ```
  * @module
  */
-import { randomBytes } from "node:crypto";
-import { fromHex, isHex128, isHex64, toHex, utf8, utf8Length } from "../protocol/bytes.ts";
+import { fromHex, isHex128, isHex64, toHex } from "../protocol/bytes.ts";
 import { type Identity, SignatureVerifier } from "../crdt/identity.ts";
 import { CloseCode } from "../protocol/close_codes.ts";
 import {
-  parseJoinToken,
-  parsePresentedToken,
-  presentedToken,
-  type RedeemFailure,
-  type RedeemResult,
-  type TokenStore,
-} from "./tokens.ts";
-import { type AccessPolicy, isScope, type Scope, type TrustStore } from "./trust.ts";
+  type Authorizer,
+  type AuthorizeResult,
+  clampCloseReason,
+  clientCredentials,
+  defaultRandom,
+  freshChallenge,
+  type HandshakeClose,
+  parseFrame,
+  PROTOCOL_ID,
+  readChallenge,
+  readWelcome,
+  signWelcome,
+  type Step,
+  transcript,
+  TRANSCRIPT_DOMAIN,
+  type TranscriptParts,
+  violation,
+} from "./proof.ts";
 
-/** Protocol name sent in the challenge; a client refuses any other (close 4426). */
-export const PROTOCOL_ID = "huskies-sync/1";
-
-/** First line of every signed transcript. */
-export const TRANSCRIPT_DOMAIN = "huskies-sync/auth/v1";
+export {
+  type Authorizer,
+  type AuthorizeResult,
+  clampCloseReason,
+  type HandshakeClose,
+  type HandshakeDone,
+  type HandshakeRole,
+  MAX_CLOSE_REASON_BYTES,
+  MAX_HANDSHAKE_FRAME_BYTES,
+  PROTOCOL_ID,
+  type Step,
+  transcript,
+  TRANSCRIPT_DOMAIN,
+  type TranscriptParts,
+  type WelcomeMessage,
+} from "./proof.ts";
 
 /** Seconds the whole handshake may take before the socket adapter closes it (4408). */
 export const AUTH_TIMEOUT_SECS = 10;
 
-/** {@link AUTH_TIMEOUT_SECS} in ms. */
-export const AUTH_TIMEOUT_MS: number = AUTH_TIMEOUT_SECS * 1000;
-
-/** Largest handshake frame in UTF-8 bytes; a bigger one is closed with 1009. */
-export const MAX_HANDSHAKE_FRAME_BYTES = 4096;
-
-/** Most UTF-8 bytes a WebSocket close reason may have. */
-export const MAX_CLOSE_REASON_BYTES = 123;
-
-/** Which side of the handshake signs a transcript. */
-export type HandshakeRole = "client" | "server";
-
-/** A close the caller must perform: WebSocket close code and reason. */
-export interface HandshakeClose {
-  /** Close code, from `CloseCode`. */
-  code: number;
-  /** Human-readable reason (at most 123 UTF-8 bytes). */
-  reason: string;
-}
-
-/** The result of the handshake: the peer's node id and the granted scope. */
-export interface HandshakeDone {
-  /** The authenticated peer's node id. */
-  peer: string;
-  /**
-   * On the server: the scope granted to the client. On the client: the scope
-   * the hub granted to this node.
-   */
-  scope: Scope;
-}
-
-/**
- * What the caller does next, in this order: send `send` (if any), then close
- * with `close` (if any), or treat the connection as authenticated (`done`).
- */
-export interface Step {
-  /** A text frame to send. */
-  send?: string;
-  /** Close the socket with this code and reason; nothing else follows. */
-  close?: HandshakeClose;
-  /** The handshake succeeded. */
-  done?: HandshakeDone;
-}
+/** {@link AUTH_TIMEOUT_SECS} in ms (internal). */
+const AUTH_TIMEOUT_MS = AUTH_TIMEOUT_SECS * 1000;
 
 /** The accepting side's first frame. */
 export interface ChallengeMessage {
@@ -125,46 +104,6 @@ export interface AuthMessage {
   token?: string;
 }
 
-/** The accepting side's proof and the granted scope. */
-export interface WelcomeMessage {
-  /** Message type. */
-  type: "welcome";
-  /** Ed25519 signature over `transcript("server")`, 128 lowercase hex. */
-  sig: string;
-  /** Scope granted to the client. */
-  scope: Scope;
-}
-
-/** The values a transcript covers. */
-export interface TranscriptParts {
-  /** The server's challenge (64 hex). */
-  serverChallenge: string;
-  /** The client's challenge (64 hex). */
-  clientChallenge: string;
-  /** The server's node id. */
-  serverKey: string;
-  /** The client's node id. */
-  clientKey: string;
-}
-
-/**
- * The bytes a side signs: UTF-8 of
- * `"huskies-sync/auth/v1\n" + role + "\n" + serverChallenge + "\n" +
- * clientChallenge + "\n" + serverKey + "\n" + clientKey` (pure).
- */
-export function transcript(role: HandshakeRole, parts: TranscriptParts): Uint8Array {
-  return utf8(
-    [
-      TRANSCRIPT_DOMAIN,
-      role,
-      parts.serverChallenge,
-      parts.clientChallenge,
-      parts.serverKey,
-      parts.clientKey,
-    ].join("\n"),
-  );
-}
-
 /** The time (ms since the epoch) by which a handshake started at `now` must be done. */
 export function handshakeDeadline(now: number = Date.now()): number {
   return now + AUTH_TIMEOUT_MS;
@@ -175,121 +114,6 @@ export const HANDSHAKE_TIMEOUT_CLOSE: Readonly<HandshakeClose> = Object.freeze({
   code: CloseCode.HANDSHAKE_TIMEOUT,
   reason: "handshake timeout",
 });
-
-/** Result of an {@link Authorizer}. */
-export type AuthorizeResult =
-  | { ok: true; scope: Scope }
-  | { ok: false; code: number; reason: string };
-
-/**
- * Decides whether an authenticated key may connect, given the token it
- * presented (if any). Called only after the key's proof was verified.
- */
-export type Authorizer = (peerKey: string, token: string | undefined) => AuthorizeResult;
-
-/** Close reasons for refused tokens. */
-export const TOKEN_REFUSED_REASONS: Readonly<Record<RedeemFailure, string>> = Object.freeze({
-  unknown: "token unknown",
-  expired: "token expired",
-  used: "token used up",
-  revoked: "token revoked",
-  malformed: "token malformed",
-});
-
-/**
- * The standard authoriser: a key the policy admits connects with its scope;
- * otherwise a presented token is redeemed and, when valid, the key is
- * trusted with the token's scope (persisted in `trust`, by default the
- * policy's store) so later connections need no token. Refusals: 4405 with
- * the token's reason, or 4403 "key not trusted" when no token was presented.
- */
-export function makeAuthorizer(
-  policy: AccessPolicy,
-  tokens?: TokenStore,
-  trust: TrustStore = policy.trust,
-): Authorizer {
-  return (peerKey, token) => {
-    const scope = policy.connectScope(peerKey);
-    if (scope !== undefined) return { ok: true, scope };
-    if (token === undefined) {
-      return { ok: false, code: CloseCode.NOT_TRUSTED, reason: "key not trusted" };
-    }
-    // Without a token store no token can be valid; still tell malformed from unknown.
-    const result: RedeemResult = tokens
-      ? tokens.redeem(token)
-      : { ok: false, reason: parsePresentedToken(token) ? "unknown" : "malformed" };
-    if (!result.ok) {
-      return {
-        ok: false,
-        code: CloseCode.TOKEN_REFUSED,
-        reason: TOKEN_REFUSED_REASONS[result.reason],
-      };
-    }
-    const id = token.slice(0, 16);
-    trust.add(peerKey, result.scope, `joined with token ${id}`);
-    return { ok: true, scope: result.scope };
-  };
-}
-
-/** Shortens `reason` to at most {@link MAX_CLOSE_REASON_BYTES} UTF-8 bytes. */
-export function clampCloseReason(reason: string): string {
-  let bytes = 0;
-  let out = "";
-  for (const ch of reason) {
-    bytes += utf8Length(ch);
-    if (bytes > MAX_CLOSE_REASON_BYTES) break;
-    out += ch;
-  }
-  return out;
-}
-
-function violation(what: string): Step {
-  return {
-    close: {
-      code: CloseCode.PROTOCOL_ERROR,
-      reason: clampCloseReason(`protocol violation: ${what}`),
-    },
-  };
-}
-
-/**
- * Checks size and JSON shape common to every handshake frame (pure):
- * returns the object when its `type` is `expected`, else the close step.
- */
-function parseFrame(
-  text: string,
-  expected: string,
-): { frame: Record<string, unknown> } | { refuse: Step } {
-  if (typeof text !== "string") return { refuse: violation("frame is not text") };
-  // A UTF-16 unit is at least one UTF-8 byte, so a long string is too big without scanning it.
-  if (text.length > MAX_HANDSHAKE_FRAME_BYTES || utf8Length(text) > MAX_HANDSHAKE_FRAME_BYTES) {
-    return { refuse: { close: { code: CloseCode.TOO_BIG, reason: "handshake frame too big" } } };
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return { refuse: violation("frame is not JSON") };
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    return { refuse: violation("frame is not a JSON object") };
-  }
-  const frame = value as Record<string, unknown>;
-  if (frame.type !== expected) return { refuse: violation(`expected ${expected} message`) };
-  return { frame };
-}
-
-function defaultRandom(n: number): Uint8Array {
-  return new Uint8Array(randomBytes(n));
-}
-
-function freshChallenge(random: (n: number) => Uint8Array): string {
-  const bytes = random(32);
-  if (!(bytes instanceof Uint8Array) || bytes.length !== 32) {
-    throw new TypeError("Cannot create challenge: random(32) must return 32 bytes");
-  }
-  return toHex(bytes);
-}
 
 /** Where a handshake is. */
 export type HandshakeStatus = "idle" | "waiting" | "done" | "closed";
@@ -322,7 +146,7 @@ class Phase {
 export interface ServerHandshakeOptions {
   /** This node's identity. */
   identity: Identity;
-  /** Decides who may connect; see {@link makeAuthorizer}. */
+  /** Decides who may connect (the standard one is `makeAuthorizer` in `authorize.ts`). */
   authorize: Authorizer;
   /** Source of random bytes. @default {node:crypto randomBytes} */
   random?: (n: number) => Uint8Array;
@@ -415,13 +239,9 @@ export class ServerHandshake {
         close: { code: verdict.code, reason: clampCloseReason(verdict.reason) },
       });
     }
-    const welcome: WelcomeMessage = {
-      type: "welcome",
-      sig: toHex(this.#identity.sign(transcript("server", parts))),
-      scope: verdict.scope,
-    };
+    const welcome = signWelcome(this.#identity, parts, verdict.scope, TRANSCRIPT_DOMAIN);
     this.#phase.state = "done";
-    return { send: JSON.stringify(welcome), done: { peer: key, scope: verdict.scope } };
+    return { send: welcome, done: { peer: key, scope: verdict.scope } };
   }
 }
 
@@ -471,29 +291,9 @@ export class ClientHandshake {
     this.#identity = options.identity;
     this.#random = options.random ?? defaultRandom;
     this.#verifier = options.verifier ?? new SignatureVerifier();
-    let hubKey = options.hubKey;
-    if (hubKey !== undefined && !this.#verifier.isValidKey(hubKey)) {
-      throw new TypeError("Cannot create client handshake: hubKey is not a valid node id");
-    }
-    let token = options.token;
-    if (token !== undefined) {
-      if (token.trim().toLowerCase().startsWith("hjt1.")) {
-        const parsed = parseJoinToken(token);
-        if (hubKey !== undefined && hubKey !== parsed.hubKey) {
-          throw new TypeError(
-            "Cannot create client handshake: the join token names a different hub than hubKey",
-          );
-        }
-        hubKey = parsed.hubKey;
-        token = presentedToken(parsed);
-      } else if (!parsePresentedToken(token)) {
-        throw new TypeError(
-          "Cannot create client handshake: token must be a join token or <16 hex>.<64 hex>",
-        );
-      }
-    }
-    this.#hubKey = hubKey;
-    this.#token = token;
+    const credentials = clientCredentials(options, this.#verifier, "client handshake");
+    this.#hubKey = credentials.hubKey;
+    this.#token = credentials.token;
   }
 
   /** Starts waiting for the server's challenge; the client sends nothing first. */
@@ -513,32 +313,9 @@ export class ClientHandshake {
   }
 
   #onChallenge(text: string): Step {
-    const parsed = parseFrame(text, "challenge");
-    if ("refuse" in parsed) return this.#phase.close(parsed.refuse);
-    const { frame } = parsed;
-    const { protocol, challenge, key } = frame;
-    if (typeof protocol !== "string") {
-      return this.#phase.close(violation("challenge.protocol must be a string"));
-    }
-    if (protocol !== PROTOCOL_ID) {
-      return this.#phase.close({
-        close: { code: CloseCode.INCOMPATIBLE_VERSION, reason: "incompatible protocol" },
-      });
-    }
-    if (!isHex64(challenge)) {
-      return this.#phase.close(violation("challenge.challenge must be 64 lowercase hex"));
-    }
-    if (!isHex64(key)) {
-      return this.#phase.close(violation("challenge.key must be 64 lowercase hex"));
-    }
-    if (this.#hubKey !== undefined && key !== this.#hubKey) {
-      return this.#phase.close({
-        close: { code: CloseCode.HUB_KEY_MISMATCH, reason: "hub key mismatch" },
-      });
-    }
-    if (!this.#verifier.isValidKey(key)) {
-      return this.#phase.close({ close: { code: CloseCode.BAD_PROOF, reason: "bad proof" } });
-    }
+    const read = readChallenge(text, this.#hubKey, this.#verifier);
+    if ("refuse" in read) return this.#phase.close(read.refuse);
+    const { challenge, key } = read;
     this.#parts = {
       serverChallenge: challenge,
       clientChallenge: freshChallenge(this.#random),
@@ -556,21 +333,9 @@ export class ClientHandshake {
   }
 
   #onWelcome(text: string): Step {
-    const parts = this.#parts!;
-    const parsed = parseFrame(text, "welcome");
-    if ("refuse" in parsed) return this.#phase.close(parsed.refuse);
-    const { frame } = parsed;
-    const { sig, scope } = frame;
-    if (!isHex128(sig)) {
-      return this.#phase.close(violation("welcome.sig must be 128 lowercase hex"));
-    }
-    if (!isScope(scope)) {
-      return this.#phase.close(violation('welcome.scope must be "write" or "read"'));
-    }
-    if (!this.#verifier.verify(parts.serverKey, transcript("server", parts), fromHex(sig))) {
-      return this.#phase.close({ close: { code: CloseCode.BAD_PROOF, reason: "bad proof" } });
-    }
+    const step = readWelcome(text, this.#parts!, TRANSCRIPT_DOMAIN, this.#verifier);
+    if (step.close) return this.#phase.close(step);
     this.#phase.state = "done";
-    return { done: { peer: parts.serverKey, scope } };
+    return step;
   }
 }

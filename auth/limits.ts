@@ -1,8 +1,11 @@
 /**
  * Admission limits for connections that have not authenticated yet: a cap on
  * concurrent unauthenticated connections overall, and a sliding-minute cap
- * on handshake attempts per source address. Pure: the clock is injected and
- * memory is bounded (idle addresses are pruned, tracked addresses capped).
+ * per source address on handshakes that failed or have not finished yet.
+ * Handshakes that authenticated stop counting, so many honest nodes behind
+ * one address (NAT, one host) can all reconnect after a hub restart. Pure:
+ * the clock is injected and memory is bounded (idle addresses are pruned,
+ * tracked addresses capped).
  *
  * @example Admit a connection, release it once the handshake ends
  * ```ts
@@ -10,21 +13,33 @@
  * const limiter = new AdmissionLimiter();
  * const admission = limiter.tryAdmit("203.0.113.7");
  * if (admission.ok) {
- *   // ... run the handshake ...
- *   admission.release();
+ *   const authenticated = true; // ... the outcome of the handshake ...
+ *   admission.release(authenticated);
  * }
  * ```
  * @module
  */
 
-/** Length of the per-address sliding window, in ms. */
-export const ATTEMPT_WINDOW_MS = 60_000;
+/** Length of the per-address sliding window, in seconds. */
+export const ATTEMPT_WINDOW_SECS = 60;
+
+const ATTEMPT_WINDOW_MS = ATTEMPT_WINDOW_SECS * 1000;
 
 /** Options for {@link AdmissionLimiter}. */
 export interface AdmissionLimiterOptions {
   /** Most connections admitted and not yet released at once. @default {64} */
   maxUnauthenticated?: number;
-  /** Most admissions per address in any 60 s window. @default {30} */
+  /**
+   * An address's fair share of those (IPv6: one /64). An address may go over
+   * its share only while less than half of the pool is in use, so one address
+   * cannot hold most of the pool, yet many honest nodes behind one address
+   * can use idle capacity. @default {max(2, floor(maxUnauthenticated / 8))}
+   */
+  maxUnauthenticatedPerAddress?: number;
+  /**
+   * Most handshakes per address in any 60 s window that failed or are still
+   * running; authenticated ones do not count. @default {30}
+   */
   attemptsPerMinutePerAddress?: number;
   /** Most addresses remembered; the least recently seen are forgotten first. @default {10000} */
   maxTrackedAddresses?: number;
@@ -33,11 +48,22 @@ export interface AdmissionLimiterOptions {
 }
 
 /** Why an admission was refused. */
-export type AdmissionRefusal = "too many unauthenticated connections" | "too many attempts";
+export type AdmissionRefusal =
+  | "too many unauthenticated connections"
+  | "too many unauthenticated connections from this address"
+  | "too many attempts";
 
 /** Result of {@link AdmissionLimiter.tryAdmit}. */
 export type Admission =
-  | { ok: true; release(): void }
+  | {
+    ok: true;
+    /**
+     * Frees the slot once the handshake ended: `authenticated` true when the
+     * peer authenticated (the attempt then stops counting against its
+     * address), false when it failed, timed out or closed. Later calls do nothing.
+     */
+    release(authenticated: boolean): void;
+  }
   | { ok: false; reason: AdmissionRefusal; retryAfterMs: number };
 
 function checkCount(name: string, value: number): void {
@@ -82,10 +108,13 @@ export function addressKey(address: string): string {
 /** Bounds unauthenticated connections and handshake attempts per address. */
 export class AdmissionLimiter {
   readonly #maxUnauthenticated: number;
+  readonly #maxPerAddress: number;
   readonly #perAddress: number;
   readonly #maxTracked: number;
   readonly #now: () => number;
   #active = 0;
+  /** Admitted, unreleased connections per address key (keys with 0 are removed). */
+  readonly #activeByAddress = new Map<string, number>();
   /** Admission times per address key, oldest first; map order = least recently seen first. */
   readonly #attempts = new Map<string, number[]>();
 
@@ -98,6 +127,10 @@ export class AdmissionLimiter {
       now = Date.now,
     } = options;
     checkCount("maxUnauthenticated", maxUnauthenticated);
+    const maxPerAddress = options.maxUnauthenticatedPerAddress ??
+      Math.max(2, Math.floor(maxUnauthenticated / 8));
+    checkCount("maxUnauthenticatedPerAddress", maxPerAddress);
+    this.#maxPerAddress = maxPerAddress;
     checkCount("attemptsPerMinutePerAddress", attemptsPerMinutePerAddress);
     checkCount("maxTrackedAddresses", maxTrackedAddresses);
     this.#maxUnauthenticated = maxUnauthenticated;
@@ -116,7 +149,16 @@ export class AdmissionLimiter {
     return this.#attempts.size;
   }
 
-  /** Forgets addresses whose last admission left the window. */
+  /** Stops counting one attempt made at `at` by `key` (it authenticated). */
+  #forgetAttempt(key: string, at: number): void {
+    const times = this.#attempts.get(key);
+    if (!times) return;
+    const index = times.indexOf(at);
+    if (index >= 0) times.splice(index, 1);
+    if (times.length === 0) this.#attempts.delete(key);
+  }
+
+  /** Forgets addresses whose last counted attempt left the window. */
   #prune(now: number): void {
     for (const [key, times] of this.#attempts) {
       if (now - times[times.length - 1] < ATTEMPT_WINDOW_MS) break;
@@ -127,8 +169,7 @@ export class AdmissionLimiter {
   /**
    * Admits one connection from `address` unless the overall or per-address
    * limit is reached. A refused attempt is not counted. On success call
-   * `release()` when the connection authenticates or closes (extra calls do
-   * nothing).
+   * `release(authenticated)` when the handshake ends.
    */
   tryAdmit(address: string): Admission {
     const now = this.#now();
@@ -146,6 +187,15 @@ export class AdmissionLimiter {
     if (this.#active >= this.#maxUnauthenticated) {
       return { ok: false, reason: "too many unauthenticated connections", retryAfterMs: 1000 };
     }
+    const fromAddress = this.#activeByAddress.get(key) ?? 0;
+    if (fromAddress >= this.#maxPerAddress && this.#active * 2 >= this.#maxUnauthenticated) {
+      return {
+        ok: false,
+        reason: "too many unauthenticated connections from this address",
+        retryAfterMs: 1000,
+      };
+    }
+    this.#activeByAddress.set(key, fromAddress + 1);
     times.push(now);
     this.#attempts.delete(key);
     this.#attempts.set(key, times);
@@ -156,10 +206,14 @@ export class AdmissionLimiter {
     let released = false;
     return {
       ok: true,
-      release: () => {
+      release: (authenticated: boolean) => {
         if (released) return;
         released = true;
         this.#active--;
+        const left = this.#activeByAddress.get(key)! - 1;
+        if (left === 0) this.#activeByAddress.delete(key);
+        else this.#activeByAddress.set(key, left);
+        if (authenticated) this.#forgetAttempt(key, now);
       },
     };
   }

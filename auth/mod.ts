@@ -67,40 +67,33 @@ export {
   TokenStore,
   type TokenStoreOptions,
 } from "./tokens.ts";
+export { makeAuthorizer, TOKEN_REFUSED_REASONS } from "./authorize.ts";
 export {
-  AUTH_TIMEOUT_MS,
   AUTH_TIMEOUT_SECS,
   type AuthMessage,
   type Authorizer,
   type AuthorizeResult,
   type ChallengeMessage,
-  clampCloseReason,
   ClientHandshake,
   type ClientHandshakeOptions,
   HANDSHAKE_TIMEOUT_CLOSE,
   type HandshakeClose,
-  handshakeDeadline,
   type HandshakeDone,
   type HandshakeRole,
   type HandshakeStatus,
-  makeAuthorizer,
   MAX_CLOSE_REASON_BYTES,
   MAX_HANDSHAKE_FRAME_BYTES,
   PROTOCOL_ID,
   ServerHandshake,
   type ServerHandshakeOptions,
+  // Returned by the public handshake classes, so it stays public (deno doc --lint).
   type Step,
-  TOKEN_REFUSED_REASONS,
-  transcript,
-  TRANSCRIPT_DOMAIN,
-  type TranscriptParts,
   type WelcomeMessage,
 } from "./handshake.ts";
 export {
-  addressKey,
   type Admission,
   AdmissionLimiter,
   type AdmissionLimiterOptions,
   type AdmissionRefusal,
-  ATTEMPT_WINDOW_MS,
+  ATTEMPT_WINDOW_SECS,
 } from "./limits.ts";

@@ -10,17 +10,16 @@ import {
   AccessPolicy,
   AdmissionLimiter,
   type AdmissionLimiterOptions,
-  AUTH_TIMEOUT_MS,
-  clampCloseReason,
+  AUTH_TIMEOUT_SECS,
   ClientHandshake,
   HANDSHAKE_TIMEOUT_CLOSE,
   makeAuthorizer,
   type Scope,
   ServerHandshake,
-  type Step,
   TokenStore,
   TrustStore,
 } from "../auth/mod.ts";
+import { clampCloseReason, type Step } from "../auth/handshake.ts";
 import { loadOrCreateIdentity } from "../auth/keystore.ts";
 import { Identity, type NodeId, SignatureVerifier } from "../crdt/identity.ts";
 import { Pipeline } from "../crdt/pipeline.ts";
@@ -188,7 +187,7 @@ export class HuskiesNode {
       pongTimeoutMs: options.pongTimeoutMs,
       liveBatchMs: options.liveBatchMs,
     };
-    this.#authTimeoutMs = options.authTimeoutMs ?? AUTH_TIMEOUT_MS;
+    this.#authTimeoutMs = options.authTimeoutMs ?? AUTH_TIMEOUT_SECS * 1000;
     this.#admission = new AdmissionLimiter(options.admission);
     replica.onApplied((ops, origin) => {
       this.#counters.applied += ops.length;
@@ -298,7 +297,7 @@ export class HuskiesNode {
     try {
       upgraded = Deno.upgradeWebSocket(request, { idleTimeout });
     } catch (error) {
-      admission.release();
+      admission.release(false);
       return new Response(`bad WebSocket upgrade: ${(error as Error).message}\n`, { status: 400 });
     }
     const { socket, response } = upgraded;
@@ -319,7 +318,7 @@ export class HuskiesNode {
     socket: WebSocket,
     direction: "inbound" | "outbound",
     handshake: ServerHandshake | ClientHandshake,
-    release: () => void,
+    release: (authenticated: boolean) => void,
     remote: string,
     onSession?: (session: SyncSession) => void,
   ): Promise<SocketOutcome> {
@@ -327,8 +326,8 @@ export class HuskiesNode {
     let session: SyncSession | undefined;
     let scope: Scope | undefined;
     let released = false;
-    const releaseOnce = () => {
-      if (!released) (released = true, release());
+    const releaseOnce = (authenticated = false) => {
+      if (!released) (released = true, release(authenticated));
     };
     let refusal: { code: number; reason: string } | undefined;
     const { promise, resolve } = Promise.withResolvers<SocketOutcome>();
@@ -349,7 +348,7 @@ export class HuskiesNode {
         releaseOnce();
       } else if (step.done) {
         clearTimeout(timer);
-        releaseOnce();
+        releaseOnce(true);
         scope = step.done.scope;
         session = this.#startSession(socket, step.done.peer, direction);
         onSession?.(session);

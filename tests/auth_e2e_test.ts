@@ -799,7 +799,11 @@ Deno.test("a flood of silent connections is capped with HTTP 429 and an honest n
     trust: TrustStore.memory([honestId.nodeId]),
     logger,
     // Only the concurrent cap matters here (every test connection comes from 127.0.0.1).
-    admission: { maxUnauthenticated: 8, attemptsPerMinutePerAddress: 1_000 },
+    admission: {
+      maxUnauthenticated: 8,
+      maxUnauthenticatedPerAddress: 8,
+      attemptsPerMinutePerAddress: 1_000,
+    },
   });
   const honest = await HuskiesNode.open({
     open: false,
@@ -854,7 +858,11 @@ Deno.test("silent flood connections time out with 4408 and free their slots for 
     identity: hubId,
     trust: TrustStore.memory([honestId.nodeId]),
     authTimeoutMs: 500, // long enough for the honest node to be refused first
-    admission: { maxUnauthenticated: 8, attemptsPerMinutePerAddress: 1_000 },
+    admission: {
+      maxUnauthenticated: 8,
+      maxUnauthenticatedPerAddress: 8,
+      attemptsPerMinutePerAddress: 1_000,
+    },
   });
   const honest = await HuskiesNode.open({
     open: false,

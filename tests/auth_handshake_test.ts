@@ -11,11 +11,10 @@ import {
   parseJoinToken,
   PROTOCOL_ID,
   ServerHandshake,
-  type Step,
   TokenStore,
-  transcript,
   TrustStore,
 } from "../auth/mod.ts";
+import { type Step, transcript } from "../auth/handshake.ts";
 
 const hub = Identity.generate();
 const node = Identity.generate();

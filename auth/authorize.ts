@@ -1,0 +1,69 @@
+/**
+ * The standard {@link Authorizer}: trust list first, then join tokens. Unlike
+ * the pure handshake it has side effects: redeeming a token consumes a use in
+ * the token store and adds the key to the trust store (both may write files).
+ *
+ * @example Trust a key, then authorise it
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { makeAuthorizer } from "./authorize.ts";
+ * import { AccessPolicy, TrustStore } from "./trust.ts";
+ * const key = "ab".repeat(32);
+ * const authorize = makeAuthorizer(new AccessPolicy(TrustStore.memory([key]), { open: false }));
+ * assert.deepEqual(authorize(key, undefined), { ok: true, scope: "write" });
+ * ```
+ * @module
+ */
+import { CloseCode } from "../protocol/close_codes.ts";
+import type { Authorizer } from "./handshake.ts";
+import {
+  parsePresentedToken,
+  type RedeemFailure,
+  type RedeemResult,
+  type TokenStore,
+} from "./tokens.ts";
+import type { AccessPolicy, TrustStore } from "./trust.ts";
+
+/** Close reasons for refused tokens. */
+export const TOKEN_REFUSED_REASONS: Readonly<Record<RedeemFailure, string>> = Object.freeze({
+  unknown: "token unknown",
+  expired: "token expired",
+  used: "token used up",
+  revoked: "token revoked",
+  malformed: "token malformed",
+});
+
+/**
+ * The standard authoriser: a key the policy admits connects with its scope;
+ * otherwise a presented token is redeemed and, when valid, the key is
+ * trusted with the token's scope (persisted in `trust`, by default the
+ * policy's store) so later connections need no token. Refusals: 4405 with
+ * the token's reason, or 4403 "key not trusted" when no token was presented.
+ */
+export function makeAuthorizer(
+  policy: AccessPolicy,
+  tokens?: TokenStore,
+  trust: TrustStore = policy.trust,
+): Authorizer {
+  return (peerKey, token) => {
+    const scope = policy.connectScope(peerKey);
+    if (scope !== undefined) return { ok: true, scope };
+    if (token === undefined) {
+      return { ok: false, code: CloseCode.NOT_TRUSTED, reason: "key not trusted" };
+    }
+    // Without a token store no token can be valid; still tell malformed from unknown.
+    const result: RedeemResult = tokens
+      ? tokens.redeem(token)
+      : { ok: false, reason: parsePresentedToken(token) ? "unknown" : "malformed" };
+    if (!result.ok) {
+      return {
+        ok: false,
+        code: CloseCode.TOKEN_REFUSED,
+        reason: TOKEN_REFUSED_REASONS[result.reason],
+      };
+    }
+    const id = token.slice(0, 16);
+    trust.add(peerKey, result.scope, `joined with token ${id}`);
+    return { ok: true, scope: result.scope };
+  };
+}
