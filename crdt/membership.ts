@@ -84,7 +84,7 @@ interface MemberOp {
   action: MembershipAction;
   /** Membership operations in its history. */
   past: BitSet;
-  /** The rank this grant gives its target (admin grants only), or Infinity. */
+  /** The rank this grant gives its target (first admin grants only), or Infinity. */
   rankVia: number;
 }
 
@@ -265,8 +265,11 @@ export class Membership {
     for (const earlier of this.#adminGrants.get(author) ?? []) {
       if (hasBit(grant.past, earlier.bit)) authorRank = Math.min(authorRank, earlier.rankVia);
     }
-    grant.rankVia = authorRank + 1;
     const target = grant.action.target;
+    // Only a first appointment ranks: a grant that has seen another admin grant of its target
+    // does not change the target's seniority.
+    const first = !(this.#adminGrants.get(target) ?? []).some((g) => hasBit(grant.past, g.bit));
+    grant.rankVia = first ? authorRank + 1 : Infinity;
     const list = this.#adminGrants.get(target);
     if (list) list.push(grant);
     else this.#adminGrants.set(target, [grant]);

@@ -305,6 +305,47 @@ Deno.test("a revocation voided by a senior's concurrent cut restores what it had
   assert.equal(m.scopeOf(admin.key), undefined);
 });
 
+Deno.test("seniority is the order of appointment; a concurrent first appointment can change it", () => {
+  const { all: [root, c, d], genesis } = mesh(3);
+  const gc = root.grant(c, "admin"); // c: rank 1
+  c.learn(...root.known.values());
+  const gd = c.grant(d, "admin"); // d: rank 2, junior to c
+  d.learn(...c.known.values());
+  const cRevokesD = c.revoke(d); // cut 0: c saw none of d's operations
+  const dWrites = d.write();
+  const base = [genesis, gc, gd, cRevokesD, dWrites];
+  // Root grants d admin after seeing c's appointment and revocation: d stays rank 2, the
+  // revocation stands, and the new grant re-admits d from there on.
+  const later = new Actor(root.id).learn(...c.known.values());
+  later.tip = root.tip;
+  const regrant = later.grant(d, "admin");
+  const dAgain = new Actor(d.id).learn(...d.known.values(), regrant);
+  dAgain.tip = dWrites;
+  const dLater = dAgain.write();
+  const m1 = evaluate(genesis, [...base, regrant, dLater]);
+  assert.deepEqual(verdicts(m1, [cRevokesD, dWrites, regrant, dLater]), [
+    "accepted",
+    "past-cut",
+    "accepted",
+    "accepted",
+  ]);
+  assert.deepEqual([m1.rankOf(c.key), m1.rankOf(d.key)], [1, 2]);
+  // Root appoints d concurrently with c (without seeing c's grant): d is rank 1 too, so c is not
+  // senior to d: neither c's grant nor its revocation counts; d's write is no longer authorised.
+  const concurrent = new Actor(root.id).learn(genesis, gc);
+  concurrent.tip = root.tip;
+  const appoint = concurrent.grant(d, "admin");
+  const m2 = new Membership({ genesis: genesis.id });
+  for (const op of base) m2.add(op);
+  const result = m2.add(appoint);
+  assert.deepEqual(
+    result.changed.map((change) => [change.op.id, change.after]).sort(),
+    [[gd.id, "unauthorised"], [cRevokesD.id, "unauthorised"], [dWrites.id, "unauthorised"]].sort(),
+  );
+  assert.deepEqual([m2.rankOf(c.key), m2.rankOf(d.key)], [1, 1]);
+  assert.equal(m2.scopeOf(d.key), "admin");
+});
+
 Deno.test("the genesis's history is the mesh's starting history; concurrent pre-mesh writes are refused", () => {
   const [root, legacy, late] = actors(3);
   const old = legacy.write();
