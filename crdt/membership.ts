@@ -63,10 +63,14 @@ export interface MemberRecord {
   grantedBy: NodeId;
   /** Id of that grant. */
   grantId: OpId;
-  /** Lamport time of that grant. */
+  /** When that grant was made (its author's wall clock, milliseconds since the epoch). */
   grantedAt: number;
   /** The cut of the revocation in force: operations past this seq are refused. */
   revokedAtSeq: number | undefined;
+  /** Node id of the admin whose revocation is in force. */
+  revokedBy: NodeId | undefined;
+  /** When that revocation was made (its author's wall clock, milliseconds since the epoch). */
+  revokedAt: number | undefined;
   /** Seniority: 0 for the genesis admin, grant distance for other admins, `null` otherwise. */
   rank: number | null;
 }
@@ -105,8 +109,8 @@ interface View {
   scope: Scope | undefined;
   limit: number;
   grant: MemberOp | undefined;
-  /** Cut of the lowest revocation in force, if any. */
-  cut: number | undefined;
+  /** The revocation in force with the lowest cut, if any. */
+  revocation: MemberOp | undefined;
 }
 
 function stampAfter(a: Operation, b: Operation): boolean {
@@ -342,7 +346,7 @@ export class Membership {
     const genesis = this.#genesis;
     if (genesis !== undefined && genesis.op.author === key && hasBit(past, genesis.bit)) {
       // The genesis admin: nobody is senior to it.
-      return { scope: "admin", limit: Infinity, grant: genesis, cut: undefined };
+      return { scope: "admin", limit: Infinity, grant: genesis, revocation: undefined };
     }
     const rank = this.rankOf(key);
     const counted = (this.#about.get(key) ?? []).filter((m) =>
@@ -357,16 +361,24 @@ export class Membership {
       else if (grant === undefined || stampAfter(m.op, grant.op)) grant = m;
     }
     let limit = Infinity;
-    let cut: number | undefined;
+    let revocation: MemberOp | undefined;
     for (const r of counted) {
       if (r.action.action !== "revoke") continue;
       const lifted = kept.some((g) => g.action.action === "grant" && hasBit(g.past, r.bit));
-      if (!lifted && r.action.cut < limit) limit = cut = r.action.cut;
+      if (lifted) continue;
+      // The lowest cut; among equal cuts the earliest stamp, so every node names the same one.
+      if (
+        r.action.cut < limit ||
+        (r.action.cut === limit && revocation !== undefined && stampAfter(revocation.op, r.op))
+      ) {
+        limit = r.action.cut;
+        revocation = r;
+      }
     }
     const scope = revoked || grant === undefined || grant.action.action === "revoke"
       ? undefined
       : grant.action.scope;
-    return { scope, limit, grant, cut };
+    return { scope, limit, grant, revocation };
   }
 
   /** The seniority rank of `key` (0 for the genesis admin; Infinity for non-admins). */
@@ -428,8 +440,10 @@ export class Membership {
         label: grant.action.label,
         grantedBy: grant.op.author,
         grantId: grant.op.id,
-        grantedAt: grant.op.time,
-        revokedAtSeq: view.cut,
+        grantedAt: grant.action.at,
+        revokedAtSeq: view.revocation === undefined ? undefined : view.limit,
+        revokedBy: view.revocation?.op.author,
+        revokedAt: view.revocation?.action.at,
         rank: rank === Infinity ? null : rank,
       });
     }

@@ -24,9 +24,17 @@ export const MAX_LABEL_LENGTH = 256;
 
 /** A parsed membership action: what a membership operation says. */
 export type MembershipAction =
-  | { action: "genesis"; target: NodeId; scope: "admin"; label: string }
-  | { action: "grant"; target: NodeId; scope: Scope; label: string }
-  | { action: "revoke"; target: NodeId; cut: number };
+  | { action: "genesis"; target: NodeId; scope: "admin"; label: string; at: number }
+  | { action: "grant"; target: NodeId; scope: Scope; label: string; at: number }
+  | { action: "revoke"; target: NodeId; cut: number; at: number };
+
+/** Options of the membership mutation builders. */
+export interface MembershipMutationOptions {
+  /** Shown in member lists (at most 256 characters). @default "" */
+  label?: string;
+  /** Wall-clock time of the action, in milliseconds since the epoch (informational). */
+  at: number;
+}
 
 /** True when `mutation` writes at or under the reserved `["members"]` part. */
 export function touchesMembers(mutation: Mutation): boolean {
@@ -43,6 +51,12 @@ function labelProblem(label: unknown): string | undefined {
     return `label must have at most ${MAX_LABEL_LENGTH} characters`;
   }
   return undefined;
+}
+
+function atProblem(at: unknown): string | undefined {
+  return typeof at === "number" && Number.isSafeInteger(at) && at >= 0
+    ? undefined
+    : "at must be a time in milliseconds (an integer of at least 0)";
 }
 
 function exactFields(fields: Record<string, unknown>, names: string[]): boolean {
@@ -68,35 +82,39 @@ export function parseMembershipAction(
   const fields = mutation.fields as Record<string, unknown>;
   switch (fields.action) {
     case "genesis": {
-      if (!exactFields(fields, ["action", "scope", "label"])) {
-        return "a genesis must have exactly the fields action, scope, label";
+      if (!exactFields(fields, ["action", "scope", "label", "at"])) {
+        return "a genesis must have exactly the fields action, scope, label, at";
       }
       if (fields.scope !== "admin") return "a genesis must give the scope admin";
       if (target !== author) return "a genesis must name its own author";
-      const problem = labelProblem(fields.label);
+      const problem = labelProblem(fields.label) ?? atProblem(fields.at);
       if (problem) return problem;
-      return { action: "genesis", target, scope: "admin", label: fields.label as string };
+      const { label, at } = fields as { label: string; at: number };
+      return { action: "genesis", target, scope: "admin", label, at };
     }
     case "grant": {
-      if (!exactFields(fields, ["action", "scope", "label"])) {
-        return "a grant must have exactly the fields action, scope, label";
+      if (!exactFields(fields, ["action", "scope", "label", "at"])) {
+        return "a grant must have exactly the fields action, scope, label, at";
       }
       if (!isScope(fields.scope)) return `a grant's scope must be one of ${SCOPES.join(", ")}`;
       if (target === author) return "a member cannot grant itself";
-      const problem = labelProblem(fields.label);
+      const problem = labelProblem(fields.label) ?? atProblem(fields.at);
       if (problem) return problem;
-      return { action: "grant", target, scope: fields.scope, label: fields.label as string };
+      const { label, at } = fields as { label: string; at: number };
+      return { action: "grant", target, scope: fields.scope, label, at };
     }
     case "revoke": {
-      if (!exactFields(fields, ["action", "cut"])) {
-        return "a revocation must have exactly the fields action, cut";
+      if (!exactFields(fields, ["action", "cut", "at"])) {
+        return "a revocation must have exactly the fields action, cut, at";
       }
       const cut = fields.cut;
       if (typeof cut !== "number" || !Number.isSafeInteger(cut) || cut < 0) {
         return "a revocation's cut must be an integer of at least 0";
       }
       if (target === author) return "a member cannot revoke itself";
-      return { action: "revoke", target, cut };
+      const problem = atProblem(fields.at);
+      if (problem) return problem;
+      return { action: "revoke", target, cut, at: fields.at as number };
     }
     default:
       return "a membership operation's action must be genesis, grant or revoke";
@@ -120,30 +138,37 @@ function membersPath(target: NodeId): string[] {
   return [MEMBERS_ROOT, target];
 }
 
-function checkedLabel(label: string): string {
-  const problem = labelProblem(label);
+function checked(options: MembershipMutationOptions): { label: string; at: number } {
+  const label = options.label ?? "";
+  const problem = labelProblem(label) ?? atProblem(options.at);
   if (problem) throw new TypeError(`Cannot build membership operation: ${problem}`);
-  return label;
+  return { label, at: options.at };
 }
 
 /** The genesis mutation that makes `admin` (the signing node) the mesh's first admin. */
-export function genesisMutation(admin: NodeId, label = ""): Mutation {
+export function genesisMutation(admin: NodeId, options: MembershipMutationOptions): Mutation {
+  const { label, at } = checked(options);
   return {
     type: "update",
     path: membersPath(admin),
-    fields: { action: "genesis", scope: "admin", label: checkedLabel(label) },
+    fields: { action: "genesis", at, label, scope: "admin" },
   };
 }
 
-/** The mutation granting `member` the scope `scope`, with a label shown in member lists. */
-export function grantMutation(member: NodeId, scope: Scope, label = ""): Mutation {
+/** The mutation granting `member` the scope `scope`. */
+export function grantMutation(
+  member: NodeId,
+  scope: Scope,
+  options: MembershipMutationOptions,
+): Mutation {
   if (!isScope(scope)) {
     throw new TypeError(`Cannot build membership operation: scope must be one of ${SCOPES}`);
   }
+  const { label, at } = checked(options);
   return {
     type: "update",
     path: membersPath(member),
-    fields: { action: "grant", scope, label: checkedLabel(label) },
+    fields: { action: "grant", at, label, scope },
   };
 }
 
@@ -151,9 +176,11 @@ export function grantMutation(member: NodeId, scope: Scope, label = ""): Mutatio
  * The mutation revoking `member`: its operations with `seq` above `cut`
  * (normally the last of them the revoker holds) are refused everywhere.
  */
-export function revokeMutation(member: NodeId, cut: number): Mutation {
+export function revokeMutation(member: NodeId, cut: number, at: number): Mutation {
   if (!Number.isSafeInteger(cut) || cut < 0) {
     throw new TypeError("Cannot build membership operation: cut must be an integer ≥ 0");
   }
-  return { type: "update", path: membersPath(member), fields: { action: "revoke", cut } };
+  const problem = atProblem(at);
+  if (problem) throw new TypeError(`Cannot build membership operation: ${problem}`);
+  return { type: "update", path: membersPath(member), fields: { action: "revoke", at, cut } };
 }

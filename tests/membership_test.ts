@@ -30,6 +30,8 @@ import { identity, setField } from "./helpers.ts";
 import vectors from "./membership_vectors.json" with { type: "json" };
 
 const verifier = new SignatureVerifier();
+/** Wall-clock time written in test membership operations. */
+const AT = 1_764_000_000_000;
 
 /** One signer with its own view of the history: what it has seen, and its chain. */
 class Actor {
@@ -80,10 +82,10 @@ class Actor {
     return this.sign(setField(story, "stage", "qa"));
   }
   grant(member: Actor, scope: Scope, label = ""): Operation {
-    return this.sign(grantMutation(member.key, scope, label));
+    return this.sign(grantMutation(member.key, scope, { label, at: AT }));
   }
   revoke(member: Actor, cut = this.lastSeqOf(member.key)): Operation {
-    return this.sign(revokeMutation(member.key, cut));
+    return this.sign(revokeMutation(member.key, cut, AT));
   }
 }
 
@@ -94,7 +96,7 @@ function actors(count: number): Actor[] {
 /** A mesh: actor 0 has signed the genesis. */
 function mesh(count: number): { all: Actor[]; genesis: Operation } {
   const all = actors(count);
-  const genesis = all[0].sign(genesisMutation(all[0].key, "root"));
+  const genesis = all[0].sign(genesisMutation(all[0].key, { label: "root", at: AT }));
   return { all, genesis };
 }
 
@@ -110,7 +112,7 @@ Deno.test("the genesis makes its author admin; strangers and other geneses are u
   const { all: [root, stranger], genesis } = mesh(2);
   const write = root.write();
   const foreign = stranger.learn(genesis).write();
-  const rival = stranger.sign(genesisMutation(stranger.key));
+  const rival = stranger.sign(genesisMutation(stranger.key, { at: AT }));
   const m = evaluate(genesis, [genesis, write, foreign, rival]);
   assert.deepEqual(verdicts(m, [genesis, write, foreign, rival]), [
     "accepted",
@@ -350,7 +352,7 @@ Deno.test("the genesis's history is the mesh's starting history; concurrent pre-
   const [root, legacy, late] = actors(3);
   const old = legacy.write();
   root.learn(old);
-  const genesis = root.sign(genesisMutation(root.key));
+  const genesis = root.sign(genesisMutation(root.key, { at: AT }));
   const concurrent = late.write(); // never built on by the genesis
   const m = new Membership({ genesis: genesis.id });
   // Until the genesis is held nothing is accepted.
@@ -362,7 +364,7 @@ Deno.test("the genesis's history is the mesh's starting history; concurrent pre-
   assert.equal(m.verdictOf(old.id), "accepted");
   // A membership operation before the genesis is never accepted.
   const early = new Actor(identity(200));
-  const premature = early.sign(grantMutation(legacy.key, "admin"));
+  const premature = early.sign(grantMutation(legacy.key, "admin", { at: AT }));
   assert.equal(evaluate(genesis, [premature]).verdictOf(premature.id), "unauthorised");
 });
 
@@ -378,23 +380,36 @@ Deno.test("malformed membership mutations are refused with a reason; pipeline wr
     [{
       type: "update",
       path: ["members", "a".repeat(64)],
-      fields: { action: "grant", scope: "root", label: "" },
+      fields: { action: "grant", scope: "write", label: "" },
+    }, /exactly the fields action, scope, label, at/],
+    [{
+      type: "update",
+      path: ["members", "a".repeat(64)],
+      fields: { action: "revoke", cut: 1, at: 1.5 },
+    }, /at must be/],
+    [{
+      type: "update",
+      path: ["members", "a".repeat(64)],
+      fields: { action: "grant", scope: "root", label: "", at: AT },
     }, /scope must be/],
     [{
       type: "update",
       path: ["members", "a".repeat(64)],
-      fields: { action: "revoke", cut: -1 },
+      fields: { action: "revoke", cut: -1, at: AT },
     }, /cut/],
-    [{ type: "update", path: ["members", key], fields: { action: "revoke", cut: 0 } }, /itself/],
+    [
+      { type: "update", path: ["members", key], fields: { action: "revoke", cut: 0, at: AT } },
+      /itself/,
+    ],
     [{
       type: "update",
       path: ["members", "b".repeat(64)],
-      fields: { action: "genesis", scope: "admin", label: "" },
+      fields: { action: "genesis", scope: "admin", label: "", at: AT },
     }, /own author/],
     [{
       type: "update",
       path: ["members", "a".repeat(64)],
-      fields: { action: "grant", scope: "write", label: "x".repeat(257) },
+      fields: { action: "grant", scope: "write", label: "x".repeat(257), at: AT },
     }, /label/],
   ];
   for (const [mutation, reason] of cases) {
@@ -402,14 +417,18 @@ Deno.test("malformed membership mutations are refused with a reason; pipeline wr
     assert.equal(typeof parsed, "string", JSON.stringify(mutation));
     assert.match(parsed as string, reason);
   }
-  const genesis = root.sign(genesisMutation(key));
+  const genesis = root.sign(genesisMutation(key, { at: AT }));
   const bad = root.sign(cases[0][0]);
   const m = evaluate(genesis, [genesis, bad]);
   assert.equal(m.verdictOf(bad.id), "malformed");
-  assert.match(pipelineMutationProblem(grantMutation(key, "write"))!, /^Cannot write: .*reserved/);
+  assert.match(
+    pipelineMutationProblem(grantMutation(key, "write", { at: AT }))!,
+    /^Cannot write: .*reserved/,
+  );
   assert.equal(pipelineMutationProblem(setField("s1", "stage", "qa")), undefined);
-  assert.throws(() => grantMutation("nope", "write"), /^TypeError: Cannot build/);
-  assert.throws(() => revokeMutation(key, 1.5), /cut/);
+  assert.throws(() => grantMutation("nope", "write", { at: AT }), /^TypeError: Cannot build/);
+  assert.throws(() => grantMutation(key, "write", { at: -1 }), /at must be/);
+  assert.throws(() => revokeMutation(key, 1.5, AT), /cut/);
 });
 
 Deno.test("membership test vectors: encodings, ids, signatures and verdicts", () => {
@@ -450,7 +469,7 @@ const stepArb: fc.Arbitrary<Step> = fc.record({
 /** Plays `steps`: actor 0 signs the genesis, then each actor acts on what it has seen. */
 function playHistory(steps: Step[]): { genesis: Operation; ops: Operation[] } {
   const all = actors(ACTORS);
-  const genesis = all[0].sign(genesisMutation(all[0].key));
+  const genesis = all[0].sign(genesisMutation(all[0].key, { at: AT }));
   const ops = [genesis];
   // A typical start: two admins, a writer and a reader, each of whom has seen its grant.
   for (const [member, scope] of [[1, "admin"], [2, "admin"], [3, "write"], [4, "read"]] as const) {
