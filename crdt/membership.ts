@@ -101,6 +101,8 @@ interface Added {
   out: BitSet;
   member: MemberOp | undefined;
   malformed: boolean;
+  /** A membership operation whose history gives its author no admin grant: never valid. */
+  powerless: boolean;
   verdict: Verdict;
 }
 
@@ -196,11 +198,13 @@ export class Membership {
       out: past,
       member: undefined,
       malformed: false,
+      powerless: false,
       verdict: "accepted",
     };
     if (touchesMembers(op.mutation)) {
       const action = parseMembershipAction(op.author, op.mutation);
       if (typeof action === "string") entry.malformed = true;
+      else if (!this.#mayEverAct(op, action, past)) entry.powerless = true;
       else entry.member = this.#addMemberOp(op, action, past);
     }
     if (entry.member) entry.out = withBit(past, entry.member.bit);
@@ -232,6 +236,20 @@ export class Membership {
     }
     const changed = this.#resolve(entry);
     return { verdict: entry.verdict, changed, membersChanged: true };
+  }
+
+  /**
+   * False when a membership operation can never be valid, whatever arrives
+   * later: a genesis other than the mesh's, or a grant or revocation whose
+   * history holds neither the genesis (by its author) nor any admin grant of
+   * its author. Such operations get no place in the history sets, so a
+   * non-admin cannot make them grow.
+   */
+  #mayEverAct(op: Operation, action: MembershipAction, past: BitSet): boolean {
+    if (action.action === "genesis") return op.id === this.#genesisId;
+    const genesis = this.#genesis;
+    if (genesis?.op.author === op.author && hasBit(past, genesis.bit)) return true;
+    return (this.#adminGrants.get(op.author) ?? []).some((grant) => hasBit(past, grant.bit));
   }
 
   #addMemberOp(op: Operation, action: MembershipAction, past: BitSet): MemberOp {
@@ -312,6 +330,7 @@ export class Membership {
   /** The rule's verdict for one added operation, given the current validity (§M.4). */
   #judge(entry: Added): Verdict {
     if (entry.malformed) return "malformed";
+    if (entry.powerless) return "unauthorised";
     const { op, member } = entry;
     if (member?.action.action === "genesis") {
       return op.id === this.#genesisId ? "accepted" : "unauthorised";

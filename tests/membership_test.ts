@@ -4,6 +4,9 @@
  * concurrent grants and revocations, mutual admin revocations and forks,
  * delivered in random causal orders, give every evaluator the same verdicts
  * and the same member list.
+ *
+ * Environment: `MEMBERSHIP_SEED=<n>` runs the property test from another seed,
+ * `MEMBERSHIP_RUNS=<n>` runs that many histories (default 300).
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
@@ -450,6 +453,25 @@ Deno.test("membership test vectors: encodings, ids, signatures and verdicts", ()
   );
 });
 
+function envInt(name: string, fallback: number): number {
+  let text: string | undefined;
+  try {
+    text = Deno.env.get(name);
+  } catch {
+    return fallback; // no --allow-env
+  }
+  if (text === undefined || text === "") return fallback;
+  const value = Number(text);
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new RangeError(`${name} must be a non-negative integer, got ${JSON.stringify(text)}`);
+  }
+  return value;
+}
+
+/** `MEMBERSHIP_SEED` replays another seed; `MEMBERSHIP_RUNS` runs more histories (a soak). */
+const PROPERTY_SEED = envInt("MEMBERSHIP_SEED", 20261201);
+const PROPERTY_RUNS = envInt("MEMBERSHIP_RUNS", 300);
+
 /** One random step of a history. */
 interface Step {
   kind: "write" | "grant" | "revoke" | "sync" | "fork";
@@ -586,7 +608,7 @@ Deno.test("property: random histories in random causal orders reach the same ver
           first.membership.members().filter((r) => r.rank !== null && r.scope === undefined).length;
       },
     ),
-    { numRuns: 300 },
+    { numRuns: PROPERTY_RUNS, seed: PROPERTY_SEED },
   );
   // The generator reaches the cases the rule is about (not only accepted writes).
   for (const [what, count] of Object.entries(seen)) assert.ok(count > 0, `no run produced ${what}`);
