@@ -10,6 +10,7 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
+import { CrdtDocument } from "../crdt/document.ts";
 import { Identity, SignatureVerifier } from "../crdt/identity.ts";
 import { OpLog } from "../crdt/log.ts";
 import { Membership, type Verdict } from "../crdt/membership.ts";
@@ -557,10 +558,13 @@ function deliver(genesis: Operation, ops: Operation[], seed: number) {
     }
   }
   const verdicts = new Map(membership.verdicts().map(({ op, verdict }) => [op.id, verdict]));
-  return { log, membership, verdicts, retroactive, restored };
+  // The document a replica shows: the accepted operations only.
+  const document = new CrdtDocument();
+  for (const op of log.all()) if (verdicts.get(op.id) === "accepted") document.apply(op);
+  return { log, membership, verdicts, retroactive, restored, stateHash: document.stateHash() };
 }
 
-Deno.test("property: random histories in random causal orders reach the same verdicts and members", () => {
+Deno.test("property: random histories in random causal orders reach the same verdicts, members and document", () => {
   const seen = {
     "past-cut": 0,
     unauthorised: 0,
@@ -591,6 +595,7 @@ Deno.test("property: random histories in random causal orders reach the same ver
           assert.deepEqual(node.log.clock(), first.log.clock());
           assert.deepEqual(node.verdicts, first.verdicts);
           assert.deepEqual(node.membership.members(), first.membership.members());
+          assert.equal(node.stateHash, first.stateHash);
           // The incremental state equals one built at once from the final log.
           const batch = Membership.from(node.log.all(), { genesis: genesis.id });
           assert.deepEqual(
