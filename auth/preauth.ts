@@ -48,7 +48,6 @@ import { CloseCode } from "../protocol/close_codes.ts";
 import {
   type Authorizer,
   type AuthorizeResult,
-  clampCloseReason,
   clientCredentials,
   defaultRandom,
   freshChallenge,
@@ -56,6 +55,7 @@ import {
   PROTOCOL_ID,
   readChallenge,
   readWelcome,
+  refusalClose,
   signWelcome,
   type Step,
   transcript,
@@ -263,7 +263,10 @@ export class PreauthServer {
       return refused(429, CloseCode.RATE_LIMITED, "too many recent proofs");
     }
     const verdict: AuthorizeResult = this.#authorize(key, token);
-    if (!verdict.ok) return refused(403, verdict.code, clampCloseReason(verdict.reason));
+    if (!verdict.ok) {
+      const { code, reason } = refusalClose(verdict);
+      return refused(403, code, reason);
+    }
     this.#recent.set(serverChallenge, Number(fromHexExpiry(serverChallenge)));
     return {
       kind: "accepted",

@@ -360,3 +360,12 @@ Deno.test("over real sockets: a trusted node pre-authenticates (header and query
     await hubNode.stop();
   }
 });
+
+Deno.test("pre-upgrade refusals carry fixed reasons only, whatever the authoriser returns", () => {
+  const echoing: Authorizer = (key) => ({ ok: false, code: 4403, reason: `no ${key}` });
+  assert.deepEqual(refusal(attempt(server({ authorize: echoing })).check), [
+    403,
+    4403,
+    "not authorized",
+  ]);
+});
