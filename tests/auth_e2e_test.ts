@@ -957,7 +957,7 @@ Deno.test("removing a connected key from the trust list closes its session with 
     );
     assert.equal(hub.node.trust.remove(spokeId.nodeId), true);
     const lastError = await stoppedWith(client, "trust removal");
-    assert.match(lastError, /^4403 /);
+    assert.equal(lastError, "4403 key no longer trusted"); // the exact reason of PROTOCOL.md §3.5
     assert.equal(hub.node.sessions().length, 0);
     const closed = records(logger, "session closed").map((r) => r.fields.code);
     assert.deepEqual(closed, [CloseCode.NOT_TRUSTED]);
