@@ -14,7 +14,7 @@
  * const { socket, response } = Deno.upgradeWebSocket(request);
  * if (check.kind === "accepted") {
  *   socket.onopen = () => socket.send(check.welcome); // then run the sync session
- * } // else: the in-band handshake, under the admission limits
+ * } // else ("absent", only with allowInBand): the in-band handshake, under the admission limits
  * return response;
  * ```
  *
@@ -67,7 +67,7 @@ export function checkUpgradeRequest(request: Request, server: PreauthServer): Pr
   const header = request.headers.get(PREAUTH_HEADER);
   if (header !== null) return server.check(header.trim());
   const query = new URL(request.url).searchParams.get(PREAUTH_QUERY_PARAM);
-  return query === null ? { kind: "absent" } : server.check(query, true);
+  return query === null ? server.check(undefined) : server.check(query, true);
 }
 
 /** The HTTP answer to a refused credential: status, fixed reason, close code header. */

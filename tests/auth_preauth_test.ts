@@ -183,9 +183,10 @@ Deno.test("a bad or reflected signature is refused with 401", () => {
   }
 });
 
-Deno.test("malformed credentials are refused with 400 and no credential means the in-band handshake", () => {
+Deno.test("malformed credentials are refused with 400; no credential is refused unless in-band is allowed", () => {
   const s = server();
-  assert.deepEqual(s.check(undefined), { kind: "absent" });
+  assert.deepEqual(refusal(s.check(undefined)), [401, 4401, "pre-authentication required"]);
+  assert.deepEqual(server({ allowInBand: true }).check(undefined), { kind: "absent" });
   const good = attempt(server()).credential;
   const bad = [
     "",
@@ -355,6 +356,9 @@ Deno.test("over real sockets: a trusted node pre-authenticates (header and query
     assert.ok("url" in upgrade);
     const { error } = await openAndReceive(upgrade.url, upgrade.headers, outsider);
     assert.match(error ?? "", /403/);
+    // A client that does not pre-authenticate (an in-band or hostile one) is refused too.
+    const raw = await openAndReceive(hubNode.url, {}, outsider);
+    assert.match(raw.error ?? "", /401/);
     assert.equal(hubNode.upgrades(), 2, "no WebSocket for an unauthenticated client");
   } finally {
     await hubNode.stop();
