@@ -8,7 +8,8 @@
  * import assert from "node:assert/strict";
  * import { makeAuthorizer } from "./authorize.ts";
  * import { AccessPolicy, TrustStore } from "./trust.ts";
- * const key = "ab".repeat(32);
+ * import { Identity } from "../crdt/identity.ts";
+ * const key = Identity.generate().nodeId;
  * const authorize = makeAuthorizer(new AccessPolicy(TrustStore.memory([key]), { open: false }));
  * assert.deepEqual(authorize(key, undefined), { ok: true, scope: "write" });
  * ```

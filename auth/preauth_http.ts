@@ -23,6 +23,7 @@
  * const client = new PreauthClient({ identity, hubKey });
  * const upgrade = await preauthenticate("ws://127.0.0.1:8080/crdt-sync", client);
  * if ("close" in upgrade) throw new Error(upgrade.close.reason);
+ * if ("inBand" in upgrade) return; // an older server: use ClientHandshake
  * const socket = new WebSocket(upgrade.url, { headers: upgrade.headers });
  * socket.onmessage = (event) => client.receive(event.data); // the first frame: welcome
  * ```
@@ -123,19 +124,26 @@ export interface PreauthenticateOptions {
   signal?: AbortSignal;
 }
 
+/** Result of {@link preauthenticate}. */
+export type PreauthUpgrade =
+  /** Open `new WebSocket(url, { headers })`; its first frame goes to `client.receive()`. */
+  | { url: string; headers: Record<string, string> }
+  /** The server has no challenge endpoint (HTTP 404): use the in-band handshake. */
+  | { inBand: true }
+  /** This attempt ends with this close (for example a pinned hub key mismatch, 4406). */
+  | { close: HandshakeClose };
+
 /**
  * Fetches a fresh challenge for `syncUrl` and returns the URL and headers of
- * the upgrade request that carries `client`'s proof, or the close that ends
- * the attempt (a server without pre-authentication answers 404: use the
- * in-band handshake then). After the upgrade, feed the first frame to
- * `client.receive()`.
+ * the upgrade request that carries `client`'s proof, `inBand` when the server
+ * does not support pre-authentication, or the close that ends the attempt.
  * @throws the fetch's network errors.
  */
 export async function preauthenticate(
   syncUrl: string | URL,
   client: PreauthClient,
   options: PreauthenticateOptions = {},
-): Promise<{ url: string; headers: Record<string, string> } | { close: HandshakeClose }> {
+): Promise<PreauthUpgrade> {
   const form = options.form ?? "header";
   if (form === "query" && client.hasToken) {
     throw new TypeError("Cannot pre-authenticate: a token may only be sent in the header form");
@@ -147,6 +155,7 @@ export async function preauthenticate(
   });
   if (!response.ok) {
     await response.body?.cancel();
+    if (response.status === 404) return { inBand: true };
     return { close: closeForUpgradeStatus(response.status) };
   }
   const body = await readBounded(response, MAX_HANDSHAKE_FRAME_BYTES);

@@ -373,3 +373,22 @@ Deno.test("pre-upgrade refusals carry fixed reasons only, whatever the authorise
     "not authorized",
   ]);
 });
+
+Deno.test("a server without a challenge endpoint tells the client to use the in-band handshake", async () => {
+  const calls: string[] = [];
+  const fakeFetch = (input: string | URL | Request) => {
+    calls.push(String(input));
+    return Promise.resolve(new Response("not found\n", { status: 404 }));
+  };
+  const result = await preauthenticate("ws://127.0.0.1:9/crdt-sync", client(), {
+    fetch: fakeFetch as typeof fetch,
+  });
+  assert.deepEqual(result, { inBand: true });
+  assert.deepEqual(calls, ["http://127.0.0.1:9/crdt-sync/challenge"]);
+  const refused = await preauthenticate("ws://127.0.0.1:9/crdt-sync", client(), {
+    fetch: (() => Promise.resolve(new Response("", { status: 429 }))) as typeof fetch,
+  });
+  assert.deepEqual(refused, {
+    close: { code: CloseCode.RATE_LIMITED, reason: "too many attempts" },
+  });
+});
