@@ -9,7 +9,12 @@
  *
  * ```ts ignore
  * if (isChallengeRequest(request, SYNC_PATH)) return challengeResponse(preauth);
+ * // Check the upgrade headers first: a token is redeemed by the check.
+ * const admission = limiter.tryAdmit(address); // failed proofs count against the address
+ * if (!admission.ok) return new Response(`${admission.reason}\n`, { status: 429 });
  * const check = checkUpgradeRequest(request, preauth);
+ * // A pre-upgrade check ends here; an in-band handshake keeps its slot until it ends.
+ * if (check.kind !== "absent") admission.release(check.kind === "accepted");
  * if (check.kind === "refused") return refusalResponse(check.refusal);
  * const { socket, response } = Deno.upgradeWebSocket(request);
  * if (check.kind === "accepted") {
