@@ -1164,3 +1164,26 @@ Deno.test("a node that starts trusting another writer fetches that writer's oper
     await hub.stop();
   }
 });
+
+Deno.test("40 successful connections from one address do not lock out a trusted peer (finding 11)", async () => {
+  const hubId = identity(270);
+  const trusted = identity(271);
+  const logger = new MemoryLogger();
+  const hub = await serveClosed({
+    identity: hubId,
+    trust: TrustStore.memory([trusted.nodeId]),
+    logger,
+  });
+  try {
+    // More than the default 30 attempts per address and minute, all from 127.0.0.1.
+    for (let i = 0; i < 40; i++) {
+      const peer = await within(RawPeer.connect(hub.url, trusted), `connection ${i + 1}`);
+      await peer.close();
+    }
+    const last = await within(RawPeer.connect(hub.url, trusted), "one more connection");
+    await last.close();
+    assert.equal(records(logger, "connection refused").length, 0);
+  } finally {
+    await hub.stop();
+  }
+});
