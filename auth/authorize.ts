@@ -8,30 +8,19 @@
  * import assert from "node:assert/strict";
  * import { makeAuthorizer } from "./authorize.ts";
  * import { AccessPolicy, TrustStore } from "./trust.ts";
- * const key = "ab".repeat(32);
+ * import { Identity } from "../crdt/identity.ts";
+ * const key = Identity.generate().nodeId;
  * const authorize = makeAuthorizer(new AccessPolicy(TrustStore.memory([key]), { open: false }));
  * assert.deepEqual(authorize(key, undefined), { ok: true, scope: "write" });
  * ```
  * @module
  */
 import { CloseCode } from "../protocol/close_codes.ts";
-import type { Authorizer } from "./handshake.ts";
-import {
-  parsePresentedToken,
-  type RedeemFailure,
-  type RedeemResult,
-  type TokenStore,
-} from "./tokens.ts";
-import type { AccessPolicy, TrustStore } from "./trust.ts";
+import { type Authorizer, NOT_TRUSTED_REASON, TOKEN_REFUSED_REASONS } from "./proof.ts";
+import { parsePresentedToken, type RedeemResult, type TokenStore } from "./tokens.ts";
 
-/** Close reasons for refused tokens. */
-export const TOKEN_REFUSED_REASONS: Readonly<Record<RedeemFailure, string>> = Object.freeze({
-  unknown: "token unknown",
-  expired: "token expired",
-  used: "token used up",
-  revoked: "token revoked",
-  malformed: "token malformed",
-});
+export { TOKEN_REFUSED_REASONS } from "./proof.ts";
+import type { AccessPolicy, TrustStore } from "./trust.ts";
 
 /**
  * The standard authoriser: a key the policy admits connects with its scope;
@@ -49,7 +38,7 @@ export function makeAuthorizer(
     const scope = policy.connectScope(peerKey);
     if (scope !== undefined) return { ok: true, scope };
     if (token === undefined) {
-      return { ok: false, code: CloseCode.NOT_TRUSTED, reason: "key not trusted" };
+      return { ok: false, code: CloseCode.NOT_TRUSTED, reason: NOT_TRUSTED_REASON };
     }
     // Without a token store no token can be valid; still tell malformed from unknown.
     const result: RedeemResult = tokens

@@ -183,11 +183,85 @@ export function sameVersion(a: FileVersion | null, b: FileVersion | null): boole
   return a.ino === b.ino && a.size === b.size && a.mtime === b.mtime;
 }
 
+let cachedUid: number | null | undefined;
+
 /**
- * Reads `path` and its version, or `null` when missing. Refuses a file that
- * group or others may write (the error message says how to fix it).
+ * The user id this process runs as, or `null` where unknown (Windows, or
+ * neither `--allow-sys=uid` nor a readable `/proc/self`).
  */
-export function readVersionedSync(path: string): { text: string; version: FileVersion } | null {
+export function processUid(): number | null {
+  if (cachedUid !== undefined) return cachedUid;
+  cachedUid = null;
+  if (IS_WINDOWS) return cachedUid;
+  try {
+    cachedUid = Deno.uid();
+  } catch {
+    try {
+      // Linux: /proc/self belongs to the effective user of the process.
+      cachedUid = Deno.statSync("/proc/self").uid;
+    } catch {
+      // Unknown: the owner check is skipped.
+    }
+  }
+  return cachedUid;
+}
+
+/** Checks who owns a data file (pure): `undefined` when the owner is this process's user or unknown. */
+export function ownerProblem(fileUid: number | null, uid: number | null): string | undefined {
+  if (fileUid === null || uid === null || fileUid === uid) return undefined;
+  return `it is owned by another user (uid ${fileUid}; this process runs as uid ${uid})`;
+}
+
+/** What is wrong with a data file's kind, owner or mode (not its content). */
+export type FileAccessProblem = "symlink" | "not-file" | "replaced" | "owner" | "mode";
+
+/** A data file refused for its kind, owner or mode; the message says how to fix it. */
+export class FileAccessError extends Error {
+  /** Which check failed. */
+  readonly problem: FileAccessProblem;
+  /** Creates the error. */
+  constructor(problem: FileAccessProblem, message: string) {
+    super(message);
+    this.name = "FileAccessError";
+    this.problem = problem;
+  }
+}
+
+/** Options for {@link readVersionedSync}. */
+export interface ReadDataFileOptions {
+  /**
+   * For secrets: refuse a symbolic link instead of following it, and refuse a
+   * file that was swapped between the check and the open.
+   */
+  noFollow?: boolean;
+  /** Refuse these permission bits. @default {0o022 (writable by group or others)} */
+  forbiddenBits?: number;
+}
+
+/**
+ * Opens `path` for reading, or returns `null` when missing. With `noFollow`
+ * a symbolic link is refused (lstat, then the opened file must be the same
+ * inode). Then the file must be a regular file owned by this process's user
+ * with none of `forbiddenBits` set. Errors say what is wrong and how to fix it.
+ */
+function openDataFileSync(
+  path: string,
+  options: ReadDataFileOptions,
+): { file: Deno.FsFile; info: Deno.FileInfo } | null {
+  let link: Deno.FileInfo | undefined;
+  try {
+    if (options.noFollow) link = Deno.lstatSync(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  }
+  if (link?.isSymlink) {
+    throw new FileAccessError(
+      "symlink",
+      "it is a symbolic link, and secrets are never read through a link; " +
+        `replace it with the file itself (\`cp --remove-destination "$(readlink -f ${path})" ${path}\`)`,
+    );
+  }
   let file: Deno.FsFile;
   try {
     file = Deno.openSync(path, { read: true });
@@ -197,13 +271,44 @@ export function readVersionedSync(path: string): { text: string; version: FileVe
   }
   try {
     const info = file.statSync();
+    if (link && (link.ino !== info.ino || link.dev !== info.dev)) {
+      throw new FileAccessError("replaced", "it was replaced while being opened; try again");
+    }
+    if (!info.isFile) throw new FileAccessError("not-file", "it is not a regular file");
+    const owner = ownerProblem(info.uid, processUid());
+    if (owner) {
+      throw new FileAccessError("owner", `${owner}; fix it with \`chown $(id -u) ${path}\``);
+    }
     const bits = permissionBits(info);
-    if (bits !== null && (bits & 0o022) !== 0) {
-      throw new Error(
-        `it is writable by group or others (mode ${formatMode(bits)}); ` +
+    const forbidden = options.forbiddenBits ?? 0o022;
+    if (bits !== null && (bits & forbidden) !== 0) {
+      const who = (forbidden & 0o044) !== 0 ? "accessible" : "writable";
+      throw new FileAccessError(
+        "mode",
+        `it is ${who} by group or others (mode ${formatMode(bits)}); ` +
           `fix it with \`chmod 600 ${path}\``,
       );
     }
+    return { file, info };
+  } catch (error) {
+    file.close();
+    throw error;
+  }
+}
+
+/**
+ * Reads `path` and its version, or `null` when missing. Refuses a file
+ * another user owns or that group or others may write, and with
+ * `noFollow` a symbolic link (the error message says how to fix it).
+ */
+export function readVersionedSync(
+  path: string,
+  options: ReadDataFileOptions = {},
+): { text: string; version: FileVersion } | null {
+  const opened = openDataFileSync(path, options);
+  if (opened === null) return null;
+  const { file, info } = opened;
+  try {
     const chunks: Uint8Array[] = [];
     const buffer = new Uint8Array(16384);
     let total = 0;
@@ -226,6 +331,16 @@ export function readVersionedSync(path: string): { text: string; version: FileVe
   } finally {
     file.close();
   }
+}
+
+/**
+ * Reads a small secret file (for example the admin token) as text, or
+ * `null` when it is missing: never through a symbolic link, only when this
+ * process's user owns it and group and others cannot access it.
+ * @throws {Error} "it is a symbolic link…", "it is owned by another user…", a mode problem, or an I/O error.
+ */
+export function readSecretFileSync(path: string): string | null {
+  return readVersionedSync(path, { noFollow: true, forbiddenBits: 0o077 })?.text ?? null;
 }
 
 /**
@@ -253,8 +368,8 @@ export function parseVersionedList(text: string, version: number, listKey: strin
 }
 
 /**
- * A trust or token file that cannot be read: unreadable, corrupt, or writable
- * by others. The file is left as it is; the message says which file and why.
+ * A trust or token file that cannot be read: unreadable, corrupt, writable
+ * by others, owned by another user, or (a token file) a symbolic link. The file is left as it is; the message says which file and why.
  */
 export class DataFileError extends Error {
   /** Creates the error; `message` names the file and the problem. */
@@ -273,10 +388,11 @@ export function loadDataFile<T>(
   path: string,
   what: string,
   parse: (text: string) => T,
+  options: ReadDataFileOptions = {},
 ): { value: T; version: FileVersion } | null {
   let loaded: ReturnType<typeof readVersionedSync>;
   try {
-    loaded = readVersionedSync(path);
+    loaded = readVersionedSync(path, options);
   } catch (error) {
     throw new DataFileError(`Cannot read ${what} ${path}: ${(error as Error).message}`, {
       cause: error,

@@ -38,7 +38,6 @@ import { CloseCode } from "../protocol/close_codes.ts";
 import {
   type Authorizer,
   type AuthorizeResult,
-  clampCloseReason,
   clientCredentials,
   defaultRandom,
   freshChallenge,
@@ -47,6 +46,7 @@ import {
   PROTOCOL_ID,
   readChallenge,
   readWelcome,
+  refusalClose,
   signWelcome,
   type Step,
   transcript,
@@ -236,7 +236,7 @@ export class ServerHandshake {
     }
     if (!verdict.ok) {
       return this.#phase.close({
-        close: { code: verdict.code, reason: clampCloseReason(verdict.reason) },
+        close: refusalClose(verdict),
       });
     }
     const welcome = signWelcome(this.#identity, parts, verdict.scope, TRANSCRIPT_DOMAIN);

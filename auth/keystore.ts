@@ -21,9 +21,8 @@ import { Identity } from "../crdt/identity.ts";
 import { toHex } from "../protocol/bytes.ts";
 import {
   ensureDir,
-  formatMode,
+  FileAccessError,
   joinPath,
-  permissionBits,
   readVersionedSync,
   writePrivateFileSync,
 } from "./files.ts";
@@ -105,40 +104,22 @@ export function decodeKeyFile(text: string): { seed: Uint8Array } | { problem: s
   return { seed: Uint8Array.fromHex(record.seed) };
 }
 
-/** Checks key file permission bits (pure): `undefined` when acceptable. */
-export function keyFileModeProblem(bits: number | null): string | undefined {
-  if (bits === null || (bits & 0o077) === 0) return undefined;
-  return `it is accessible by group or others (mode ${formatMode(bits)})`;
-}
-
 function readKeyFile(path: string): Identity | null {
   let loaded: ReturnType<typeof readVersionedSync>;
-  let bits: number | null;
   try {
-    const info = Deno.statSync(path);
-    if (!info.isFile) {
-      throw new KeyFileCorruptError(path, `Cannot read key file ${path}: it is not a regular file`);
+    loaded = readVersionedSync(path, { noFollow: true, forbiddenBits: 0o077 });
+  } catch (error) {
+    const message = (error as Error).message;
+    if (error instanceof FileAccessError && error.problem === "not-file") {
+      throw new KeyFileCorruptError(path, `Cannot read key file ${path}: ${message}`);
     }
-    bits = permissionBits(info);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return null;
-    if (error instanceof KeyFileError) throw error;
-    throw new Error(`Cannot read key file ${path}: ${(error as Error).message}`, { cause: error });
-  }
-  const modeProblem = keyFileModeProblem(bits);
-  if (modeProblem) {
-    throw new KeyFilePermissionError(
-      path,
-      `Cannot use key file ${path}: ${modeProblem}; fix it with \`chmod 600 ${path}\``,
-    );
-  }
-  try {
-    loaded = readVersionedSync(path);
-  } catch (error) {
+    if (error instanceof FileAccessError) {
+      throw new KeyFilePermissionError(path, `Cannot use key file ${path}: ${message}`);
+    }
     if (error instanceof TypeError) {
       throw new KeyFileCorruptError(path, `Cannot read key file ${path}: it is not UTF-8 text`);
     }
-    throw new Error(`Cannot read key file ${path}: ${(error as Error).message}`, { cause: error });
+    throw new Error(`Cannot read key file ${path}: ${message}`, { cause: error });
   }
   if (loaded === null) return null;
   const decoded = decodeKeyFile(loaded.text);

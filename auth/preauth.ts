@@ -48,7 +48,6 @@ import { CloseCode } from "../protocol/close_codes.ts";
 import {
   type Authorizer,
   type AuthorizeResult,
-  clampCloseReason,
   clientCredentials,
   defaultRandom,
   freshChallenge,
@@ -56,6 +55,7 @@ import {
   PROTOCOL_ID,
   readChallenge,
   readWelcome,
+  refusalClose,
   signWelcome,
   type Step,
   transcript,
@@ -92,7 +92,7 @@ export interface PreauthRefusal {
 
 /** Result of {@link PreauthServer.check}. */
 export type PreauthCheck =
-  /** No credential: the peer may still use the in-band handshake (under the admission caps). */
+  /** No credential and `allowInBand`: run the in-band handshake (under the admission caps). */
   | { kind: "absent" }
   /** Authenticated: upgrade, send `welcome` as the first frame, then run the sync session. */
   | { kind: "accepted"; peer: string; scope: Scope; welcome: string }
@@ -117,6 +117,14 @@ export interface PreauthServerOptions {
   challengeTtlSecs?: number;
   /** Most accepted proofs remembered (to refuse a replay) at once; more answer 429. @default {4096} */
   maxRecentProofs?: number;
+  /**
+   * Whether a request without a credential may use the in-band handshake
+   * (`absent`) or is refused with 401 `pre-authentication required`. An
+   * unauthenticated WebSocket can make the server hold about three times a
+   * 64 MiB message (measured: ~190 MiB), so only `false` bounds what
+   * unauthenticated clients can make the node hold. @default {false}
+   */
+  allowInBand?: boolean;
 }
 
 function refused(
@@ -139,7 +147,8 @@ export class PreauthServer {
   readonly #verifier: SignatureVerifier;
   readonly #ttlSecs: number;
   readonly #maxRecent: number;
-  /** Accepted server challenges -> their expiry (s); insertion order is expiry order. */
+  readonly #allowInBand: boolean;
+  /** Accepted server challenges -> their expiry (s); insertion order is roughly expiry order. */
   readonly #recent = new Map<string, number>();
 
   /**
@@ -159,6 +168,7 @@ export class PreauthServer {
     this.#verifier = options.verifier ?? new SignatureVerifier();
     this.#ttlSecs = options.challengeTtlSecs ?? PREAUTH_CHALLENGE_TTL_SECS;
     this.#maxRecent = options.maxRecentProofs ?? 4096;
+    this.#allowInBand = options.allowInBand ?? false;
     for (
       const [name, value] of [["challengeTtlSecs", this.#ttlSecs], [
         "maxRecentProofs",
@@ -225,7 +235,11 @@ export class PreauthServer {
    * @throws whatever the authoriser throws (e.g. an I/O error).
    */
   check(credential: string | undefined, viaQuery = false): PreauthCheck {
-    if (credential === undefined) return { kind: "absent" };
+    if (credential === undefined) {
+      return this.#allowInBand
+        ? { kind: "absent" }
+        : refused(401, CloseCode.BAD_PROOF, "pre-authentication required");
+    }
     if (typeof credential !== "string" || credential.length > MAX_CREDENTIAL_CHARS) {
       return MALFORMED;
     }
@@ -263,7 +277,10 @@ export class PreauthServer {
       return refused(429, CloseCode.RATE_LIMITED, "too many recent proofs");
     }
     const verdict: AuthorizeResult = this.#authorize(key, token);
-    if (!verdict.ok) return refused(403, verdict.code, clampCloseReason(verdict.reason));
+    if (!verdict.ok) {
+      const { code, reason } = refusalClose(verdict);
+      return refused(403, code, reason);
+    }
     this.#recent.set(serverChallenge, Number(fromHexExpiry(serverChallenge)));
     return {
       kind: "accepted",

@@ -9,12 +9,17 @@
  *
  * ```ts ignore
  * if (isChallengeRequest(request, SYNC_PATH)) return challengeResponse(preauth);
+ * // Check the upgrade headers first: a token is redeemed by the check.
+ * const admission = limiter.tryAdmit(address); // failed proofs count against the address
+ * if (!admission.ok) return new Response(`${admission.reason}\n`, { status: 429 });
  * const check = checkUpgradeRequest(request, preauth);
+ * // A pre-upgrade check ends here; an in-band handshake keeps its slot until it ends.
+ * if (check.kind !== "absent") admission.release(check.kind === "accepted");
  * if (check.kind === "refused") return refusalResponse(check.refusal);
  * const { socket, response } = Deno.upgradeWebSocket(request);
  * if (check.kind === "accepted") {
  *   socket.onopen = () => socket.send(check.welcome); // then run the sync session
- * } // else: the in-band handshake, under the admission limits
+ * } // else ("absent", only with allowInBand): the in-band handshake, under the admission limits
  * return response;
  * ```
  *
@@ -23,6 +28,7 @@
  * const client = new PreauthClient({ identity, hubKey });
  * const upgrade = await preauthenticate("ws://127.0.0.1:8080/crdt-sync", client);
  * if ("close" in upgrade) throw new Error(upgrade.close.reason);
+ * if ("inBand" in upgrade) return; // an older server: use ClientHandshake
  * const socket = new WebSocket(upgrade.url, { headers: upgrade.headers });
  * socket.onmessage = (event) => client.receive(event.data); // the first frame: welcome
  * ```
@@ -67,7 +73,7 @@ export function checkUpgradeRequest(request: Request, server: PreauthServer): Pr
   const header = request.headers.get(PREAUTH_HEADER);
   if (header !== null) return server.check(header.trim());
   const query = new URL(request.url).searchParams.get(PREAUTH_QUERY_PARAM);
-  return query === null ? { kind: "absent" } : server.check(query, true);
+  return query === null ? server.check(undefined) : server.check(query, true);
 }
 
 /** The HTTP answer to a refused credential: status, fixed reason, close code header. */
@@ -123,19 +129,26 @@ export interface PreauthenticateOptions {
   signal?: AbortSignal;
 }
 
+/** Result of {@link preauthenticate}. */
+export type PreauthUpgrade =
+  /** Open `new WebSocket(url, { headers })`; its first frame goes to `client.receive()`. */
+  | { url: string; headers: Record<string, string> }
+  /** The server has no challenge endpoint (HTTP 404): use the in-band handshake. */
+  | { inBand: true }
+  /** This attempt ends with this close (for example a pinned hub key mismatch, 4406). */
+  | { close: HandshakeClose };
+
 /**
  * Fetches a fresh challenge for `syncUrl` and returns the URL and headers of
- * the upgrade request that carries `client`'s proof, or the close that ends
- * the attempt (a server without pre-authentication answers 404: use the
- * in-band handshake then). After the upgrade, feed the first frame to
- * `client.receive()`.
+ * the upgrade request that carries `client`'s proof, `inBand` when the server
+ * does not support pre-authentication, or the close that ends the attempt.
  * @throws the fetch's network errors.
  */
 export async function preauthenticate(
   syncUrl: string | URL,
   client: PreauthClient,
   options: PreauthenticateOptions = {},
-): Promise<{ url: string; headers: Record<string, string> } | { close: HandshakeClose }> {
+): Promise<PreauthUpgrade> {
   const form = options.form ?? "header";
   if (form === "query" && client.hasToken) {
     throw new TypeError("Cannot pre-authenticate: a token may only be sent in the header form");
@@ -147,6 +160,7 @@ export async function preauthenticate(
   });
   if (!response.ok) {
     await response.body?.cancel();
+    if (response.status === 404) return { inBand: true };
     return { close: closeForUpgradeStatus(response.status) };
   }
   const body = await readBounded(response, MAX_HANDSHAKE_FRAME_BYTES);

@@ -9,7 +9,12 @@ import { randomBytes } from "node:crypto";
 import { fromHex, isHex128, isHex64, toHex, utf8, utf8Length } from "../protocol/bytes.ts";
 import type { Identity, SignatureVerifier } from "../crdt/identity.ts";
 import { CloseCode } from "../protocol/close_codes.ts";
-import { parseJoinToken, parsePresentedToken, presentedToken } from "./tokens.ts";
+import {
+  parseJoinToken,
+  parsePresentedToken,
+  presentedToken,
+  type RedeemFailure,
+} from "./tokens.ts";
 import { isScope, type Scope } from "./trust.ts";
 
 /** Protocol name sent in the challenge; a client refuses any other (close 4426). */
@@ -115,6 +120,37 @@ export type AuthorizeResult =
  * presented (if any). Called only after the key's proof was verified.
  */
 export type Authorizer = (peerKey: string, token: string | undefined) => AuthorizeResult;
+
+/** Close reasons for refused tokens. */
+export const TOKEN_REFUSED_REASONS: Readonly<Record<RedeemFailure, string>> = Object.freeze({
+  unknown: "token unknown",
+  expired: "token expired",
+  used: "token used up",
+  revoked: "token revoked",
+  malformed: "token malformed",
+});
+
+/** The reason for a 4403 refusal at authentication (an unknown key in a closed mesh). */
+export const NOT_TRUSTED_REASON = "key not trusted";
+
+const FIXED_REFUSAL_REASONS: ReadonlySet<string> = new Set([
+  NOT_TRUSTED_REASON,
+  ...Object.values(TOKEN_REFUSED_REASONS),
+]);
+
+/**
+ * The close for an authoriser's refusal, with fixed text only: a reason
+ * outside the documented set (which could carry peer data, such as the key
+ * or the token) becomes `not authorized`, and a code outside 4000-4999
+ * becomes 4403 (pure).
+ */
+export function refusalClose(verdict: { code: number; reason: string }): HandshakeClose {
+  const code = Number.isInteger(verdict.code) && verdict.code >= 4000 && verdict.code <= 4999
+    ? verdict.code
+    : CloseCode.NOT_TRUSTED;
+  const reason = FIXED_REFUSAL_REASONS.has(verdict.reason) ? verdict.reason : "not authorized";
+  return { code, reason };
+}
 
 /** Shortens `reason` to at most {@link MAX_CLOSE_REASON_BYTES} UTF-8 bytes. */
 export function clampCloseReason(reason: string): string {

@@ -348,7 +348,7 @@ export class TokenStore {
   #load(force = false): void {
     if (this.#path === null) return;
     if (!force && sameVersion(this.#version, fileVersionSync(this.#path))) return;
-    const loaded = loadDataFile(this.#path, "token file", parseTokenFile);
+    const loaded = loadDataFile(this.#path, "token file", parseTokenFile, { noFollow: true });
     this.#tokens = loaded?.value ?? new Map();
     this.#version = loaded?.version ?? null;
   }

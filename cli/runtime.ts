@@ -9,6 +9,7 @@ import { ADMIN_TOKEN_FILE_NAME, SERVE_FILE_NAME } from "../data_dir.ts";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { CliError, ExitCode, UsageError } from "./errors.ts";
+import { FileAccessError, readSecretFileSync } from "../auth/files.ts";
 
 /** Contents of `serve.json`. */
 export interface ServeInfo {
@@ -137,8 +138,16 @@ export class AdminClient {
     if (!info) throw notRunning(dataDir);
     let token: string;
     try {
-      token = (await Deno.readTextFile(join(dataDir, ADMIN_TOKEN_FILE_NAME))).trim();
+      const text = readSecretFileSync(join(dataDir, ADMIN_TOKEN_FILE_NAME));
+      if (text === null) throw new Deno.errors.NotFound(ADMIN_TOKEN_FILE_NAME);
+      token = text.trim();
     } catch (error) {
+      if (error instanceof FileAccessError) {
+        throw new CliError(
+          ExitCode.FAILURE,
+          `Cannot read ${join(dataDir, ADMIN_TOKEN_FILE_NAME)}: ${error.message}`,
+        );
+      }
       if (error instanceof Deno.errors.PermissionDenied) {
         throw new CliError(
           ExitCode.FAILURE,

@@ -48,9 +48,6 @@ function serve(target: string): void {
       if (isChallengeRequest(request, SYNC_PATH)) return challengeResponse(preauth);
       const check = checkUpgradeRequest(request, preauth);
       if (check.kind === "refused") return refusalResponse(check.refusal);
-      if (check.kind === "absent") {
-        return new Response("pre-authentication required\n", { status: 401 });
-      }
     }
     const { socket, response } = Deno.upgradeWebSocket(request);
     socket.onmessage = (event) => {

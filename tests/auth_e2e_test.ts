@@ -957,7 +957,7 @@ Deno.test("removing a connected key from the trust list closes its session with 
     );
     assert.equal(hub.node.trust.remove(spokeId.nodeId), true);
     const lastError = await stoppedWith(client, "trust removal");
-    assert.match(lastError, /^4403 /);
+    assert.equal(lastError, "4403 key no longer trusted"); // the exact reason of PROTOCOL.md §3.5
     assert.equal(hub.node.sessions().length, 0);
     const closed = records(logger, "session closed").map((r) => r.fields.code);
     assert.deepEqual(closed, [CloseCode.NOT_TRUSTED]);
@@ -1161,6 +1161,29 @@ Deno.test("a node that starts trusting another writer fetches that writer's oper
   } finally {
     await reader.close();
     await writer.close();
+    await hub.stop();
+  }
+});
+
+Deno.test("40 successful connections from one address do not lock out a trusted peer (finding 11)", async () => {
+  const hubId = identity(270);
+  const trusted = identity(271);
+  const logger = new MemoryLogger();
+  const hub = await serveClosed({
+    identity: hubId,
+    trust: TrustStore.memory([trusted.nodeId]),
+    logger,
+  });
+  try {
+    // More than the default 30 attempts per address and minute, all from 127.0.0.1.
+    for (let i = 0; i < 40; i++) {
+      const peer = await within(RawPeer.connect(hub.url, trusted), `connection ${i + 1}`);
+      await peer.close();
+    }
+    const last = await within(RawPeer.connect(hub.url, trusted), "one more connection");
+    await last.close();
+    assert.equal(records(logger, "connection refused").length, 0);
+  } finally {
     await hub.stop();
   }
 });

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import { Identity } from "../crdt/identity.ts";
 import { CloseCode } from "../protocol/close_codes.ts";
 import {
@@ -459,4 +460,70 @@ Deno.test("handshake matches the known-answer vector in PROTOCOL.md", () => {
     scope: "write",
   });
   assert.ok(clientSide.receive(welcome.send!).done);
+});
+
+Deno.test("handshake refusals carry fixed reasons only, whatever the authoriser returns", () => {
+  const token = "0123456789abcdef." + "ab".repeat(32);
+  const echoing: Authorizer = (key, presented) => ({
+    ok: false,
+    code: CloseCode.TOKEN_REFUSED,
+    reason: `token ${presented} for ${key} refused`,
+  });
+  const r = run(echoing, { token });
+  assert.deepEqual(r.welcome.close, { code: CloseCode.TOKEN_REFUSED, reason: "not authorized" });
+  const badCode = run(() => ({ ok: false, code: 1000, reason: "key not trusted" }));
+  assert.deepEqual(badCode.welcome.close, {
+    code: CloseCode.NOT_TRUSTED,
+    reason: "key not trusted",
+  });
+  const documented = run(() => ({
+    ok: false,
+    code: CloseCode.TOKEN_REFUSED,
+    reason: "token expired",
+  }));
+  assert.deepEqual(documented.welcome.close, { code: 4405, reason: "token expired" });
+});
+
+Deno.test("no handshake close reason echoes what the peer sent", () => {
+  const MARK = "ZQX";
+  const marked = fc.oneof(
+    fc.constant(MARK),
+    fc.string().map((s) => MARK + s),
+    fc.integer().map((n) => Number(`${n}9`)),
+    fc.constant(9007199254740993),
+  );
+  const value = fc.oneof(marked, fc.constant("ab".repeat(32)), fc.constant(null), fc.boolean());
+  const frame = fc.record({
+    type: fc.oneof(fc.constantFrom("auth", "challenge", "welcome"), marked),
+    key: value,
+    challenge: value,
+    sig: value,
+    token: value,
+    protocol: fc.oneof(fc.constant(PROTOCOL_ID), marked),
+    scope: fc.oneof(fc.constantFrom("write", "read"), marked),
+  }, { requiredKeys: [] });
+  const text = fc.oneof(frame.map((f) => JSON.stringify(f)), marked.map(String));
+  const authorize = makeAuthorizer(closedPolicy(TrustStore.memory([node.nodeId])));
+  fc.assert(
+    fc.property(text, text, (first, second) => {
+      const server = new ServerHandshake({ identity: hub, authorize });
+      server.start();
+      const client = new ClientHandshake({ identity: node });
+      client.start();
+      const steps = [server.receive(first), server.receive(second), client.receive(first)];
+      const client2 = new ClientHandshake({ identity: node });
+      client2.start();
+      const challenge = client2.receive(
+        new ServerHandshake({ identity: hub, authorize }).start().send!,
+      );
+      assert.ok(challenge.send);
+      steps.push(client2.receive(second));
+      for (const step of steps) {
+        if (!step.close) continue;
+        assert.ok(!step.close.reason.includes(MARK), step.close.reason);
+        assert.ok(!/\d{6}/.test(step.close.reason), step.close.reason);
+      }
+    }),
+    { numRuns: 300 },
+  );
 });

@@ -183,9 +183,10 @@ Deno.test("a bad or reflected signature is refused with 401", () => {
   }
 });
 
-Deno.test("malformed credentials are refused with 400 and no credential means the in-band handshake", () => {
+Deno.test("malformed credentials are refused with 400; no credential is refused unless in-band is allowed", () => {
   const s = server();
-  assert.deepEqual(s.check(undefined), { kind: "absent" });
+  assert.deepEqual(refusal(s.check(undefined)), [401, 4401, "pre-authentication required"]);
+  assert.deepEqual(server({ allowInBand: true }).check(undefined), { kind: "absent" });
   const good = attempt(server()).credential;
   const bad = [
     "",
@@ -355,8 +356,39 @@ Deno.test("over real sockets: a trusted node pre-authenticates (header and query
     assert.ok("url" in upgrade);
     const { error } = await openAndReceive(upgrade.url, upgrade.headers, outsider);
     assert.match(error ?? "", /403/);
+    // A client that does not pre-authenticate (an in-band or hostile one) is refused too.
+    const raw = await openAndReceive(hubNode.url, {}, outsider);
+    assert.match(raw.error ?? "", /401/);
     assert.equal(hubNode.upgrades(), 2, "no WebSocket for an unauthenticated client");
   } finally {
     await hubNode.stop();
   }
+});
+
+Deno.test("pre-upgrade refusals carry fixed reasons only, whatever the authoriser returns", () => {
+  const echoing: Authorizer = (key) => ({ ok: false, code: 4403, reason: `no ${key}` });
+  assert.deepEqual(refusal(attempt(server({ authorize: echoing })).check), [
+    403,
+    4403,
+    "not authorized",
+  ]);
+});
+
+Deno.test("a server without a challenge endpoint tells the client to use the in-band handshake", async () => {
+  const calls: string[] = [];
+  const fakeFetch = (input: string | URL | Request) => {
+    calls.push(String(input));
+    return Promise.resolve(new Response("not found\n", { status: 404 }));
+  };
+  const result = await preauthenticate("ws://127.0.0.1:9/crdt-sync", client(), {
+    fetch: fakeFetch as typeof fetch,
+  });
+  assert.deepEqual(result, { inBand: true });
+  assert.deepEqual(calls, ["http://127.0.0.1:9/crdt-sync/challenge"]);
+  const refused = await preauthenticate("ws://127.0.0.1:9/crdt-sync", client(), {
+    fetch: (() => Promise.resolve(new Response("", { status: 429 }))) as typeof fetch,
+  });
+  assert.deepEqual(refused, {
+    close: { code: CloseCode.RATE_LIMITED, reason: "too many attempts" },
+  });
 });

@@ -295,7 +295,7 @@ Deno.test("item commands without a running node exit 4 and say how to start one"
         adminUrl: "http://127.0.0.1:9/",
       }),
     );
-    await Deno.writeTextFile(join(dir, "admin.token"), "secret\n");
+    await Deno.writeTextFile(join(dir, "admin.token"), "secret\n", { mode: 0o600 }); // as serve writes it
     const stale = await huskies(["item", "list", "--data-dir", dir]);
     assert.equal(stale.code, 4, stale.stderr);
     assert.match(stale.stderr, /serve\.json may be stale/);
