@@ -60,7 +60,9 @@ export class ListenServer {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const conn = this.#queue.shift();
-      if (conn) return conn;
+      // A connection that waited too long was closed by the peer's own handshake timeout.
+      if (conn && !conn.isClosed) return conn;
+      if (conn) continue;
       const left = deadline - Date.now();
       if (left <= 0) return undefined;
       await new Promise<void>((resolve) => {

@@ -9,11 +9,10 @@ import { expect } from "../check.ts";
 import { describe, framedOps, type SyncPeer } from "../peer.ts";
 import { utf8 } from "../wire/bytes.ts";
 import { canonicalJson } from "../wire/canonical.ts";
-import { KeyPair } from "../wire/ed25519.ts";
 import { Author, type Op } from "../wire/operation.ts";
 import type { BinaryFrame, TextFrame } from "../wire/socket.ts";
 import { expectClose } from "./handshake.ts";
-import { note } from "./sync.ts";
+import { auxSession, note } from "./sync.ts";
 
 /** The ids of operations carried by `frames`. */
 function carried(frames: (TextFrame | BinaryFrame)[]): Op[] {
@@ -95,8 +94,7 @@ export const liveCases: Case[] = [
     id: "live.unknown-version",
     title: '§6.5 a binary frame with "v" other than 1 closes 1002',
     async run(ctx) {
-      await ctx.requireOpen();
-      const peer = await ctx.session(KeyPair.generate());
+      const peer = await auxSession(ctx);
       const op = note(new Author(), "v2", 1);
       peer.conn.send(utf8(JSON.stringify({ v: 2, op })));
       await expectClose(

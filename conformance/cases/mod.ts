@@ -15,8 +15,12 @@ import { syncCases } from "./sync.ts";
 import { transportCases } from "./transport.ts";
 import { verifyCases } from "./verify.ts";
 
-/** All cases. Long ones (the 10 s handshake timeout, --slow silences) come last in their area. */
+/**
+ * All cases. The dial-out cases come first (the peer dials as soon as the
+ * listener is up, and stops for good after dial.bad-welcome).
+ */
 export const CASES: readonly Case[] = [
+  ...dialCases,
   ...transportCases,
   ...handshakeCases,
   ...syncCases,
@@ -26,5 +30,4 @@ export const CASES: readonly Case[] = [
   ...causalCases,
   ...forkCases,
   ...documentCases,
-  ...dialCases,
 ];

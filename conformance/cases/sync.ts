@@ -43,7 +43,7 @@ export function expectSameOps(ops: Op[], wanted: Op[], rule: string): void {
 }
 
 /** A session of a fresh key (on an open peer) or of the suite's key. */
-async function auxSession(ctx: Context, holdReady = false): Promise<SyncPeer> {
+export async function auxSession(ctx: Context, holdReady = false): Promise<SyncPeer> {
   return await ctx.session((await ctx.isOpen()) ? KeyPair.generate() : ctx.key, holdReady);
 }
 
