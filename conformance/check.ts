@@ -11,6 +11,7 @@ export class CaseFailure extends Error {
   /** What the peer did. */
   readonly seen: string;
 
+  /** A failure: the spec requires `expected`, the peer did `seen`. */
   constructor(expected: string, seen: string) {
     super(`expected ${expected}, saw ${seen}`);
     this.expected = expected;
@@ -23,6 +24,7 @@ export class CaseSkip extends Error {
   /** Why. */
   readonly why: string;
 
+  /** A skip, saying why. */
   constructor(why: string) {
     super(why);
     this.why = why;

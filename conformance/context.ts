@@ -191,6 +191,6 @@ export class Context {
 }
 
 /** Why cases that write as throwaway identities skip on a closed peer. */
-export const NEEDS_OPEN =
+export const NEEDS_OPEN: string =
   "the peer refuses unknown keys (closed mesh); this case writes as throwaway identities: " +
   "run it against an open peer (huskies serve --open) or a test node with open: true";

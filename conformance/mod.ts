@@ -18,27 +18,34 @@
  * console.log(formatSummary(report));
  * if (report.failed > 0) Deno.exitCode = 1;
  * ```
+ *
+ * @example As `deno test` tests, one per case
+ * ```ts ignore
+ * // peer_test.ts; run: HUSKIES_PEER_URL=ws://127.0.0.1:3001/crdt-sync deno test -A peer_test.ts
+ * import { registerConformanceTests } from "./mod.ts";
+ *
+ * registerConformanceTests({ url: Deno.env.get("HUSKIES_PEER_URL") });
+ * ```
  * @module
  */
 
-export { CASES } from "./cases/mod.ts";
-export type { Case } from "./case.ts";
+export { CASE_LIST, type CaseInfo } from "./cases/mod.ts";
 export {
   type CaseResult,
   type ConformanceOptions,
-  Context,
-  NEEDS_OPEN,
+  type JoinToken,
   parseJoinToken,
 } from "./context.ts";
-export { CaseFailure, CaseSkip } from "./check.ts";
-export {
-  type ConformanceReport,
-  formatResult,
-  formatSummary,
-  runCase,
-  runConformance,
-  selectCases,
-} from "./runner.ts";
+export { type ConformanceReport, formatResult, formatSummary, runConformance } from "./runner.ts";
 export { ListenServer } from "./listen.ts";
+export { registerConformanceTests } from "./deno_test.ts";
 export { loadOrCreateKey } from "./key_file.ts";
 export { KeyPair } from "./wire/ed25519.ts";
+export type {
+  BinaryFrame,
+  CloseEvent,
+  Conn,
+  ConnEvent,
+  TextFrame,
+  TimeoutEvent,
+} from "./wire/socket.ts";

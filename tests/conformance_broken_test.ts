@@ -11,7 +11,7 @@
 
 import assert from "node:assert/strict";
 import { crdtSyncHandler, HuskiesNode, Identity, transcript } from "../mod.ts";
-import { type CaseResult, CASES, KeyPair, runConformance } from "../conformance/mod.ts";
+import { CASE_LIST, type CaseResult, KeyPair, runConformance } from "../conformance/mod.ts";
 
 type Frame = string | Uint8Array;
 
@@ -377,7 +377,7 @@ async function run(breakage: Breakage | undefined, only?: string[]): Promise<Cas
 Deno.test("conformance: a transparent proxy over a node passes every case it runs", async () => {
   const results = await run(
     undefined,
-    CASES.map((c) => c.id).filter((id) => id !== "handshake.timeout"),
+    CASE_LIST.map((c) => c.id).filter((id) => id !== "handshake.timeout"),
   );
   const failed = results.filter((r) => r.status === "FAIL");
   assert.deepEqual(failed, [], "no case may fail through the proxy alone");
@@ -404,7 +404,7 @@ Deno.test("conformance: every peer-facing case is caught by some broken peer", (
     "dial.bad-welcome",
     "dial.incompatible-protocol",
   ];
-  const missing = CASES.map((c) => c.id).filter((id) =>
+  const missing = CASE_LIST.map((c) => c.id).filter((id) =>
     !caught.has(id) && !notPeerFacing.includes(id)
   );
   assert.deepEqual(missing, []);

@@ -31,3 +31,14 @@ export const CASES: readonly Case[] = [
   ...forkCases,
   ...documentCases,
 ];
+
+/** A case's id and the rule it checks. */
+export interface CaseInfo {
+  /** Stable id, `area.name`. */
+  id: string;
+  /** The rule, with its PROTOCOL.md section. */
+  title: string;
+}
+
+/** The id and title of every case, in run order. */
+export const CASE_LIST: readonly CaseInfo[] = CASES.map(({ id, title }) => ({ id, title }));
