@@ -7,7 +7,7 @@ import type { Context } from "./context.ts";
 
 /** One rule of PROTOCOL.md checked over the wire. */
 export interface Case {
-  /** Stable id, `area.name`; `--only` matches its prefix. */
+  /** Stable id, `area.name`; `--only` takes an id or an area. */
   id: string;
   /** The rule checked, with its PROTOCOL.md section. */
   title: string;

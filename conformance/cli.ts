@@ -19,7 +19,7 @@ Checks a huskies-sync peer against PROTOCOL.md over the wire.
   --key-file FILE    keep the suite's identity in FILE (created 0600 if missing)
   --print-key        print the suite's node id (to trust it on the peer) and exit
   --json             print the results as JSON instead of lines
-  --only CASES       comma-separated case ids or prefixes (e.g. handshake,sync.ping)
+  --only CASES       comma-separated case ids or areas (e.g. handshake,sync.ping)
   --timeout-ms N     bound for each wait (default 5000)
   --listen HOST:PORT also run the cases where the peer dials the suite there
   --slow             also run the long-silence cases (about 2 minutes more)

@@ -21,7 +21,7 @@ export interface ConformanceOptions {
   token?: string;
   /** Bound for each wait, ms. @default 5000 */
   timeoutMs?: number;
-  /** Only cases whose id starts with one of these. */
+  /** Only these cases: exact ids (`sync.resume`) or areas (`handshake`). */
   only?: string[];
   /** Run the long-silence cases too. */
   slow?: boolean;

@@ -10,6 +10,7 @@ import { Conn } from "./wire/socket.ts";
 export class ListenServer {
   readonly #server: Deno.HttpServer<Deno.NetAddr>;
   readonly #queue: Conn[] = [];
+  readonly #all = new Set<Conn>();
   #wake: (() => void) | undefined;
 
   private constructor(hostname: string, port: number, ready: (addr: Deno.NetAddr) => void) {
@@ -22,6 +23,7 @@ export class ListenServer {
       }
       const { socket, response } = Deno.upgradeWebSocket(request);
       const conn = new Conn(socket, true);
+      this.#all.add(conn);
       socket.addEventListener("open", () => {
         this.#queue.push(conn);
         const wake = this.#wake;
@@ -72,8 +74,9 @@ export class ListenServer {
     }
   }
 
-  /** Stops listening. */
+  /** Closes every connection the peer opened and stops listening. */
   async close(): Promise<void> {
+    for (const conn of this.#all) conn.close();
     await this.#server.shutdown();
   }
 }

@@ -22,12 +22,17 @@ export interface ConformanceReport {
   connections: number;
 }
 
-/** The cases `only` selects (id prefixes); all when `only` is empty. */
+/**
+ * The cases `only` selects: an exact id (`sync.resume`) or an area
+ * (`handshake`, `handshake.`); all when `only` is empty.
+ */
 export function selectCases(only: string[] | undefined, cases: readonly Case[] = CASES): Case[] {
   if (!only || only.length === 0) return [...cases];
-  const picked = cases.filter((c) => only.some((prefix) => c.id.startsWith(prefix)));
+  const matches = (id: string, name: string) =>
+    id === name || id.startsWith(name.endsWith(".") ? name : `${name}.`);
+  const picked = cases.filter((c) => only.some((name) => matches(c.id, name)));
   if (picked.length === 0) {
-    throw new TypeError(`Cannot select cases: no case id starts with ${only.join(" or ")}`);
+    throw new TypeError(`Cannot select cases: no case is ${only.join(" or ")} or in that area`);
   }
   return picked;
 }

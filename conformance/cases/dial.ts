@@ -11,12 +11,15 @@ import { brief, expect, skip } from "../check.ts";
 import { describe } from "../peer.ts";
 import { isHex128, isHex64, randomHex } from "../wire/bytes.ts";
 import {
+  HANDSHAKE_TIMEOUT_MS,
   signTranscript,
   type TranscriptParts,
   verifyTranscript,
   welcomeMessage,
 } from "../wire/handshake.ts";
 import type { Conn, TextFrame } from "../wire/socket.ts";
+
+const NO_LISTEN = "no --listen address: the peer must be configured to dial the suite";
 
 /** How long to wait for the peer to dial (its backoff starts at 1 s). */
 const DIAL_WAIT_MS = 15_000;
@@ -26,7 +29,7 @@ async function acceptAuth(
   ctx: Context,
   protocol = "huskies-sync/1",
 ): Promise<{ conn: Conn; parts: TranscriptParts }> {
-  if (!ctx.listen) skip("no --listen address: the peer must be configured to dial the suite");
+  if (!ctx.listen) skip(NO_LISTEN);
   const conn = await ctx.listen.accept(DIAL_WAIT_MS);
   expect(
     conn,
@@ -92,6 +95,45 @@ export const dialCases: Case[] = [
         }
       }
       conn.close();
+    },
+  },
+  {
+    id: "dial.bad-challenge",
+    title: "§3.3.1 check 3 a dialling peer closes 1002 on a challenge that is not hex64",
+    async run(ctx) {
+      if (!ctx.listen) skip(NO_LISTEN);
+      const conn = await ctx.listen.accept(DIAL_WAIT_MS);
+      expect(conn, `the peer to dial ${ctx.listen.url}`, "no connection");
+      conn!.send({
+        type: "challenge",
+        protocol: "huskies-sync/1",
+        challenge: randomHex(32).toUpperCase(),
+        key: ctx.key.id,
+      });
+      const event = await conn!.waitClose(ctx.timeoutMs);
+      // A client sends 1000 with "1002 <reason>" (§3.7); Conn reads that as 1002.
+      expect(
+        event.kind === "close" && event.code === 1002 && /^protocol violation: /.test(event.reason),
+        "close 1002 protocol violation (§3.3.1)",
+        describe(event),
+      );
+    },
+  },
+  {
+    id: "dial.handshake-timeout",
+    title: "§3.2 a dialling peer that gets no challenge gives up after 10 s with 4408",
+    async run(ctx) {
+      if (!ctx.listen) skip(NO_LISTEN);
+      const conn = await ctx.listen.accept(DIAL_WAIT_MS);
+      expect(conn, `the peer to dial ${ctx.listen.url}`, "no connection");
+      const event = await conn!.waitClose(HANDSHAKE_TIMEOUT_MS + ctx.timeoutMs);
+      const elapsed = Date.now() - conn!.openedAt;
+      expect(
+        event.kind === "close" && event.code === 4408,
+        'close 4408 "handshake timeout" (§3.2)',
+        describe(event),
+      );
+      expect(elapsed >= HANDSHAKE_TIMEOUT_MS - 1000, "the close after about 10 s", `${elapsed} ms`);
     },
   },
   {
