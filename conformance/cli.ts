@@ -22,7 +22,7 @@ Checks a huskies-sync peer against PROTOCOL.md over the wire.
   --only CASES       comma-separated case ids or areas (e.g. handshake,sync.ping)
   --timeout-ms N     bound for each wait (default 5000)
   --listen HOST:PORT also run the cases where the peer dials the suite there
-  --slow             also run the long-silence cases (about 2 minutes more)
+  --slow             also run the long cases (silences, the admission limit)
   --list             list the case ids and exit
 `;
 

@@ -179,9 +179,9 @@ export class Context {
     if (!(await this.isOpen())) skip(NEEDS_OPEN);
   }
 
-  /** Skips a long-silence case unless `--slow` was given. */
-  skipSlow(): never {
-    skip("a long-silence case: run with --slow");
+  /** Skips a long case unless `--slow` was given. */
+  skipSlow(why = "a long-silence case"): never {
+    skip(`${why}: run with --slow`);
   }
 
   /** Closes everything the run opened. */

@@ -6,7 +6,7 @@
  *
  * Dialling peers are a node that dials the suite's listener through the
  * proxy. Not covered: the two local known-answer cases (no peer involved),
- * the --slow silence case, and dial.incompatible-protocol.
+ * the --slow cases, and dial.incompatible-protocol.
  * @module
  */
 
@@ -50,6 +50,8 @@ interface Breakage {
   clientCloseCode?(code: number): number | undefined;
   /** Answers a plain (non-upgrade) request itself. */
   plain?(): Response;
+  /** Answers a malformed upgrade request itself. */
+  badUpgrade?(): Response;
 }
 
 /** State shared by every connection of one proxy. */
@@ -260,6 +262,11 @@ const BREAKAGES: Breakage[] = [
     },
   },
   {
+    name: "answers a malformed upgrade with 500",
+    cases: ["transport.bad-upgrade"],
+    badUpgrade: () => new Response(null, { status: 500 }),
+  },
+  {
     name: "answers a plain GET with 200",
     cases: ["transport.plain-get"],
     plain: () => new Response("hello"),
@@ -310,7 +317,13 @@ function startProxy(upstream: string, breakage: Breakage | undefined, shared: Sh
       await answer.body?.cancel();
       return new Response(null, { status: answer.status });
     }
-    const { socket: client, response } = Deno.upgradeWebSocket(request);
+    let upgraded;
+    try {
+      upgraded = Deno.upgradeWebSocket(request);
+    } catch {
+      return breakage?.badUpgrade?.() ?? new Response(null, { status: 400 });
+    }
+    const { socket: client, response } = upgraded;
     const toNode = new WebSocket(upstream);
     client.binaryType = toNode.binaryType = "arraybuffer";
     const early: Frame[] = [];
@@ -491,6 +504,7 @@ Deno.test("conformance: every peer-facing case is caught by some broken peer", (
     "handshake.known-answer",
     "document.known-answer",
     "sync.slow-silence",
+    "transport.admission-limit",
     "dial.incompatible-protocol",
   ];
   const missing = CASE_LIST.map((c) => c.id).filter((id) =>

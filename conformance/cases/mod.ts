@@ -12,7 +12,7 @@ import { handshakeCases } from "./handshake.ts";
 import { legacyCases } from "./legacy.ts";
 import { liveCases } from "./live.ts";
 import { syncCases } from "./sync.ts";
-import { transportCases } from "./transport.ts";
+import { admissionCases, transportCases } from "./transport.ts";
 import { verifyCases } from "./verify.ts";
 
 /**
@@ -30,6 +30,7 @@ export const CASES: readonly Case[] = [
   ...causalCases,
   ...forkCases,
   ...documentCases,
+  ...admissionCases,
 ];
 
 /** A case's id and the rule it checks. */
