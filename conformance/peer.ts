@@ -48,19 +48,6 @@ export function describe(event: ConnEvent): string {
   }
 }
 
-/** Waits for the next frame; fails the case on a close or timeout. */
-export async function nextFrame(
-  conn: Conn,
-  timeoutMs: number,
-  what: string,
-): Promise<TextFrame | Exclude<ConnEvent, { kind: "close" | "timeout" | "text" }>> {
-  const event = await conn.next(timeoutMs);
-  if (event.kind === "close" || event.kind === "timeout") {
-    throw new CaseFailure(what, describe(event));
-  }
-  return event;
-}
-
 /** Reads the `challenge` frame; fails the case unless it is well formed. */
 export async function readChallenge(
   conn: Conn,
@@ -361,7 +348,7 @@ export class SyncPeer {
 }
 
 /** Waits for a `pong`, returning the frames before it; fails the case without one. */
-export async function pingBarrier(
+async function pingBarrier(
   conn: Conn,
   timeoutMs: number,
 ): Promise<(TextFrame | { kind: "binary"; data: Uint8Array; bytes: number })[]> {

@@ -34,11 +34,6 @@ export function fromUtf8(bytes: Uint8Array): string {
   return decoder.decode(bytes);
 }
 
-/** Number of UTF-8 bytes `text` encodes to. */
-export function utf8Length(text: string): number {
-  return encoder.encode(text).length;
-}
-
 /** SHA-256 of `bytes`. */
 export function sha256(bytes: Uint8Array): Uint8Array {
   return new Uint8Array(createHash("sha256").update(bytes).digest());

@@ -187,11 +187,6 @@ export class Conn {
     return true;
   }
 
-  /** Bytes queued and not yet sent. */
-  get bufferedAmount(): number {
-    return this.#socket.bufferedAmount;
-  }
-
   /** Waits for the peer to close (frames before it are discarded), bounded. */
   async waitClose(timeoutMs: number): Promise<CloseEvent | TimeoutEvent> {
     const deadline = Date.now() + timeoutMs;
