@@ -76,8 +76,9 @@ export const BREAKAGES: Breakage[] = [
   },
   {
     name: "closes a refused token with 4403 instead of 4405",
-    cases: ["handshake.token-malformed", "handshake.token-unknown"],
+    cases: ["handshake.token-malformed", "handshake.token-unknown", "handshake.token-used-up"],
     closed: true,
+    token: true,
     closeCode: (code) => (code === 4405 ? 4403 : code),
   },
   {

@@ -10,7 +10,7 @@
  */
 
 import assert from "node:assert/strict";
-import { crdtSyncHandler, HuskiesNode, Identity } from "../mod.ts";
+import { addJoinToken, crdtSyncHandler, HuskiesNode, Identity } from "../mod.ts";
 import { CASE_LIST, type CaseResult, KeyPair, runConformance } from "../conformance/mod.ts";
 import { type Breakage, startProxy } from "./conformance_proxy.ts";
 import { BREAKAGES, DIAL_BREAKAGES } from "./conformance_breakages.ts";
@@ -21,7 +21,7 @@ async function brokenPeer(breakage: Breakage | undefined, suiteKey: KeyPair) {
   const node = await HuskiesNode.open({
     identity,
     open: !breakage?.closed,
-    trustedKeys: breakage?.closed ? [suiteKey.id] : [],
+    trustedKeys: breakage?.closed && !breakage.token ? [suiteKey.id] : [],
     admission: { attemptsPerMinutePerAddress: 10_000 },
   });
   const nodeServer = Deno.serve(
@@ -29,9 +29,11 @@ async function brokenPeer(breakage: Breakage | undefined, suiteKey: KeyPair) {
     crdtSyncHandler(node),
   );
   const upstream = `ws://127.0.0.1:${nodeServer.addr.port}/crdt-sync`;
+  const token = breakage?.token ? addJoinToken(node, { ttlMs: 60_000, uses: 1 }).token : undefined;
   const proxy = startProxy(upstream, breakage, { identity, links: new Set(), recorded: new Map() });
   return {
     url: `ws://127.0.0.1:${proxy.addr.port}/crdt-sync`,
+    token,
     async close() {
       await proxy.shutdown();
       await nodeServer.shutdown();
@@ -46,7 +48,7 @@ async function run(breakage: Breakage | undefined, only?: string[]): Promise<Cas
   try {
     // The transparent run waits longer: a slow CI machine must not fail it.
     const timeoutMs = breakage ? 2000 : 5000;
-    const report = await runConformance({ url: peer.url, key, only, timeoutMs });
+    const report = await runConformance({ url: peer.url, key, token: peer.token, only, timeoutMs });
     return report.results;
   } finally {
     await peer.close();

@@ -28,6 +28,8 @@ export interface Breakage {
   cases: string[];
   /** The node refuses unknown keys (the suite's key is trusted). @default false */
   closed?: boolean;
+  /** With `closed`: the suite is admitted by a single-use join token instead. */
+  token?: boolean;
   /** Frames from the node to the suite; returns what to deliver instead. */
   fromNode?(frame: Frame, link: Link, shared: Shared): Frame[];
   /** Frames from the suite to the node; returns what to forward instead. */

@@ -287,6 +287,40 @@ export const handshakeCases: Case[] = [
     title: "§3.6 a well-formed token the peer never issued closes 4405 token unknown",
     run: (ctx) => tokenCase(ctx, `${randomHex(8)}.${randomHex(32)}`, /^token unknown$/),
   },
+  {
+    id: "handshake.token-used-up",
+    title:
+      "§3.6 a single-use token, once redeemed by the suite, closes 4405 token used up for another key",
+    async run(ctx) {
+      if (!ctx.token) skip("no --token given: this case replays the suite's single-use join token");
+      if (await ctx.isOpen()) {
+        skip("the peer is open: it admits unknown keys before looking at a token");
+      }
+      await ctx.main();
+      const { conn, challenge } = await opened(ctx);
+      const key = KeyPair.generate();
+      conn.send(
+        authMessage(
+          key,
+          challenge.challenge as string,
+          challenge.key as string,
+          randomHex(32),
+          ctx.token.wire,
+        ),
+      );
+      const event = await conn.waitClose(ctx.timeoutMs);
+      if (event.kind === "timeout") {
+        conn.close();
+        skip("the token still has uses left (created with more than one use)");
+      }
+      expect(
+        event.kind === "close" && event.code === 4405 &&
+          /^token (used up|expired|revoked)$/.test(event.reason),
+        'close 4405 "token used up" (§3.6)',
+        describe(event),
+      );
+    },
+  },
 ];
 
 async function tokenCase(ctx: Context, token: string, reason: RegExp): Promise<void> {
