@@ -1,0 +1,45 @@
+/**
+ * Every conformance case, in the order the runner runs them.
+ * @module
+ */
+
+import type { Case } from "../case.ts";
+import { causalCases } from "./causal.ts";
+import { dialCases } from "./dial.ts";
+import { documentCases } from "./document.ts";
+import { forkCases } from "./fork.ts";
+import { handshakeCases } from "./handshake.ts";
+import { legacyCases } from "./legacy.ts";
+import { liveCases } from "./live.ts";
+import { syncCases } from "./sync.ts";
+import { admissionCases, transportCases } from "./transport.ts";
+import { verifyCases } from "./verify.ts";
+
+/**
+ * All cases. The dial-out cases come first (the peer dials as soon as the
+ * listener is up, and stops for good after dial.bad-welcome).
+ */
+export const CASES: readonly Case[] = [
+  ...dialCases,
+  ...transportCases,
+  ...handshakeCases,
+  ...syncCases,
+  ...liveCases,
+  ...legacyCases,
+  ...verifyCases,
+  ...causalCases,
+  ...forkCases,
+  ...documentCases,
+  ...admissionCases,
+];
+
+/** A case's id and the rule it checks. */
+export interface CaseInfo {
+  /** Stable id, `area.name`. */
+  id: string;
+  /** The rule, with its PROTOCOL.md section. */
+  title: string;
+}
+
+/** The id and title of every case, in run order. */
+export const CASE_LIST: readonly CaseInfo[] = CASES.map(({ id, title }) => ({ id, title }));
