@@ -4,7 +4,7 @@
  * @module
  */
 
-import { transcript } from "../mod.ts";
+import { transcript } from "../auth/proof.ts";
 import { type Breakage, type Frame, json, opsOf, type } from "./conformance_proxy.ts";
 
 /** Broken accepting peers: a node behind the proxy. */
