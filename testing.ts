@@ -1,0 +1,23 @@
+/**
+ * Test helpers for huskies-sync users and for the project's own tests: an
+ * in-memory channel pair and dialer (two nodes in one process, no sockets),
+ * and the deterministic simulated network that runs real nodes on virtual
+ * time.
+ * @module
+ */
+export { memoryChannelPair, memoryDialer } from "./testing/memory_channel.ts";
+export { VirtualTimers } from "./testing/virtual_timers.ts";
+export {
+  canonicalClock,
+  type DelayRange,
+  DISK_ERROR,
+  FlakyStore,
+  LINK_DROPPED,
+  type SimConnection,
+  SimLink,
+  SimNetwork,
+  SimNode,
+  type SimOptions,
+  type UnexpectedClose,
+} from "./testing/sim_network.ts";
+export { mulberry32, Rng } from "./testing/sim_random.ts";
