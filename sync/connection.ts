@@ -94,6 +94,19 @@ export function runConnection(options: ConnectionOptions): Promise<ConnectionOut
   let refusal: HandshakeRefusal | undefined;
   let handshakeOver = false;
   let settled = false;
+  /**
+   * The connection is over for us: resolve now rather than when the transport
+   * confirms the close (on a dead link that can take as long as TCP does).
+   */
+  const finish = (code: number, reason: string) => {
+    if (settled) return;
+    settled = true;
+    resolve({
+      code: refusal?.code ?? code,
+      reason: refusal?.reason ?? reason,
+      ...(done ? { peer: done.peer, scope: done.scope, authenticatedAt } : {}),
+    });
+  };
   const endHandshake = (authenticated: boolean) => {
     if (handshakeOver) return;
     handshakeOver = true;
@@ -105,6 +118,18 @@ export function runConnection(options: ConnectionOptions): Promise<ConnectionOut
     endHandshake(false);
     channel.close(close.code, close.reason);
     options.onRefused?.(refusal);
+    finish(close.code, close.reason);
+  };
+  const internalError = (error: unknown) => {
+    // For example the token or trust file could not be read or written.
+    logger.log("error", "handshake failed on our side", {
+      remote,
+      error: (error as Error).message,
+    });
+    refusal = { code: CloseCode.INTERNAL_ERROR, reason: "internal error" };
+    endHandshake(false);
+    channel.close(CloseCode.INTERNAL_ERROR, "internal error");
+    finish(refusal.code, refusal.reason);
   };
   const deadline = timers.setTimeout(() => {
     logger.log("warn", "handshake timed out", { remote });
@@ -124,19 +149,14 @@ export function runConnection(options: ConnectionOptions): Promise<ConnectionOut
       authenticatedAt = timers.now();
       endHandshake(true);
       runner = options.startSession(step.done, channel);
+      runner.ended.then(({ code, reason }) => finish(code, reason));
     }
   };
   // Start before listening: frames that arrived early are delivered as soon as we listen.
   try {
     apply(handshake.start());
   } catch (error) {
-    logger.log("error", "handshake failed on our side", {
-      remote,
-      error: (error as Error).message,
-    });
-    refusal = { code: CloseCode.INTERNAL_ERROR, reason: "internal error" };
-    endHandshake(false);
-    channel.close(CloseCode.INTERNAL_ERROR, "internal error");
+    internalError(error);
   }
   channel.listen({
     frame(data) {
@@ -151,30 +171,17 @@ export function runConnection(options: ConnectionOptions): Promise<ConnectionOut
           typeof data === "string" ? data : undefined,
         );
       } catch (error) {
-        // For example the token or trust file could not be read or written.
-        logger.log("error", "handshake failed on our side", {
-          remote,
-          error: (error as Error).message,
-        });
-        refusal = { code: CloseCode.INTERNAL_ERROR, reason: "internal error" };
-        endHandshake(false);
-        channel.close(CloseCode.INTERNAL_ERROR, "internal error");
+        internalError(error);
       }
     },
     closed(code, reason) {
-      if (settled) return;
-      settled = true;
       endHandshake(false);
       runner?.transportClosed(code, reason);
-      if (!done && !refusal && options.direction === "outbound" && code >= 4000) {
+      if (!settled && !done && !refusal && options.direction === "outbound" && code >= 4000) {
         // The hub refused us during the handshake.
         options.onRefused?.({ code, reason });
       }
-      resolve({
-        code: refusal?.code ?? code,
-        reason: refusal?.reason ?? reason,
-        ...(done ? { peer: done.peer, scope: done.scope, authenticatedAt } : {}),
-      });
+      finish(code, reason);
     },
   });
   return promise;

@@ -29,7 +29,14 @@ import { Hub } from "./hub.ts";
 import { PeerConnections } from "./peer_connections.ts";
 import { type Logger, silentLogger } from "./logger.ts";
 import { checkRendezvousOptions, RendezvousClient } from "./rendezvous_client.ts";
-import type { AcceptOptions, ConnectOptions, NodeOptions, NodeStatus } from "./node_options.ts";
+import {
+  type AcceptOptions,
+  type ConnectOptions,
+  DIAL_TIMEOUT_SECS,
+  type NodeOptions,
+  type NodeStatus,
+  PING_INTERVAL_SECS,
+} from "./node_options.ts";
 import type { SessionLimits } from "./session.ts";
 import type { PeerSession, SessionRunner } from "./session_runner.ts";
 import { realTimers, type Timers } from "./timers.ts";
@@ -49,6 +56,9 @@ export {
 export {
   type AcceptOptions,
   type ConnectOptions,
+  DIAL_TIMEOUT_SECS,
+  HEARTBEAT_INTERVAL_SECS,
+  HEARTBEAT_TIMEOUT_SECS,
   type NodeOptions,
   type NodeStatus,
   PING_INTERVAL_SECS,
@@ -141,6 +151,7 @@ export class HuskiesNode {
       logger: this.#logger,
       limits: this.#limits,
       authTimeoutMs: options.authTimeoutMs,
+      dialTimeoutMs: options.dialTimeoutMs ?? DIAL_TIMEOUT_SECS * 1000,
       legacy: options.legacy,
       hub: this.#hub,
       events: this.#events,
@@ -200,7 +211,7 @@ export class HuskiesNode {
       {
         closing: this.#closed,
         admit: (address) => this.#admission.tryAdmit(address),
-        idleTimeoutSecs: Math.max(1, Math.round((this.#limits.pingIntervalMs ?? 30_000) / 1000)),
+        idleTimeoutSecs: PING_INTERVAL_SECS,
         logger: this.#logger,
         accept: (channel, remote, release) => {
           this.accept(channel, { remote, onHandshakeEnd: release }).catch((error) =>

@@ -12,10 +12,16 @@ import type { RendezvousInfo, RendezvousOptions } from "./rendezvous_client.ts";
 import type { SessionLimits, SessionStats } from "./session_types.ts";
 import type { Timers } from "./timers.ts";
 
-/** Interval (seconds) between heartbeats. */
+/** Interval (seconds) of the WebSocket-level ping an accepting node sends (the reference's). */
 export const PING_INTERVAL_SECS = 30;
-/** Seconds of silence before a peer is dropped. */
+/** Seconds without a WebSocket-level pong before an accepting node closes (the reference's). */
 export const PONG_TIMEOUT_SECS = 60;
+/** Interval (seconds) of the application heartbeat, both directions (`pingIntervalMs`). */
+export const HEARTBEAT_INTERVAL_SECS = 5;
+/** Seconds of silence after which a peer is dropped (`pongTimeoutMs`). */
+export const HEARTBEAT_TIMEOUT_SECS = 15;
+/** Seconds an outbound connection may take to open before the attempt fails (`dialTimeoutMs`). */
+export const DIAL_TIMEOUT_SECS = 5;
 
 /** Options for `HuskiesNode.open`. */
 export interface NodeOptions extends SessionLimits {
@@ -41,6 +47,11 @@ export interface NodeOptions extends SessionLimits {
   open?: boolean | "when-empty";
   /** Handshake timeout, ms. @default 10000 */
   authTimeoutMs?: number;
+  /**
+   * Time an outbound connection may take to open, ms; a dial into a dead
+   * link fails after this instead of waiting on TCP. @default 5000
+   */
+  dialTimeoutMs?: number;
   /** Bounds on unauthenticated connections. */
   admission?: AdmissionLimiterOptions;
   /** How often a running node rereads a file-backed trust.json, ms. @default 500 */

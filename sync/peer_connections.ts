@@ -16,7 +16,7 @@ import type { AccessPolicy, TokenStore, TrustStore } from "../auth/mod.ts";
 import type { NodeId, SignatureVerifier } from "../crdt/identity.ts";
 import type { Replica } from "../crdt/replica.ts";
 import { CloseCode } from "../protocol/close_codes.ts";
-import type { Channel, Dialer } from "./channel.ts";
+import type { Channel, Dialer, DialResult } from "./channel.ts";
 import { type ConnectionOutcome, runConnection } from "./connection.ts";
 import type { Direction, NodeEventEmitter } from "./events.ts";
 import type { Hub } from "./hub.ts";
@@ -48,6 +48,8 @@ export interface PeerConnectionsOptions {
   limits: SessionLimits;
   /** Handshake deadline, ms. @default AUTH_TIMEOUT_MS */
   authTimeoutMs?: number;
+  /** Time a dial may take to open, ms. */
+  dialTimeoutMs: number;
   /** Speak as a legacy (v1) peer. */
   legacy?: boolean;
   /** The hub every session joins. */
@@ -101,7 +103,7 @@ export class PeerConnections {
     };
     new ClientHandshake(handshakeOptions); // checks the token and hub key up front
     return async (signal, onAuthenticated) => {
-      const dialed = await dialer(url, signal);
+      const dialed = await this.#dial(dialer, url, signal);
       if (!dialed.ok) return { code: dialed.code, reason: dialed.reason };
       const { channel } = dialed;
       // Stopping mid-handshake or mid-session closes at once.
@@ -120,6 +122,22 @@ export class PeerConnections {
       signal.removeEventListener("abort", abort);
       return outcome;
     };
+  }
+
+  /** Dials, giving up after the dial timeout (a dead link should not wait on TCP). */
+  async #dial(dialer: Dialer, url: string, signal: AbortSignal): Promise<DialResult> {
+    const { timers, dialTimeoutMs } = this.#o;
+    const timeout = new AbortController();
+    const timer = timers.setTimeout(() => timeout.abort(), dialTimeoutMs);
+    try {
+      const result = await dialer(url, AbortSignal.any([signal, timeout.signal]));
+      if (!result.ok && timeout.signal.aborted && !signal.aborted) {
+        return { ok: false, code: 1006, reason: `not open after ${dialTimeoutMs} ms` };
+      }
+      return result;
+    } finally {
+      timers.clearTimeout(timer);
+    }
   }
 
   #run(

@@ -22,6 +22,7 @@ import {
   encodeBinaryFrame,
   encodeClockFrame,
   encodeForkFrame,
+  encodePingFrame,
   PING_FRAME,
   PONG_FRAME,
   ProtocolError,
@@ -75,7 +76,11 @@ export class SyncSession {
   #queue: Operation[] = [];
   #queuedBytes = 0;
   #lastLiveSend = -Infinity;
+  /** What we know the peer holds: its clock, plus what we sent it since (filters what we send). */
   #peerClock: VectorClock = {};
+  /** The peer's own latest clock, for status. */
+  #reportedClock: VectorClock | undefined;
+  #reportedAt: number | undefined;
   #lastReceived: number;
   #lastPing: number;
   readonly #since: number;
@@ -164,6 +169,7 @@ export class SyncSession {
       case "clock":
         this.#peerSpoke = true;
         this.#peerClock = { ...frame.clock };
+        this.#noteReported(frame.clock, now);
         this.#replica.notePeerClock(frame.clock);
         if (!this.#actAsLegacy) {
           this.#beginCatchUp(this.#replica.opsSince(frame.clock, frame.heads), false, false);
@@ -190,12 +196,18 @@ export class SyncSession {
         this.#replica.addForkProof(frame.proof, this);
         break;
       case "ping":
+        if (frame.clock) this.#noteReported(frame.clock, now);
         this.#send(PONG_FRAME);
         break;
       case "pong":
       case "unknown":
         break;
     }
+  }
+
+  #noteReported(clock: VectorClock, now: number): void {
+    this.#reportedClock = clock;
+    this.#reportedAt = now;
   }
 
   #peerIsReady(now: number): void {
@@ -358,21 +370,22 @@ export class SyncSession {
    * Does what is due at `now`, given the bytes the transport still holds:
    * advances the catch-up cursor while the transport has room, sends queued
    * live operations once the batching window has passed, and runs the
-   * keepalive (outbound sessions ping; a silent peer is dropped).
+   * heartbeat (both sides ping with their clock; a silent peer is dropped).
    */
   tick(now: number, bufferedAmount: number): SessionOutput {
     if (this.isClosed) return this.#take(now);
     const { pingIntervalMs, pongTimeoutMs } = this.#limits;
-    if (this.direction === "outbound") {
-      if (pongTimeoutMs > 0 && now - this.#lastReceived > pongTimeoutMs) {
-        this.#logger.log("warn", "peer silent; dropping", { peer: this.peer });
-        this.#close(CloseCode.KEEPALIVE_TIMEOUT, "keepalive timeout");
-        return this.#take(now);
-      }
-      if (pingIntervalMs > 0 && now - this.#lastPing >= pingIntervalMs) {
-        this.#lastPing = now;
-        this.#send(PING_FRAME);
-      }
+    if (pongTimeoutMs > 0 && now - this.#lastReceived > pongTimeoutMs) {
+      this.#logger.log("warn", "peer silent; dropping", {
+        peer: this.peer,
+        silentMs: now - this.#lastReceived,
+      });
+      this.#close(CloseCode.KEEPALIVE_TIMEOUT, "keepalive timeout");
+      return this.#take(now);
+    }
+    if (pingIntervalMs > 0 && now - this.#lastPing >= pingIntervalMs) {
+      this.#lastPing = now;
+      this.#sendPing();
     }
     let buffered = bufferedAmount;
     const state = this.#state;
@@ -424,12 +437,20 @@ export class SyncSession {
       const due = Math.max(now, this.#lastLiveSend + this.#limits.liveBatchMs);
       wake = Math.min(wake, buffered > LIVE_BATCH_WATERMARK ? now + DRAIN_POLL_MS : due);
     }
-    if (this.direction === "outbound") {
-      const { pingIntervalMs, pongTimeoutMs } = this.#limits;
-      if (pingIntervalMs > 0) wake = Math.min(wake, this.#lastPing + pingIntervalMs);
-      if (pongTimeoutMs > 0) wake = Math.min(wake, this.#lastReceived + pongTimeoutMs + 1);
-    }
+    const { pingIntervalMs, pongTimeoutMs } = this.#limits;
+    if (pingIntervalMs > 0) wake = Math.min(wake, this.#lastPing + pingIntervalMs);
+    if (pongTimeoutMs > 0) wake = Math.min(wake, this.#lastReceived + pongTimeoutMs + 1);
     return wake === Infinity ? undefined : wake;
+  }
+
+  /** A heartbeat; it carries our clock unless one side speaks the legacy protocol or it is too big. */
+  #sendPing(): void {
+    if (this.#actAsLegacy || this.#peerLegacy) {
+      this.#send(PING_FRAME);
+      return;
+    }
+    const frame = encodePingFrame(this.#replica.clock());
+    this.#send(utf8Length(frame) <= this.#limits.maxFrameBytes ? frame : PING_FRAME);
   }
 
   #send(data: string | Uint8Array): void {
@@ -473,7 +494,9 @@ export class SyncSession {
       direction: this.direction,
       state: this.isClosed ? "closed" : this.isLive ? "live" : "syncing",
       legacy: this.#peerLegacy,
-      clockLag: clockLag(this.#replica.clock(), this.#peerClock),
+      clockLag: clockLag(this.#replica.clock(), this.#reportedClock ?? this.#peerClock),
+      lastHeardAt: this.#lastReceived,
+      ...(this.#reportedAt === undefined ? {} : { peerClockAt: this.#reportedAt }),
       queuedOps: this.#queue.length,
       since: this.#since,
       ...(this.#liveAt === undefined ? {} : { liveAt: this.#liveAt }),

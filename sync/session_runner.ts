@@ -69,6 +69,7 @@ export class SessionRunner implements PeerSession, HubMember {
   #depth = 0;
   #wakeAt: number | undefined;
   #ended = false;
+  readonly #endedWith = Promise.withResolvers<{ code: number; reason: string }>();
 
   /** Wraps a session; call {@link start} to begin. */
   constructor(options: SessionRunnerOptions) {
@@ -140,6 +141,11 @@ export class SessionRunner implements PeerSession, HubMember {
   transportClosed(code: number, reason: string): void {
     this.session.closed(code, reason);
     this.#end(code, reason);
+  }
+
+  /** Resolves with the close code and reason once the session has ended (either side). */
+  get ended(): Promise<{ code: number; reason: string }> {
+    return this.#endedWith.promise;
   }
 
   /** A snapshot of the counters. */
@@ -228,6 +234,7 @@ export class SessionRunner implements PeerSession, HubMember {
     this.#ended = true;
     this.#wakeAt = undefined;
     this.#arm();
+    this.#endedWith.resolve({ code, reason });
     this.#onClosed(this, code, reason);
   }
 }

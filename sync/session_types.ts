@@ -15,9 +15,12 @@ export interface SessionLimits {
   maxOutboundBytes?: number;
   /** Operations failing verification before the peer is disconnected. @default 100 */
   maxInvalidOps?: number;
-  /** Heartbeat interval for outbound sessions, ms (0 disables). @default 30000 */
+  /**
+   * Application heartbeat, both directions: each side sends `ping` (with its
+   * clock) this often, ms (0 disables). @default 5000
+   */
   pingIntervalMs?: number;
-  /** Silence after which an outbound session is dropped, ms (0 disables). @default 60000 */
+  /** Silence after which the peer is dropped (4410), ms (0 disables). @default 15000 */
   pongTimeoutMs?: number;
   /**
    * Live operations sent within this window after a previous live send wait
@@ -54,8 +57,15 @@ export interface SessionStats {
   state: "syncing" | "live" | "closed";
   /** True when the peer spoke the legacy (v1) protocol. */
   legacy: boolean;
-  /** Operations we hold that the peer is not known to hold. */
+  /**
+   * Operations we hold that the peer's latest clock (sent at the start and
+   * with each heartbeat) does not count.
+   */
   clockLag: number;
+  /** When the peer was last heard from, any frame (ms since epoch). */
+  lastHeardAt: number;
+  /** When the peer last sent its clock (ms since epoch); absent until it has. */
+  peerClockAt?: number;
   /** Operations received from the peer. */
   opsIn: number;
   /** Operations sent to the peer. */
@@ -124,7 +134,7 @@ export const SESSION_DEFAULTS: Readonly<Required<SessionLimits>> = {
   maxFrameBytes: 1024 * 1024,
   maxOutboundBytes: 8 * 1024 * 1024,
   maxInvalidOps: 100,
-  pingIntervalMs: 30_000,
-  pongTimeoutMs: 60_000,
+  pingIntervalMs: 5_000,
+  pongTimeoutMs: 15_000,
   liveBatchMs: 2,
 };

@@ -148,3 +148,26 @@ Deno.test("a session reports refused operations per author and never throws on b
   assert.equal(s.isClosed, true);
   assert.deepEqual(s.receive('{"type":"ping"}', 3).frames, [], "a closed session sends nothing");
 });
+
+Deno.test("both sides send a heartbeat carrying their clock; status shows the peer's latest", () => {
+  const me = identity(8);
+  const replica = Replica.open({ identity: me });
+  replica.commit([{ type: "update", path: ["items", "a"], fields: { stage: "qa" } }]);
+  const s = session(replica, { direction: "inbound", now: 0 });
+  s.start(0);
+  assert.equal(s.stats().clockLag, replica.size, "the peer has said nothing yet");
+  s.receive(JSON.stringify({ type: "clock", clock: {} }), 10);
+  s.tick(10, 0);
+  s.receive('{"type":"ready"}', 20);
+  assert.equal(s.stats().clockLag, replica.size, "its clock, not what we sent, counts");
+  const heartbeat = s.tick(5_000, 0);
+  assert.deepEqual(heartbeat.frames.map(parse), [{ type: "ping", clock: replica.clock() }]);
+  const pong = s.receive(JSON.stringify({ type: "ping", clock: replica.clock() }), 5_100);
+  assert.deepEqual(types(pong), ["pong"]);
+  const stats = s.stats();
+  assert.equal(stats.clockLag, 0);
+  assert.equal(stats.lastHeardAt, 5_100);
+  assert.equal(stats.peerClockAt, 5_100);
+  // An inbound session drops a silent peer too (default: 15 s of silence).
+  assert.equal(s.tick(20_101, 0).close?.code, CloseCode.KEEPALIVE_TIMEOUT);
+});
