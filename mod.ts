@@ -28,17 +28,38 @@
 
 // The node, its network endpoints, and the reference-style entry points.
 export {
+  type AcceptOptions,
   type ConnectOptions,
   HuskiesNode,
   type NodeOptions,
   type NodeStatus,
   PING_INTERVAL_SECS,
   PONG_TIMEOUT_SECS,
-  RENDEZVOUS_ERROR_THRESHOLD,
-  RendezvousClient,
-  type RendezvousState,
   SYNC_PATH,
 } from "./sync/node.ts";
+export {
+  type AttemptResult,
+  RENDEZVOUS_ERROR_THRESHOLD,
+  type RendezvousAttempt,
+  RendezvousClient,
+  type RendezvousInfo,
+  type RendezvousOptions,
+  type RendezvousOutcome,
+  type RendezvousState,
+} from "./sync/rendezvous_client.ts";
+export type { Channel, ChannelReceiver, Dialer, DialResult } from "./sync/channel.ts";
+export { realTimers, type TimerHandle, type Timers } from "./sync/timers.ts";
+export type {
+  Direction,
+  NodeEventListener,
+  NodeEvents,
+  NodeEventType,
+  OnceOptions,
+} from "./sync/events.ts";
+export type { ConnectionOutcome } from "./sync/connection.ts";
+export type { WaitOptions } from "./sync/node_waits.ts";
+export type { PeerSession } from "./sync/session_runner.ts";
+export { webSocketDialer } from "./sync/websocket.ts";
 export { STORE_FILE_NAME } from "./data_dir.ts";
 export {
   addJoinToken,
@@ -47,9 +68,12 @@ export {
   spawnRendezvousClient,
 } from "./sync/api.ts";
 export {
-  type Channel,
+  type CatchUpCursor,
+  type SessionEvent,
   type SessionLimits,
   type SessionOptions,
+  type SessionOutput,
+  type SessionPhase,
   type SessionStats,
   SyncSession,
 } from "./sync/session.ts";

@@ -1,7 +1,24 @@
 /**
- * Test kits for implementations of the library's interfaces: the store
- * conformance suite (run it against your own {@link Store}) and helpers that
- * build real signed operations.
+ * Test kits for huskies-sync users and for the project's own tests: the store
+ * conformance suite (run it against your own {@link Store}), an in-memory
+ * channel pair and dialer (two nodes in one process, no sockets), and the
+ * deterministic simulated network that runs real nodes on virtual time.
  * @module
  */
 export * from "./testing/store_conformance.ts";
+export { memoryChannelPair, memoryDialer } from "./testing/memory_channel.ts";
+export { VirtualTimers } from "./testing/virtual_timers.ts";
+export {
+  canonicalClock,
+  type DelayRange,
+  DISK_ERROR,
+  FlakyStore,
+  LINK_DROPPED,
+  type SimConnection,
+  SimLink,
+  SimNetwork,
+  SimNode,
+  type SimOptions,
+  type UnexpectedClose,
+} from "./testing/sim_network.ts";
+export { mulberry32, Rng } from "./testing/sim_random.ts";

@@ -167,9 +167,15 @@ export class Replica {
     this.#checkOpen("commit");
     if (mutations.length === 0) return [];
     const own = this.#log.countOf(this.nodeId);
-    if (this.#ownHeldElsewhere > own) {
+    // Once our key is caught forking, claims past the fork point are the other branch's: they
+    // say nothing of positions this copy has not used (and what it signs there is quarantined).
+    const point = this.forkPoint(this.nodeId);
+    const claimed = point === undefined
+      ? this.#ownHeldElsewhere
+      : Math.min(this.#ownHeldElsewhere, point - 1);
+    if (claimed > own) {
       throw new Error(
-        `Cannot commit: peers hold ${this.#ownHeldElsewhere} of this node's own operations but it ` +
+        `Cannot commit: peers hold ${claimed} of this node's own operations but it ` +
           `holds ${own} (restored or lost data?); wait until it has caught up, or it would sign ` +
           `a second operation at a position it already used`,
       );

@@ -17,7 +17,7 @@ export type SyncFrame =
   | { type: "bulk"; ops: Operation[]; legacyStrings: boolean }
   | { type: "ready" }
   | { type: "fork"; proof: ForkProof }
-  | { type: "ping" }
+  | { type: "ping"; clock?: VectorClock }
   | { type: "pong" }
   | { type: "unknown"; name: string };
 
@@ -67,8 +67,11 @@ export function decodeTextFrame(text: string): SyncFrame {
         const legacyStrings = frame.ops.length > 0 && typeof frame.ops[0] === "string";
         return { type: "bulk", ops: frame.ops.map(parseOp), legacyStrings };
       }
-      case "ready":
       case "ping":
+        return frame.clock === undefined
+          ? { type: "ping" }
+          : { type: "ping", clock: parseClock(frame.clock) };
+      case "ready":
       case "pong":
         return { type: frame.type };
       case "fork": {
@@ -125,8 +128,13 @@ export function encodeClockFrame(clock: VectorClock, heads: ClockHeads): string 
 
 /** The `ready` frame. */
 export const READY_FRAME = '{"type":"ready"}';
-/** The heartbeat request. */
+/** The heartbeat request (as a legacy peer sends it: without a clock). */
 export const PING_FRAME = '{"type":"ping"}';
+
+/** A heartbeat carrying the sender's clock, so the peer knows what it holds now. */
+export function encodePingFrame(clock: VectorClock): string {
+  return JSON.stringify({ type: "ping", clock });
+}
 /** The heartbeat answer. */
 export const PONG_FRAME = '{"type":"pong"}';
 

@@ -1,8 +1,11 @@
 /**
- * One authenticated sync session with a peer: clock exchange, chunked delta
- * catch-up, `ready`, live streaming, fork proofs, heartbeat and backpressure.
- * The session speaks through a {@link Channel}, so the same code runs over a
- * WebSocket or an in-memory simulated network.
+ * One authenticated sync session with a peer, as pure logic: clock exchange,
+ * chunked delta catch-up, `ready`, live streaming, fork proofs, heartbeat and
+ * backpressure. In the shape of y-protocols' `readSyncMessage`: every method
+ * takes the time and returns what to do ({@link SessionOutput}: frames to
+ * send, a close, the next wake-up time). The caller owns the transport and
+ * the clock (`session_runner.ts` does this for a node); nothing here reads a
+ * clock, sets a timer or polls.
  * @module
  */
 import { utf8Length } from "../protocol/bytes.ts";
@@ -19,110 +22,44 @@ import {
   encodeBinaryFrame,
   encodeClockFrame,
   encodeForkFrame,
+  encodePingFrame,
   PING_FRAME,
   PONG_FRAME,
   ProtocolError,
   READY_FRAME,
 } from "./frames.ts";
 import { type Logger, silentLogger } from "./logger.ts";
+import {
+  type CatchUpCursor,
+  SESSION_DEFAULTS,
+  type SessionLimits,
+  type SessionOptions,
+  type SessionOutput,
+  type SessionPhase,
+  type SessionStats,
+} from "./session_types.ts";
 
-/** The transport a session writes to. */
-export interface Channel {
-  /** Sends one text or binary frame. */
-  send(data: string | Uint8Array): void;
-  /** Closes the transport with a code and a short reason. */
-  close(code: number, reason: string): void;
-  /** Bytes accepted by `send` but not yet written out. */
-  readonly bufferedAmount: number;
-}
+export type {
+  CatchUpCursor,
+  SessionEvent,
+  SessionLimits,
+  SessionOptions,
+  SessionOutput,
+  SessionPhase,
+  SessionStats,
+} from "./session_types.ts";
 
-/** Tunables of a session; every field has a default. */
-export interface SessionLimits {
-  /** Largest frame sent or accepted, in bytes. @default 1 MiB */
-  maxFrameBytes?: number;
-  /** Outbound bytes (queued plus buffered) before the peer is dropped as too slow. @default 8 MiB */
-  maxOutboundBytes?: number;
-  /** Operations failing verification before the peer is disconnected. @default 100 */
-  maxInvalidOps?: number;
-  /** Heartbeat interval for outbound sessions, ms (0 disables). @default 30000 */
-  pingIntervalMs?: number;
-  /** Silence after which an outbound session is dropped, ms (0 disables). @default 60000 */
-  pongTimeoutMs?: number;
-  /**
-   * Live operations sent within this window after a previous live send wait
-   * for the window to end and go out together, so a busy peer gets many
-   * operations per frame; an idle one gets each at once. ms, 0 disables.
-   * @default 2
-   */
-  liveBatchMs?: number;
-}
-
-/** Options for a {@link SyncSession}. */
-export interface SessionOptions extends SessionLimits {
-  /** The local replica. */
-  replica: Replica;
-  /** The transport. */
-  channel: Channel;
-  /** The authenticated peer's node id. */
-  peer: NodeId;
-  /** Whether we accepted (`inbound`) or dialled (`outbound`) the connection. */
-  direction: "inbound" | "outbound";
-  /** Behave as a legacy (v1) peer: send a full `bulk` first, never a clock or `ready`. */
-  legacy?: boolean;
-  /** Logger. @default silent */
-  logger?: Logger;
-  /** Called once when the session ends. */
-  onClose?: (session: SyncSession, code: number, reason: string) => void;
-  /** Node-wide counters of refused operations, incremented by every session. */
-  refused?: { invalid: number; unauthorized: number };
-}
-
-/** Counters and state of a session, as shown by `huskies status`. */
-export interface SessionStats {
-  /** The peer's node id. */
-  peer: NodeId;
-  /** `inbound` or `outbound`. */
-  direction: "inbound" | "outbound";
-  /** `syncing` until both sides are ready, then `live`, then `closed`. */
-  state: "syncing" | "live" | "closed";
-  /** True when the peer spoke the legacy (v1) protocol. */
-  legacy: boolean;
-  /** Operations we hold that the peer is not known to hold. */
-  clockLag: number;
-  /** Operations received from / sent to the peer. */
-  opsIn: number;
-  /** Operations sent to the peer. */
-  opsOut: number;
-  /** Frame bytes received. */
-  bytesIn: number;
-  /** Frame bytes sent. */
-  bytesOut: number;
-  /** Operations from the peer that failed verification. */
-  invalidOps: number;
-  /** Operations queued for the peer, not yet sent. */
-  queuedOps: number;
-  /** When the session was authenticated (ms since epoch). */
-  since: number;
-  /** When catch-up finished both ways and the session went live (ms since epoch). */
-  liveAt?: number;
-}
-
-const DEFAULTS = {
-  maxFrameBytes: 1024 * 1024,
-  maxOutboundBytes: 8 * 1024 * 1024,
-  maxInvalidOps: 100,
-  pingIntervalMs: 30_000,
-  pongTimeoutMs: 60_000,
-  liveBatchMs: 2,
-};
-
-/** Bytes the socket may hold before live sends wait, so that operations batch up. */
+/** Bytes the transport may hold before live sends wait, so that operations batch up. */
 const LIVE_BATCH_WATERMARK = 64 * 1024;
+/** How soon to look again while the transport drains (it reports no drain event). */
+export const DRAIN_POLL_MS = 2;
+const EMPTY_BULK = '{"type":"bulk","ops":[]}';
 
 /**
- * One sync session. Create it after authentication, call {@link start}, feed
- * it every received frame through {@link receive} and report the transport's
- * close through {@link closed}.
+ * One sync session. Create it after authentication, call {@link start}, pass
+ * every received frame to {@link receive}, call {@link tick} at the
+ * `wakeAt` times it asks for, and report the transport's close through
+ * {@link closed}.
  */
 export class SyncSession {
   /** The peer's node id. */
@@ -130,137 +67,171 @@ export class SyncSession {
   /** `inbound` or `outbound`. */
   readonly direction: "inbound" | "outbound";
   readonly #replica: Replica;
-  readonly #channel: Channel;
   readonly #logger: Logger;
   readonly #limits: Required<SessionLimits>;
-  readonly #onClose?: SessionOptions["onClose"];
   readonly #actAsLegacy: boolean;
-  readonly #refused: { invalid: number; unauthorized: number };
+  #state: SessionPhase = { phase: "awaiting-clock", peerReady: false };
   #peerLegacy = false;
   #peerSpoke = false;
-  #peerReady = false;
-  #deltaSent = false;
-  #closed = false;
   #queue: Operation[] = [];
   #queuedBytes = 0;
-  #flushScheduled = false;
-  #lastLiveSend = 0;
+  #lastLiveSend = -Infinity;
+  /** What we know the peer holds: its clock, plus what we sent it since (filters what we send). */
   #peerClock: VectorClock = {};
-  #lastReceived = Date.now();
-  #lastPing = Date.now();
-  readonly #since = Date.now();
+  /** The peer's own latest clock, for status. */
+  #reportedClock: VectorClock | undefined;
+  #reportedAt: number | undefined;
+  #lastReceived: number;
+  #lastPing: number;
+  readonly #since: number;
   #liveAt: number | undefined;
+  #caughtUp = false;
   #stats = { opsIn: 0, opsOut: 0, bytesIn: 0, bytesOut: 0, invalidOps: 0 };
+  #out: SessionOutput = { frames: [], events: [] };
 
   /** Creates a session; nothing is sent until {@link start}. */
   constructor(options: SessionOptions) {
     this.peer = options.peer;
     this.direction = options.direction;
     this.#replica = options.replica;
-    this.#channel = options.channel;
     this.#logger = options.logger ?? silentLogger;
-    this.#onClose = options.onClose;
     this.#actAsLegacy = options.legacy ?? false;
-    this.#refused = options.refused ?? { invalid: 0, unauthorized: 0 };
-    this.#limits = {
-      maxFrameBytes: options.maxFrameBytes ?? DEFAULTS.maxFrameBytes,
-      maxOutboundBytes: options.maxOutboundBytes ?? DEFAULTS.maxOutboundBytes,
-      maxInvalidOps: options.maxInvalidOps ?? DEFAULTS.maxInvalidOps,
-      pingIntervalMs: options.pingIntervalMs ?? DEFAULTS.pingIntervalMs,
-      pongTimeoutMs: options.pongTimeoutMs ?? DEFAULTS.pongTimeoutMs,
-      liveBatchMs: options.liveBatchMs ?? DEFAULTS.liveBatchMs,
-    };
+    this.#since = this.#lastReceived = this.#lastPing = options.now;
+    this.#limits = { ...SESSION_DEFAULTS };
+    for (const key of Object.keys(SESSION_DEFAULTS) as (keyof SessionLimits)[]) {
+      const value = options[key];
+      if (value !== undefined) this.#limits[key] = value;
+    }
+  }
+
+  /** The current state. */
+  get state(): Readonly<SessionPhase> {
+    return this.#state;
   }
 
   /** True once the session has ended. */
   get isClosed(): boolean {
-    return this.#closed;
-  }
-
-  #noteLive(): void {
-    if (this.#liveAt === undefined && this.isLive) this.#liveAt = Date.now();
+    return this.#state.phase === "closed";
   }
 
   /** True when both sides finished catch-up and live operations flow. */
   get isLive(): boolean {
-    return this.#peerReady && this.#deltaSent && !this.#closed;
+    return this.#state.phase === "live";
   }
 
   /** Sends the first sync frame: our clock (or, acting as a legacy peer, a full bulk). */
-  start(): void {
+  start(now: number): SessionOutput {
     if (this.#actAsLegacy) {
-      this.#peerReady = true; // a legacy peer never waits for `ready`
-      void this.#sendBulk(this.#replica.opsSince({}), true);
-      return;
+      // A legacy peer never waits for `ready`.
+      this.#beginCatchUp(this.#replica.opsSince({}), true, true);
+      return this.tick(now, 0);
     }
     this.#send(encodeClockFrame(this.#replica.clock(), this.#replica.heads()));
+    return this.#take(now);
   }
 
   /** Handles one frame from the peer. */
-  receive(data: string | Uint8Array): void {
-    if (this.#closed) return;
-    this.#lastReceived = Date.now();
+  receive(data: string | Uint8Array, now: number): SessionOutput {
+    if (this.isClosed) return this.#take(now);
+    this.#lastReceived = now;
     const size = typeof data === "string" ? utf8Length(data) : data.byteLength;
     this.#stats.bytesIn += size;
     if (size > this.#limits.maxFrameBytes) {
-      this.close(CloseCode.TOO_BIG, `frame of ${size} bytes exceeds ${this.#limits.maxFrameBytes}`);
-      return;
+      this.#close(
+        CloseCode.TOO_BIG,
+        `frame of ${size} bytes exceeds ${this.#limits.maxFrameBytes}`,
+      );
+      return this.#take(now);
     }
     try {
-      if (typeof data !== "string") {
-        this.#applyOps([decodeBinaryFrame(data)], false);
-        return;
-      }
-      const frame = decodeTextFrame(data);
-      switch (frame.type) {
-        case "clock":
-          this.#peerSpoke = true;
-          this.#peerClock = { ...frame.clock };
-          this.#replica.notePeerClock(frame.clock);
-          if (!this.#actAsLegacy) {
-            void this.#sendBulk(this.#replica.opsSince(frame.clock, frame.heads), false);
-          }
-          break;
-        case "bulk":
-          if (!this.#peerSpoke) {
-            // A bulk before any clock: a legacy peer. Answer with everything we hold.
-            this.#peerSpoke = true;
-            this.#peerLegacy = true;
-            this.#peerReady = true;
-            this.#noteLive();
-            this.#applyOps(frame.ops, true);
-            if (!this.#actAsLegacy) {
-              void this.#sendBulk(this.#replica.opsSince({}), true, frame.legacyStrings);
-            }
-          } else {
-            this.#applyOps(frame.ops, true);
-          }
-          break;
-        case "ready":
-          this.#peerReady = true;
-          this.#noteLive();
-          this.#scheduleFlush();
-          break;
-        case "fork":
-          this.#replica.addForkProof(frame.proof, this);
-          break;
-        case "ping":
-          this.#send(PONG_FRAME);
-          break;
-        case "pong":
-        case "unknown":
-          break;
-      }
+      this.#handle(data, now);
     } catch (error) {
       if (error instanceof ProtocolError) {
-        this.close(CloseCode.PROTOCOL_ERROR, `protocol violation: ${error.message}`);
+        this.#close(CloseCode.PROTOCOL_ERROR, `protocol violation: ${error.message}`);
       } else {
         this.#logger.log("error", "sync session failed", {
           peer: this.peer,
           error: (error as Error).message,
         });
-        this.close(CloseCode.INTERNAL_ERROR, "internal error");
+        this.#close(CloseCode.INTERNAL_ERROR, "internal error");
       }
+    }
+    return this.#take(now);
+  }
+
+  #handle(data: string | Uint8Array, now: number): void {
+    if (typeof data !== "string") {
+      this.#applyOps([decodeBinaryFrame(data)], false);
+      return;
+    }
+    const frame = decodeTextFrame(data);
+    switch (frame.type) {
+      case "clock":
+        this.#peerSpoke = true;
+        this.#peerClock = { ...frame.clock };
+        this.#noteReported(frame.clock, now);
+        this.#replica.notePeerClock(frame.clock);
+        if (!this.#actAsLegacy) {
+          this.#beginCatchUp(this.#replica.opsSince(frame.clock, frame.heads), false, false);
+        }
+        break;
+      case "bulk":
+        if (!this.#peerSpoke) {
+          // A bulk before any clock: a legacy peer. Answer with everything we hold.
+          this.#peerSpoke = true;
+          this.#peerLegacy = true;
+          this.#peerIsReady(now);
+          this.#applyOps(frame.ops, true);
+          if (!this.#actAsLegacy && !this.isClosed) {
+            this.#beginCatchUp(this.#replica.opsSince({}), true, true, frame.legacyStrings);
+          }
+        } else {
+          this.#applyOps(frame.ops, true);
+        }
+        break;
+      case "ready":
+        this.#peerIsReady(now);
+        break;
+      case "fork":
+        this.#replica.addForkProof(frame.proof, this);
+        break;
+      case "ping":
+        if (frame.clock) this.#noteReported(frame.clock, now);
+        this.#send(PONG_FRAME);
+        break;
+      case "pong":
+      case "unknown":
+        break;
+    }
+  }
+
+  #noteReported(clock: VectorClock, now: number): void {
+    this.#reportedClock = clock;
+    this.#reportedAt = now;
+  }
+
+  #peerIsReady(now: number): void {
+    if (!this.#caughtUp) {
+      this.#caughtUp = true;
+      this.#out.events.push({
+        type: "caught-up",
+        operations: this.#stats.opsIn,
+        durationMs: now - this.#since,
+      });
+    }
+    const state = this.#state;
+    if (state.phase === "awaiting-clock" || state.phase === "catching-up") {
+      state.peerReady = true;
+    } else if (state.phase === "awaiting-ready") {
+      this.#goLive(now);
+    }
+  }
+
+  #goLive(now: number): void {
+    this.#state = { phase: "live" };
+    if (this.#liveAt === undefined) {
+      this.#liveAt = now;
+      this.#out.events.push({ type: "live" });
     }
   }
 
@@ -269,14 +240,20 @@ export class SyncSession {
     this.#stats.opsIn += ops.length;
     const result = this.#replica.receive(ops, { amortise, origin: this });
     let invalid = 0;
+    let unauthorized = 0;
+    const byAuthor: Record<NodeId, { invalid: number; unauthorized: number }> = {};
     for (let i = 0; i < ops.length; i++) {
       const status = result.statuses[i];
-      if (status === "invalid") invalid++;
-      else if (status === "unauthorized") this.#refused.unauthorized++;
-      else if (status !== "forked-author") this.#notePeerHas(ops[i]);
+      if (status === "invalid" || status === "unauthorized") {
+        const entry = byAuthor[ops[i].author] ??= { invalid: 0, unauthorized: 0 };
+        if (status === "invalid") (invalid++, entry.invalid++);
+        else (unauthorized++, entry.unauthorized++);
+      } else if (status !== "forked-author") this.#notePeerHas(ops[i]);
+    }
+    if (invalid + unauthorized > 0) {
+      this.#out.events.push({ type: "refused", invalid, unauthorized, byAuthor });
     }
     if (invalid > 0) {
-      this.#refused.invalid += invalid;
       this.#stats.invalidOps += invalid;
       this.#logger.log("warn", "dropped operations that failed verification", {
         peer: this.peer,
@@ -284,7 +261,7 @@ export class SyncSession {
         total: this.#stats.invalidOps,
       });
       if (this.#stats.invalidOps > this.#limits.maxInvalidOps) {
-        this.close(CloseCode.TOO_MANY_INVALID, "too many invalid operations");
+        this.#close(CloseCode.TOO_MANY_INVALID, "too many invalid operations");
       }
     }
   }
@@ -298,50 +275,45 @@ export class SyncSession {
   }
 
   /**
-   * Sends the delta (or a full dump) in frames no larger than the limit,
-   * waiting for the socket to drain between frames so memory stays bounded,
-   * then known fork proofs and `ready`.
+   * Starts (or restarts, when the peer sends its clock again) sending a
+   * snapshot: the delta (or a full dump), known fork proofs, forked authors'
+   * quarantined operations, then `ready`. Live operations queued so far are
+   * covered by the snapshot.
    */
-  async #sendBulk(ops: Operation[], full: boolean, legacyStrings = false): Promise<void> {
-    // Live operations queued so far are covered by this snapshot.
+  #beginCatchUp(ops: Operation[], full: boolean, peerReady: boolean, legacyStrings = false): void {
+    if (this.isClosed) return;
     this.#queue = [];
     this.#queuedBytes = 0;
+    const state = this.#state;
+    const ready = peerReady || state.phase === "live" ||
+      ((state.phase === "awaiting-clock" || state.phase === "catching-up") && state.peerReady);
+    const cursor: CatchUpCursor = {
+      operations: ops.length,
+      frames: this.#catchUpFrames(ops, full, legacyStrings),
+    };
+    this.#state = { phase: "catching-up", cursor, peerReady: ready };
+  }
+
+  *#catchUpFrames(ops: Operation[], full: boolean, legacyStrings: boolean): Generator<string> {
     let frames = 0;
     for (const frame of bulkFrames(ops, this.#limits.maxFrameBytes, legacyStrings)) {
-      await this.#drainBelow(this.#limits.maxOutboundBytes / 2);
-      if (this.#closed) return;
-      this.#send(frame);
+      yield frame;
       frames++;
     }
     // A full dump is how a legacy peer (or an answer to one) says "I am here": send it even empty.
-    if (full && frames === 0) this.#send('{"type":"bulk","ops":[]}');
+    if (full && frames === 0) yield EMPTY_BULK;
     this.#stats.opsOut += ops.length;
     for (const op of ops) this.#notePeerHas(op);
-    if (!this.#actAsLegacy) {
-      for (const proof of this.#replica.forks()) this.#send(encodeForkFrame(proof));
-      if (!this.#peerLegacy) {
-        // Forked authors' quarantined operations, after the proofs so the peer quarantines them
-        // too: honest operations made on either branch may depend on them.
-        const quarantined = this.#replica.quarantineToSend();
-        for (const frame of bulkFrames(quarantined, this.#limits.maxFrameBytes)) {
-          await this.#drainBelow(this.#limits.maxOutboundBytes / 2);
-          if (this.#closed) return;
-          this.#send(frame);
-        }
-        this.#stats.opsOut += quarantined.length;
-      }
-      if (!full || !this.#peerLegacy) this.#send(READY_FRAME);
+    if (this.#actAsLegacy) return;
+    for (const proof of this.#replica.forks()) yield encodeForkFrame(proof);
+    if (!this.#peerLegacy) {
+      // Forked authors' quarantined operations, after the proofs so the peer quarantines them
+      // too: honest operations made on either branch may depend on them.
+      const quarantined = this.#replica.quarantineToSend();
+      yield* bulkFrames(quarantined, this.#limits.maxFrameBytes);
+      this.#stats.opsOut += quarantined.length;
     }
-    this.#deltaSent = true;
-    this.#noteLive();
-    this.#logger.log("debug", "catch-up sent", { peer: this.peer, ops: ops.length });
-    this.#scheduleFlush();
-  }
-
-  async #drainBelow(bytes: number): Promise<void> {
-    while (!this.#closed && this.#channel.bufferedAmount > bytes) {
-      await new Promise((resolve) => setTimeout(resolve, 2));
-    }
+    if (!full || !this.#peerLegacy) yield READY_FRAME;
   }
 
   /**
@@ -349,25 +321,31 @@ export class SyncSession {
    * peer is ready, in the order given, batched into as few frames as fit.
    * With `quarantined` (operations newly quarantined, with their anchors),
    * the peer's clock does not filter them, and a legacy peer gets none.
+   * `bufferedAmount` is what the transport still holds; queue plus buffer
+   * over the limit drops the peer as too slow.
    */
-  enqueue(ops: readonly Operation[], quarantined = false): void {
-    if (this.#closed) return;
-    if (quarantined && (this.#peerLegacy || this.#actAsLegacy)) return;
+  enqueue(
+    ops: readonly Operation[],
+    now: number,
+    bufferedAmount = 0,
+    quarantined = false,
+  ): SessionOutput {
+    if (this.isClosed) return this.#take(now);
+    if (quarantined && (this.#peerLegacy || this.#actAsLegacy)) return this.#take(now);
     for (const op of ops) {
       if (!quarantined && (this.#peerClock[op.author] ?? 0) >= op.seq) continue;
       this.#queue.push(op);
       this.#queuedBytes += encodeOperation(op).length + 1;
     }
-    if (this.#queuedBytes + this.#channel.bufferedAmount > this.#limits.maxOutboundBytes) {
+    if (this.#queuedBytes + bufferedAmount > this.#limits.maxOutboundBytes) {
       this.#logger.log("warn", "peer fell too far behind; disconnecting", {
         peer: this.peer,
         queued: this.#queue.length,
-        buffered: this.#channel.bufferedAmount,
+        buffered: bufferedAmount,
       });
-      this.close(CloseCode.SLOW_CONSUMER, "outbound buffer over limit; reconnect to catch up");
-      return;
+      this.#close(CloseCode.SLOW_CONSUMER, "outbound buffer over limit; reconnect to catch up");
     }
-    this.#scheduleFlush();
+    return this.#take(now);
   }
 
   /**
@@ -375,86 +353,138 @@ export class SyncSession {
    * something changed what we accept (a key was trusted or its scope changed),
    * so operations refused earlier are fetched again.
    */
-  resync(): void {
-    if (!this.#closed && !this.#actAsLegacy && !this.#peerLegacy) {
+  resync(now: number): SessionOutput {
+    if (!this.isClosed && !this.#actAsLegacy && !this.#peerLegacy) {
       this.#send(encodeClockFrame(this.#replica.clock(), this.#replica.heads()));
     }
+    return this.#take(now);
   }
 
   /** Sends a fork proof to the peer. */
-  sendForkProof(proof: ForkProof): void {
-    if (!this.#closed) this.#send(encodeForkFrame(proof));
+  sendForkProof(proof: ForkProof, now: number): SessionOutput {
+    if (!this.isClosed) this.#send(encodeForkFrame(proof));
+    return this.#take(now);
   }
 
-  #scheduleFlush(): void {
-    if (this.#flushScheduled || !this.isLive || this.#queue.length === 0) return;
-    this.#flushScheduled = true;
-    const wait = this.#lastLiveSend + this.#limits.liveBatchMs - performance.now();
-    if (wait > 0) setTimeout(() => void this.#flush(), wait);
-    else queueMicrotask(() => void this.#flush());
+  /**
+   * Does what is due at `now`, given the bytes the transport still holds:
+   * advances the catch-up cursor while the transport has room, sends queued
+   * live operations once the batching window has passed, and runs the
+   * heartbeat (both sides ping with their clock; a silent peer is dropped).
+   */
+  tick(now: number, bufferedAmount: number): SessionOutput {
+    if (this.isClosed) return this.#take(now);
+    const { pingIntervalMs, pongTimeoutMs } = this.#limits;
+    if (pongTimeoutMs > 0 && now - this.#lastReceived > pongTimeoutMs) {
+      this.#logger.log("warn", "peer silent; dropping", {
+        peer: this.peer,
+        silentMs: now - this.#lastReceived,
+      });
+      this.#close(CloseCode.KEEPALIVE_TIMEOUT, "keepalive timeout");
+      return this.#take(now);
+    }
+    if (pingIntervalMs > 0 && now - this.#lastPing >= pingIntervalMs) {
+      this.#lastPing = now;
+      this.#sendPing();
+    }
+    let buffered = bufferedAmount;
+    const state = this.#state;
+    if (state.phase === "catching-up") {
+      const budget = this.#limits.maxOutboundBytes / 2;
+      while (buffered <= budget) {
+        const next = state.cursor.frames.next();
+        if (next.done) {
+          if (state.peerReady || this.#actAsLegacy) this.#goLive(now);
+          else this.#state = { phase: "awaiting-ready" };
+          this.#logger.log("debug", "catch-up sent", {
+            peer: this.peer,
+            ops: state.cursor.operations,
+          });
+          break;
+        }
+        this.#send(next.value);
+        buffered += utf8Length(next.value);
+      }
+    }
+    if (
+      this.isLive && this.#queue.length > 0 && now >= this.#lastLiveSend + this.#limits.liveBatchMs
+    ) {
+      if (buffered <= LIVE_BATCH_WATERMARK) this.#flush(now);
+    }
+    return this.#take(now, buffered);
   }
 
-  async #flush(): Promise<void> {
-    await this.#drainBelow(LIVE_BATCH_WATERMARK);
-    this.#flushScheduled = false;
-    if (this.#closed || this.#queue.length === 0) return;
+  #flush(now: number): void {
     const ops = this.#queue;
     this.#queue = [];
     this.#queuedBytes = 0;
-    this.#lastLiveSend = performance.now();
+    this.#lastLiveSend = now;
     if (ops.length === 1) this.#send(encodeBinaryFrame(ops[0]));
     else for (const frame of bulkFrames(ops, this.#limits.maxFrameBytes)) this.#send(frame);
     this.#stats.opsOut += ops.length;
     for (const op of ops) this.#notePeerHas(op);
   }
 
-  #send(data: string | Uint8Array): void {
-    if (this.#closed) return;
-    try {
-      this.#channel.send(data);
-      this.#stats.bytesOut += typeof data === "string" ? utf8Length(data) : data.byteLength;
-    } catch (error) {
-      this.#logger.log("warn", "send failed", { peer: this.peer, error: (error as Error).message });
-      this.closed(CloseCode.GOING_AWAY, "send failed");
+  /** When the session next needs {@link tick}. */
+  #nextWake(now: number, buffered: number): number | undefined {
+    const state = this.#state;
+    if (state.phase === "closed") return undefined;
+    let wake = Infinity;
+    if (state.phase === "catching-up") {
+      wake = buffered > this.#limits.maxOutboundBytes / 2 ? now + DRAIN_POLL_MS : now;
     }
+    if (state.phase === "live" && this.#queue.length > 0) {
+      const due = Math.max(now, this.#lastLiveSend + this.#limits.liveBatchMs);
+      wake = Math.min(wake, buffered > LIVE_BATCH_WATERMARK ? now + DRAIN_POLL_MS : due);
+    }
+    const { pingIntervalMs, pongTimeoutMs } = this.#limits;
+    if (pingIntervalMs > 0) wake = Math.min(wake, this.#lastPing + pingIntervalMs);
+    if (pongTimeoutMs > 0) wake = Math.min(wake, this.#lastReceived + pongTimeoutMs + 1);
+    return wake === Infinity ? undefined : wake;
   }
 
-  /**
-   * Keepalive check, called periodically by the owner. Outbound sessions send
-   * a heartbeat every ping interval; a session silent past the timeout closes.
-   */
-  tick(now: number = Date.now()): void {
-    if (this.#closed || this.direction !== "outbound") return;
-    const { pingIntervalMs, pongTimeoutMs } = this.#limits;
-    if (pongTimeoutMs > 0 && now - this.#lastReceived > pongTimeoutMs) {
-      this.#logger.log("warn", "peer silent; dropping", { peer: this.peer });
-      this.close(CloseCode.KEEPALIVE_TIMEOUT, "keepalive timeout");
+  /** A heartbeat; it carries our clock unless one side speaks the legacy protocol or it is too big. */
+  #sendPing(): void {
+    if (this.#actAsLegacy || this.#peerLegacy) {
+      this.#send(PING_FRAME);
       return;
     }
-    if (pingIntervalMs > 0 && now - this.#lastPing >= pingIntervalMs) {
-      this.#lastPing = now;
-      this.#send(PING_FRAME);
-    }
+    const frame = encodePingFrame(this.#replica.clock());
+    this.#send(utf8Length(frame) <= this.#limits.maxFrameBytes ? frame : PING_FRAME);
   }
 
-  /** Closes the transport and ends the session. */
-  close(code: number, reason: string): void {
-    if (this.#closed) return;
-    try {
-      this.#channel.close(code, reason);
-    } catch {
-      // The transport may already be gone.
-    }
+  #send(data: string | Uint8Array): void {
+    if (this.isClosed) return;
+    this.#out.frames.push(data);
+    this.#stats.bytesOut += typeof data === "string" ? utf8Length(data) : data.byteLength;
+  }
+
+  #close(code: number, reason: string): void {
+    if (this.isClosed) return;
     this.closed(code, reason);
+    this.#out.close = { code, reason };
   }
 
-  /** Reports that the transport closed. Idempotent. */
+  #take(now: number, buffered = 0): SessionOutput {
+    const out = this.#out;
+    this.#out = { frames: [], events: [] };
+    const wakeAt = this.#nextWake(now, buffered);
+    if (wakeAt !== undefined) out.wakeAt = wakeAt;
+    return out;
+  }
+
+  /** Ends the session from our side: returns the close to perform. */
+  close(code: number, reason: string, now: number): SessionOutput {
+    this.#close(code, reason);
+    return this.#take(now);
+  }
+
+  /** Reports that the transport closed (or a send failed). Idempotent. */
   closed(code: number, reason: string): void {
-    if (this.#closed) return;
-    this.#closed = true;
+    if (this.isClosed) return;
+    this.#state = { phase: "closed", code, reason };
     this.#queue = [];
     this.#queuedBytes = 0;
-    this.#onClose?.(this, code, reason);
   }
 
   /** A snapshot of the session's counters. */
@@ -462,9 +492,11 @@ export class SyncSession {
     return {
       peer: this.peer,
       direction: this.direction,
-      state: this.#closed ? "closed" : this.isLive ? "live" : "syncing",
+      state: this.isClosed ? "closed" : this.isLive ? "live" : "syncing",
       legacy: this.#peerLegacy,
-      clockLag: clockLag(this.#replica.clock(), this.#peerClock),
+      clockLag: clockLag(this.#replica.clock(), this.#reportedClock ?? this.#peerClock),
+      lastHeardAt: this.#lastReceived,
+      ...(this.#reportedAt === undefined ? {} : { peerClockAt: this.#reportedAt }),
       queuedOps: this.#queue.length,
       since: this.#since,
       ...(this.#liveAt === undefined ? {} : { liveAt: this.#liveAt }),

@@ -13,9 +13,23 @@ Deno.test("backoff jitter only shortens the delay, by at most its fraction", () 
   assert.equal(backoffDelay(3, { jitter: 0.2, random: () => 0 }), 4000);
   assert.equal(backoffDelay(3, { jitter: 0.2, random: () => 0.999999 }), 3200);
   for (let i = 0; i < 100; i++) {
-    const delay = backoffDelay(10);
+    const delay = backoffDelay(10, { jitter: 0.2 });
     assert.ok(delay > 24_000 && delay <= 30_000, `delay ${delay}`);
   }
+});
+
+Deno.test("by default the delay spreads over the whole window (full jitter)", () => {
+  assert.equal(backoffDelay(3, { random: () => 0 }), 4000);
+  assert.equal(backoffDelay(3, { random: () => 0.5 }), 2000);
+  assert.equal(backoffDelay(3, { random: () => 0.999999 }), 0);
+  // 2,000 draws over the 30 s window: every tenth of it gets a fair share (uniform: 200 each).
+  const deciles = Array<number>(10).fill(0);
+  for (let i = 0; i < 2000; i++) {
+    const delay = backoffDelay(10);
+    assert.ok(delay >= 0 && delay <= 30_000, `delay ${delay}`);
+    deciles[Math.min(9, Math.floor(delay / 3000))]++;
+  }
+  for (const count of deciles) assert.ok(count > 120 && count < 280, `deciles ${deciles}`);
 });
 
 /** A port with nothing listening on it. */

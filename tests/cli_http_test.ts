@@ -201,6 +201,7 @@ function stats(overrides: Partial<SessionStats>): SessionStats {
     invalidOps: 0,
     queuedOps: 0,
     since: 1000,
+    lastHeardAt: 1000,
     ...overrides,
   };
 }

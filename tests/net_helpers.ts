@@ -49,7 +49,7 @@ export async function eventually(
   }
 }
 
-/** A peer speaking the wire protocol by hand, for protocol-level tests. */
+/** A peer speaking the wire protocol by hand, for protocol-level tests (it answers heartbeats). */
 export class RawPeer {
   readonly socket: WebSocket;
   readonly #frames: (string | Uint8Array)[] = [];
@@ -57,6 +57,8 @@ export class RawPeer {
   readonly closed: Promise<CloseEvent>;
   /** Resolves with the peer's node id once the handshake is done. */
   readonly authenticated: Promise<string>;
+  /** Heartbeats (`ping`) received and answered; they are not queued as frames. */
+  heartbeats = 0;
 
   private constructor(
     url: string,
@@ -88,6 +90,12 @@ export class RawPeer {
           done = true;
           auth.resolve(step.done.peer);
         }
+        return;
+      }
+      // Answer the node's heartbeat as a peer would; tests see every other frame.
+      if (typeof data === "string" && data.startsWith('{"type":"ping"')) {
+        this.heartbeats++;
+        this.socket.send('{"type":"pong"}');
         return;
       }
       this.#frames.push(data);

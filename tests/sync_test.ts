@@ -9,6 +9,8 @@ import { identity, OpFactory, setField } from "./helpers.ts";
 import { eventually, RawPeer, serveNode } from "./net_helpers.ts";
 
 const fastRetry = { initialMs: 20, maxMs: 200 };
+/** Bound for waits on events that should come within moments on localhost. */
+const SOON = { timeoutMs: 10_000 };
 
 Deno.test("sync catches up in both directions and then streams live changes", async () => {
   const hub = await serveNode();
@@ -112,10 +114,7 @@ Deno.test("a hub forwards each new operation to every other peer once and never 
   const spokes = await Promise.all([0, 1, 2].map(() => HuskiesNode.open({ open: true })));
   try {
     for (const spoke of spokes) spoke.connect(hub.url, fastRetry);
-    await eventually(
-      () => hub.node.sessions().filter((s) => s.isLive).length === 3,
-      "3 live spokes",
-    );
+    await Promise.all(spokes.map((spoke) => hub.node.connected(spoke.nodeId, SOON)));
     spokes[0].pipeline.put("S-1", { stage: "coding", name: "from spoke 0" });
     await eventually(
       () => spokes.every((s) => s.pipeline.get("S-1")?.name === "from spoke 0"),
@@ -194,7 +193,7 @@ Deno.test("a peer that stops consuming is dropped while others keep receiving", 
   const stuck = await RawPeer.connect(hub.url, identity(11));
   try {
     healthy.connect(hub.url, fastRetry);
-    await eventually(() => hub.node.sessions().some((s) => s.isLive), "healthy spoke live");
+    await hub.node.connected(healthy.nodeId, SOON);
     assert.equal((await stuck.nextJson()).type, "clock");
     stuck.send({ type: "clock", clock: {} }); // ... and never sends `ready`
     for (let i = 0; i < 400; i++) hub.node.pipeline.put(`S-${i}`, { name: "x".repeat(200) });
@@ -303,7 +302,7 @@ Deno.test("a fork detected by the hub is proven to other peers, which fence off 
   const b = new OpFactory().next(twin, setField("x", "stage", "done"));
   try {
     watcher.connect(hub.url, fastRetry);
-    await eventually(() => hub.node.sessions().some((s) => s.isLive), "watcher live");
+    await hub.node.connected(watcher.nodeId, SOON);
     const first = await RawPeer.connect(hub.url, twin);
     await first.next();
     first.send({ type: "clock", clock: {} });
@@ -311,8 +310,12 @@ Deno.test("a fork detected by the hub is proven to other peers, which fence off 
     await eventually(() => watcher.replica.size === 1, "first op reaches the watcher");
     const second = await RawPeer.connect(hub.url, twin);
     await second.next();
+    const forked = watcher.once("fork-detected", {
+      ...SOON,
+      filter: (e) => e.author === twin.nodeId,
+    });
     second.send(new TextEncoder().encode(JSON.stringify({ v: 1, op: b })));
-    await eventually(() => watcher.replica.isForked(twin.nodeId), "watcher learns of the fork");
+    await forked;
     const [proof] = watcher.replica.forks();
     assert.deepEqual(new Set([proof.a.id, proof.b.id]), new Set([a.id, b.id]));
     await first.close();

@@ -1,0 +1,105 @@
+/**
+ * The options and status types of a `HuskiesNode`.
+ * @module
+ */
+import type { AdmissionLimiterOptions, TokenStore, TrustStore } from "../auth/mod.ts";
+import type { Identity, NodeId } from "../crdt/identity.ts";
+import type { PendingLimits } from "../crdt/log.ts";
+import type { Store } from "../crdt/store.ts";
+import type { Dialer } from "./channel.ts";
+import type { Logger } from "./logger.ts";
+import type { RendezvousInfo, RendezvousOptions } from "./rendezvous_client.ts";
+import type { SessionLimits, SessionStats } from "./session_types.ts";
+import type { Timers } from "./timers.ts";
+
+/** Interval (seconds) of the WebSocket-level ping an accepting node sends (the reference's). */
+export const PING_INTERVAL_SECS = 30;
+/** Seconds without a WebSocket-level pong before an accepting node closes (the reference's). */
+export const PONG_TIMEOUT_SECS = 60;
+/** Interval (seconds) of the application heartbeat, both directions (`pingIntervalMs`). */
+export const HEARTBEAT_INTERVAL_SECS = 5;
+/** Seconds of silence after which a peer is dropped (`pongTimeoutMs`). */
+export const HEARTBEAT_TIMEOUT_SECS = 15;
+/** Seconds an outbound connection may take to open before the attempt fails (`dialTimeoutMs`). */
+export const DIAL_TIMEOUT_SECS = 5;
+
+/** Options for `HuskiesNode.open`. */
+export interface NodeOptions extends SessionLimits {
+  /**
+   * Data folder: identity (`node.key`), operations (`ops.db`), `trust.json`
+   * and `tokens.json` live here. Without it the node lives in memory.
+   */
+  dataDir?: string;
+  /** Identity to use instead of the data folder's (or a fresh one in memory). */
+  identity?: Identity;
+  /** Store to use instead of the data folder's SQLite database. */
+  store?: Store;
+  /** Trust list. @default the data folder's, or an empty in-memory list */
+  trust?: TrustStore;
+  /** Keys from configuration (`trusted_keys`), trusted with write scope. */
+  trustedKeys?: readonly string[];
+  /** Join tokens. @default the data folder's, or an in-memory store */
+  tokens?: TokenStore;
+  /**
+   * Whether unknown keys may connect: `true`, `false`, or `"when-empty"`
+   * (open while the trust list is empty, like the reference). @default "when-empty"
+   */
+  open?: boolean | "when-empty";
+  /** Handshake timeout, ms. @default 10000 */
+  authTimeoutMs?: number;
+  /**
+   * Time an outbound connection may take to open, ms; a dial into a dead
+   * link fails after this instead of waiting on TCP. @default 5000
+   */
+  dialTimeoutMs?: number;
+  /** Bounds on unauthenticated connections. */
+  admission?: AdmissionLimiterOptions;
+  /** How often a running node rereads a file-backed trust.json, ms. @default 500 */
+  trustPollMs?: number;
+  /** Bounds of the replica's buffer of operations that arrive before their predecessors. */
+  pending?: PendingLimits;
+  /** The clock and timers of every session, handshake deadline and reconnect. @default real time */
+  timers?: Timers;
+  /** How `HuskiesNode.connect` opens channels. @default WebSocket */
+  dialer?: Dialer;
+  /** Speak as a legacy (v1) peer on every session; for interoperability tests. @default false */
+  legacy?: boolean;
+  /** Logger. @default silent */
+  logger?: Logger;
+}
+
+/** Options for `HuskiesNode.connect`. */
+export interface ConnectOptions extends RendezvousOptions {
+  /** A join token (`hjt1.…`) to present; it also pins the hub's key. */
+  token?: string;
+  /** The hub's node id to pin. */
+  hubKey?: NodeId;
+}
+
+/** A node's operation and fork counters, for status and metrics. */
+export interface NodeStatus {
+  /** This node's id. */
+  nodeId: NodeId;
+  /** Operations held. */
+  operations: number;
+  /** Hash of the visible state. */
+  stateHash: string;
+  /** Pending buffer size. */
+  pending: { count: number; bytes: number };
+  /** Authors caught equivocating. */
+  forks: NodeId[];
+  /** Live sessions. */
+  peers: SessionStats[];
+  /** Outbound rendezvous clients. */
+  rendezvous: RendezvousInfo[];
+  /** Operations applied, refused as invalid, and refused as unauthorised since start. */
+  counters: { applied: number; invalid: number; unauthorized: number };
+}
+
+/** Options for `HuskiesNode.accept`. */
+export interface AcceptOptions {
+  /** Who is on the other end (an address), for logs, events and admission. @default "unknown" */
+  remote?: string;
+  /** Called once when the handshake ends: true when it succeeded. */
+  onHandshakeEnd?: (authenticated: boolean) => void;
+}

@@ -1,0 +1,205 @@
+/**
+ * Connections of a node with its peers: an inbound channel runs the server
+ * handshake, a dial runs the client handshake, and an authenticated
+ * connection becomes a session runner that joins the hub. Reports
+ * authentications, refusals, session events and closes as node events.
+ * @module
+ */
+import { makeAuthorizer } from "../auth/authorize.ts";
+import {
+  AUTH_TIMEOUT_SECS,
+  ClientHandshake,
+  type ClientHandshakeOptions,
+  ServerHandshake,
+} from "../auth/handshake.ts";
+import type { AccessPolicy, TokenStore, TrustStore } from "../auth/mod.ts";
+import type { NodeId, SignatureVerifier } from "../crdt/identity.ts";
+import type { Replica } from "../crdt/replica.ts";
+import { CloseCode } from "../protocol/close_codes.ts";
+import type { Channel, Dialer, DialResult } from "./channel.ts";
+import { type ConnectionOutcome, runConnection } from "./connection.ts";
+import type { Direction, NodeEventEmitter } from "./events.ts";
+import type { Hub } from "./hub.ts";
+import type { Logger } from "./logger.ts";
+import { emitSessionEvent, type NodeCounters } from "./node_wiring.ts";
+import type { RendezvousAttempt } from "./rendezvous_client.ts";
+import { SyncSession } from "./session.ts";
+import type { SessionLimits } from "./session_types.ts";
+import { SessionRunner } from "./session_runner.ts";
+import type { Timers } from "./timers.ts";
+
+/** Everything a node's connections share. */
+export interface PeerConnectionsOptions {
+  /** The replica. */
+  replica: Replica;
+  /** Who may connect. */
+  policy: AccessPolicy;
+  /** The trust list (a hub joined with a token is trusted here). */
+  trust: TrustStore;
+  /** Join tokens. */
+  tokens: TokenStore;
+  /** Shared signature verifier. */
+  verifier: SignatureVerifier;
+  /** The clock and timers. */
+  timers: Timers;
+  /** The logger. */
+  logger: Logger;
+  /** Session limits. */
+  limits: SessionLimits;
+  /** Handshake deadline, ms. @default AUTH_TIMEOUT_SECS × 1000 */
+  authTimeoutMs?: number;
+  /** Time a dial may take to open, ms. */
+  dialTimeoutMs: number;
+  /** Speak as a legacy (v1) peer. */
+  legacy?: boolean;
+  /** The hub every session joins. */
+  hub: Hub<SessionRunner>;
+  /** Where events go. */
+  events: NodeEventEmitter;
+  /** Node-wide counters. */
+  counters: NodeCounters;
+}
+
+/** See the module doc. */
+export class PeerConnections {
+  readonly #o: PeerConnectionsOptions;
+
+  /** Creates the connection factory of one node. */
+  constructor(options: PeerConnectionsOptions) {
+    this.#o = options;
+  }
+
+  /** Runs the server handshake on an inbound channel, then a session. */
+  accept(
+    channel: Channel,
+    remote: string,
+    onHandshakeEnd?: (authenticated: boolean) => void,
+  ): Promise<ConnectionOutcome> {
+    const { replica, policy, tokens, trust, verifier } = this.#o;
+    const handshake = new ServerHandshake({
+      identity: replica.identity,
+      authorize: makeAuthorizer(policy, tokens, trust),
+      verifier,
+    });
+    return this.#run(channel, "inbound", handshake, remote, onHandshakeEnd);
+  }
+
+  /**
+   * The attempt function of a rendezvous client for `url`: dial, client
+   * handshake (pinning `hubKey` or the token's hub), session.
+   * @throws {TypeError} `token` or `hubKey` is invalid (checked now, not per attempt).
+   */
+  dialAttempt(
+    url: string,
+    dialer: Dialer,
+    options: { token?: string; hubKey?: NodeId },
+  ): RendezvousAttempt {
+    const { replica, verifier, trust, logger } = this.#o;
+    const handshakeOptions: ClientHandshakeOptions = {
+      identity: replica.identity,
+      verifier,
+      hubKey: options.hubKey,
+      token: options.token,
+    };
+    new ClientHandshake(handshakeOptions); // checks the token and hub key up front
+    return async (signal, onAuthenticated) => {
+      const dialed = await this.#dial(dialer, url, signal);
+      if (!dialed.ok) return { code: dialed.code, reason: dialed.reason };
+      const { channel } = dialed;
+      // Stopping mid-handshake or mid-session closes at once.
+      const abort = () => channel.close(CloseCode.NORMAL, "client stopping");
+      signal.addEventListener("abort", abort, { once: true });
+      if (signal.aborted) abort();
+      const handshake = new ClientHandshake(handshakeOptions);
+      const outcome = await this.#run(channel, "outbound", handshake, url, undefined, (peer) => {
+        // Joining with a token pins the hub; trust it too, so its operations are accepted.
+        if (options.token !== undefined && trust.scopeOf(peer) === undefined) {
+          trust.add(peer, "write", "hub joined with a token");
+          logger.log("info", "joined hub; trusting its key", { hub: peer });
+        }
+        onAuthenticated();
+      });
+      signal.removeEventListener("abort", abort);
+      return outcome;
+    };
+  }
+
+  /** Dials, giving up after the dial timeout (a dead link should not wait on TCP). */
+  async #dial(dialer: Dialer, url: string, signal: AbortSignal): Promise<DialResult> {
+    const { timers, dialTimeoutMs } = this.#o;
+    const timeout = new AbortController();
+    const timer = timers.setTimeout(() => timeout.abort(), dialTimeoutMs);
+    try {
+      const result = await dialer(url, AbortSignal.any([signal, timeout.signal]));
+      if (!result.ok && timeout.signal.aborted && !signal.aborted) {
+        return { ok: false, code: 1006, reason: `not open after ${dialTimeoutMs} ms` };
+      }
+      return result;
+    } finally {
+      timers.clearTimeout(timer);
+    }
+  }
+
+  #run(
+    channel: Channel,
+    direction: Direction,
+    handshake: ServerHandshake | ClientHandshake,
+    remote: string,
+    onHandshakeEnd?: (authenticated: boolean) => void,
+    onSession?: (peer: NodeId) => void,
+  ): Promise<ConnectionOutcome> {
+    const { events, timers, logger } = this.#o;
+    return runConnection({
+      channel,
+      direction,
+      handshake,
+      timers,
+      authTimeoutMs: this.#o.authTimeoutMs ?? AUTH_TIMEOUT_SECS * 1000,
+      remote,
+      logger,
+      onHandshakeEnd,
+      onRefused: (refusal) =>
+        events.emit("refused", { kind: "handshake", direction, remote, ...refusal }),
+      startSession: ({ peer, scope }, open) => {
+        onSession?.(peer);
+        events.emit("peer-authenticated", { peer, direction, remote, scope });
+        return this.#startSession(open, peer, direction, remote);
+      },
+    });
+  }
+
+  #startSession(
+    channel: Channel,
+    peer: NodeId,
+    direction: Direction,
+    remote: string,
+  ): SessionRunner {
+    const { replica, timers, logger, hub, events, counters } = this.#o;
+    const session = new SyncSession({
+      ...this.#o.limits,
+      replica,
+      peer,
+      direction,
+      legacy: this.#o.legacy,
+      logger,
+      now: timers.now(),
+    });
+    const runner = new SessionRunner({
+      session,
+      channel,
+      remote,
+      timers,
+      logger,
+      onEvent: (_, event) => emitSessionEvent(events, counters, event, peer, direction),
+      onClosed: (closed, code, reason) => {
+        hub.delete(closed);
+        logger.log("info", "session closed", { peer, direction, code, reason });
+        events.emit("session-closed", { peer, direction, code, reason });
+      },
+    });
+    hub.add(runner);
+    logger.log("info", "peer authenticated", { peer, direction });
+    runner.start();
+    return runner;
+  }
+}
