@@ -9,6 +9,9 @@
  * never written to, repaired or replaced: opening it throws
  * {@link StoreCorruptError}.
  *
+ * The file is created (and an existing one tightened to) mode 0600, owner
+ * only; SQLite gives its `-wal` file the same mode.
+ *
  * Schema (version 1):
  *
  * ```sql
@@ -127,6 +130,28 @@ function exists(path: string): boolean {
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return false;
     throw error;
+  }
+}
+
+/** Owner-only access for the store and the files SQLite makes beside it. */
+const STORE_FILE_MODE = 0o600;
+
+/**
+ * Makes `path` (created empty when missing) and its `-wal` and `-shm` files,
+ * when present, readable and writable by the owner only. SQLite gives the
+ * files it creates beside a database the database file's mode, so they are
+ * 0600 from the start too.
+ */
+function restrictMode(path: string): void {
+  if (Deno.build.os === "windows") return; // no POSIX modes; the folder's ACL applies
+  try {
+    Deno.openSync(path, { create: true, write: true, mode: STORE_FILE_MODE }).close();
+    for (const file of [path, `${path}-wal`, `${path}-shm`]) {
+      const mode = exists(file) ? Deno.statSync(file).mode : null;
+      if (mode !== null && (mode & 0o077) !== 0) Deno.chmodSync(file, STORE_FILE_MODE);
+    }
+  } catch (error) {
+    throw openError(path, error);
   }
 }
 
@@ -255,6 +280,7 @@ export class SqliteStore implements Store {
     // log present (a running node, or one that did not close the store), only a connection that
     // may write can read it correctly: a normal one, made query-only.
     const immutable = readOnly && !exists(`${path}-wal`);
+    if (!readOnly) restrictMode(path);
     let db: DatabaseSync;
     try {
       db = immutable

@@ -396,3 +396,21 @@ Deno.test("SqliteStore opened read-only reads everything, refuses writes and cre
     assert.equal(Deno.statSync(`${dir}/empty.db`).size, 0);
   });
 });
+
+Deno.test({
+  name: "SqliteStore creates ops.db and its -wal file owner-only (0600) and tightens a 0644 store",
+  ignore: Deno.build.os === "windows",
+  fn: () =>
+    withDir((dir, path) => {
+      const store = SqliteStore.open(path);
+      store.append(makeChain(testIdentity(1), 2));
+      const modes = () =>
+        listDir(dir).map((name) => [name, Deno.statSync(`${dir}/${name}`).mode! & 0o777]);
+      assert.ok(listDir(dir).includes("ops.db-wal"), listDir(dir).join(", "));
+      for (const [name, mode] of modes()) assert.equal(mode, 0o600, `${name}`);
+      store.close();
+      Deno.chmodSync(path, 0o644);
+      SqliteStore.open(path).close();
+      assert.equal(Deno.statSync(path).mode! & 0o777, 0o600);
+    }),
+});
