@@ -23,7 +23,14 @@ import {
   type UnplacedOperation,
 } from "./log_recovery.ts";
 import { AppliedChains } from "./op_log.ts";
-import { type Operation, type OpId, verifyBatch, verifyOperation } from "./operation.ts";
+import {
+  encodedSize,
+  type Operation,
+  OPERATION_LIMITS,
+  type OpId,
+  verifyBatch,
+  verifyOperation,
+} from "./operation.ts";
 import { PendingBuffer, type PendingLimits } from "./pending_buffer.ts";
 import type { ForkProof } from "./store.ts";
 import {
@@ -269,6 +276,8 @@ export class OpLog {
       const op = ops[i];
       if (this.#isKnown(op.id) || seen.has(op.id)) {
         statuses[i] = "duplicate";
+      } else if (encodedSize(op) > OPERATION_LIMITS.maxBytes) {
+        statuses[i] = "invalid"; // parseOperation refuses these; this guards every other path in
       } else if (!this.#mayAuthor(op.author)) {
         statuses[i] = "unauthorized";
       } else {

@@ -33,6 +33,7 @@ import { resolve } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import {
   decodeOperation,
+  encodedSize,
   encodeOperation,
   type Operation,
   OPERATION_LIMITS,
@@ -164,7 +165,7 @@ function immutableUri(path: string): string {
 /** Checks an operation before storing it; returns its encoded body. */
 function encodeForStore(op: Operation, index: number): string {
   const body = encodeOperation(op);
-  if (body.length > OPERATION_LIMITS.maxBytes) {
+  if (encodedSize(op) > OPERATION_LIMITS.maxBytes) {
     throw new TypeError(
       `Cannot append operation at index ${index}: its encoding is larger than ` +
         `${OPERATION_LIMITS.maxBytes} bytes`,

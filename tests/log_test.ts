@@ -2,7 +2,9 @@ import assert from "node:assert/strict";
 import { SignatureVerifier } from "../crdt/identity.ts";
 import { checkChain, describeVerdict } from "../crdt/chain_check.ts";
 import { OpLog } from "../crdt/log.ts";
-import { signOperation } from "../crdt/operation.ts";
+import { operationId, signOperation, verifyOperation } from "../crdt/operation.ts";
+import { Replica } from "../crdt/replica.ts";
+import { MemoryStore } from "../crdt/store.ts";
 import { identity, OpFactory, setField } from "./helpers.ts";
 
 const verifier = new SignatureVerifier();
@@ -343,4 +345,30 @@ Deno.test("checkChain says why an operation cannot join its author's chain, as a
     reason: "time does not increase",
   });
   assert.equal(describeVerdict(stale, checkChain(stale, o1, time)), "time does not increase");
+});
+
+Deno.test("a validly signed operation over 64 KiB is counted invalid and never held or stored", () => {
+  const author = identity(3);
+  const unsigned = {
+    author: author.nodeId,
+    seq: 1,
+    prev: null,
+    deps: [],
+    time: 1,
+    mutation: {
+      type: "append" as const,
+      path: ["log"],
+      value: ["x".repeat(60_000), "é".repeat(60_000)],
+    },
+  };
+  const id = operationId(unsigned);
+  const big = { ...unsigned, id, sig: author.sign(Uint8Array.fromHex(id)).toHex() };
+  assert.ok(verifyOperation(big, verifier));
+  const store = new MemoryStore();
+  const replica = Replica.open({ identity: identity(4), store });
+  const result = replica.receive([big]);
+  assert.deepEqual(result.statuses, ["invalid"]);
+  assert.equal(replica.size, 0);
+  assert.equal(replica.pendingSize().count, 0);
+  assert.equal(store.count(), 0);
 });
