@@ -2,7 +2,15 @@ import assert from "node:assert/strict";
 import { SignatureVerifier } from "../crdt/identity.ts";
 import { checkChain, describeVerdict } from "../crdt/chain_check.ts";
 import { OpLog } from "../crdt/log.ts";
-import { operationId, signOperation, verifyOperation } from "../crdt/operation.ts";
+import {
+  encodedSize,
+  encodeOperation,
+  operationId,
+  signOperation,
+  verifyOperation,
+} from "../crdt/operation.ts";
+import type { JsonValue } from "../crdt/canonical.ts";
+import type { Operation } from "../crdt/operation.ts";
 import { Replica } from "../crdt/replica.ts";
 import { MemoryStore } from "../crdt/store.ts";
 import { identity, OpFactory, setField } from "./helpers.ts";
@@ -121,7 +129,11 @@ Deno.test("two signed operations at one position are a fork, proven and fenced o
  * times for the shared prefix, so both sign the very same x1, x2.
  */
 function forkedChains() {
-  const x = identity(5);
+  return forkedChainsOf(identity(5));
+}
+
+/** {@link forkedChains} for author `x`. */
+function forkedChainsOf(x: ReturnType<typeof identity>) {
   const fa = new OpFactory();
   const fb = new OpFactory();
   const [x1, x2] = fa.chain(x, 2);
@@ -347,22 +359,23 @@ Deno.test("checkChain says why an operation cannot join its author's chain, as a
   assert.equal(describeVerdict(stale, checkChain(stale, o1, time)), "time does not increase");
 });
 
-Deno.test("a validly signed operation over 64 KiB is counted invalid and never held or stored", () => {
-  const author = identity(3);
+/** A seq-1 operation by `author` appending `value`, signed by hand (no size check applies). */
+function handSigned(author: ReturnType<typeof identity>, value: JsonValue): Operation {
   const unsigned = {
     author: author.nodeId,
     seq: 1,
     prev: null,
     deps: [],
     time: 1,
-    mutation: {
-      type: "append" as const,
-      path: ["log"],
-      value: ["x".repeat(60_000), "é".repeat(60_000)],
-    },
+    mutation: { type: "append" as const, path: ["log"], value },
   };
   const id = operationId(unsigned);
-  const big = { ...unsigned, id, sig: author.sign(Uint8Array.fromHex(id)).toHex() };
+  return { ...unsigned, id, sig: author.sign(Uint8Array.fromHex(id)).toHex() };
+}
+
+Deno.test("a validly signed operation over 64 KiB is counted invalid and never held or stored", () => {
+  const author = identity(3);
+  const big = handSigned(author, ["x".repeat(60_000), "é".repeat(60_000)]);
   assert.ok(verifyOperation(big, verifier));
   const store = new MemoryStore();
   const replica = Replica.open({ identity: identity(4), store });
@@ -371,4 +384,69 @@ Deno.test("a validly signed operation over 64 KiB is counted invalid and never h
   assert.equal(replica.size, 0);
   assert.equal(replica.pendingSize().count, 0);
   assert.equal(store.count(), 0);
+});
+
+/** A fork proof for `author` at seq 1 (two signed operations setting `stage` differently). */
+function proofAtSeq1(author: ReturnType<typeof identity>, value: string | string[] = "a") {
+  const f = new OpFactory();
+  const g = new OpFactory();
+  const a = f.next(author, { type: "append", path: ["log"], value });
+  const b = g.next(author, setField("x", "stage", "other"));
+  return { author: author.nodeId, seq: 1, a, b };
+}
+
+Deno.test("fork proofs count only for authors that may write; a refused proof is not stored", () => {
+  const [writer, outsider] = [identity(20), identity(21)];
+  const store = new MemoryStore();
+  const replica = Replica.open({
+    identity: identity(22),
+    store,
+    mayAuthor: (author) => author === writer.nodeId,
+  });
+  assert.equal(replica.addForkProof(proofAtSeq1(outsider)), false);
+  assert.equal(replica.isForked(outsider.nodeId), false);
+  assert.deepEqual(store.loadForks(), []);
+  assert.equal(store.count(), 0);
+  assert.equal(replica.addForkProof(proofAtSeq1(writer)), true);
+  assert.deepEqual(store.loadForks().map((p) => p.author), [writer.nodeId]);
+});
+
+Deno.test("a fork proof whose operation is over 64 KiB (canonical) is refused", () => {
+  const author = identity(23);
+  const log = newLog();
+  const big = {
+    ...proofAtSeq1(author),
+    a: handSigned(author, ["x".repeat(40_000), "é".repeat(20_000)]),
+  };
+  assert.ok(encodeOperation(big.a).length < 65_536 && encodedSize(big.a) > 65_536);
+  assert.equal(log.addForkProof(big), undefined);
+  assert.equal(log.isForked(author.nodeId), false);
+});
+
+Deno.test("the number and bytes of fork proofs held are bounded; lowering a known one still works", () => {
+  const byCount = newLog({ forkProofs: { maxCount: 2 } });
+  const authors = [30, 31, 32].map(identity);
+  assert.ok(byCount.addForkProof(proofAtSeq1(authors[0])));
+  assert.ok(byCount.addForkProof(proofAtSeq1(authors[1])));
+  assert.equal(byCount.addForkProof(proofAtSeq1(authors[2])), undefined);
+  assert.equal(byCount.forks().length, 2);
+  // A rival operation from a third author is a fork the log cannot record: dropped, not held.
+  const f = new OpFactory();
+  const [c1] = f.chain(authors[2], 1);
+  const rival = signOperation({ ...c1, mutation: setField("y", "stage", "x") }, authors[2]);
+  assert.deepEqual(byCount.receive([c1, rival], false).statuses, ["applied", "dropped"]);
+  assert.equal(byCount.isQuarantined(rival.id), false);
+  const byBytes = newLog({ forkProofs: { maxBytes: 3000 } });
+  const large = proofAtSeq1(authors[0], "z".repeat(1200));
+  assert.ok(byBytes.addForkProof(large));
+  assert.equal(byBytes.addForkProof(proofAtSeq1(authors[1], "z".repeat(1200))), undefined);
+  // A lower proof for a known author replaces its proof: allowed while the bytes fit.
+  const x = identity(33);
+  const { x1, x2, a3, b3 } = forkedChainsOf(x);
+  const lowering = newLog({ forkProofs: { maxCount: 1 } });
+  lowering.receive([x1, x2], false);
+  assert.ok(lowering.addForkProof({ author: x.nodeId, seq: 3, a: a3, b: b3 }));
+  const x2b = signOperation({ ...x2, mutation: setField("x", "name", "rival") }, x);
+  assert.ok(lowering.addForkProof({ author: x.nodeId, seq: 2, a: x2, b: x2b }));
+  assert.equal(lowering.forkPoint(x.nodeId), 2);
 });
