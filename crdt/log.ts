@@ -174,6 +174,13 @@ export class OpLog extends LogView {
       statuses[i] = valid[k] ? this.#admit(ops[i], work) : "invalid";
       this.#drain(work);
     }
+    if (work.dropped.length > 0) {
+      // An operation parked earlier in this batch may have been evicted since.
+      const dropped = new Set(work.dropped.map((op) => op.id));
+      for (let i = 0; i < ops.length; i++) {
+        if (statuses[i] === "pending" && dropped.has(ops[i].id)) statuses[i] = "dropped";
+      }
+    }
     return batchResult(work, (id) => this.applied.has(id), statuses);
   }
 
@@ -276,9 +283,9 @@ export class OpLog extends LogView {
     const held = this.at(op.author, op.seq);
     if (held !== undefined) {
       // A second operation at a position of the agreed chain: a fork, below any known one.
-      return this.#fork({ author: op.author, seq: op.seq, a: held, b: op }, work)
-        ? "fork"
-        : "dropped";
+      if (this.#fork({ author: op.author, seq: op.seq, a: held, b: op }, work)) return "fork";
+      work.dropped.push(op);
+      return "dropped";
     }
     const verdict = this.#check(op);
     switch (verdict.kind) {
@@ -287,8 +294,13 @@ export class OpLog extends LogView {
         work.applied.push(op);
         this.#hold(op, work);
         return "applied";
-      case "waiting":
-        return this.pending.park(op, verdict.on, this.#loading) ? "pending" : "dropped";
+      case "waiting": {
+        const { parked, evicted } = this.pending.park(op, verdict.on, this.#loading);
+        for (const entry of evicted) work.dropped.push(entry.op);
+        if (parked) return "pending";
+        work.dropped.push(op);
+        return "dropped";
+      }
       case "taken":
       case "broken":
         return "invalid";
@@ -296,7 +308,10 @@ export class OpLog extends LogView {
   }
 
   #enterQuarantine(op: Operation, work: Work): ReceiveStatus {
-    if (!this.quarantine.add(op, this.#loading)) return "dropped";
+    if (!this.quarantine.add(op, this.#loading)) {
+      work.dropped.push(op);
+      return "dropped";
+    }
     work.quarantined.push(op);
     this.#hold(op, work);
     return "forked-author";

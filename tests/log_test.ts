@@ -70,14 +70,14 @@ Deno.test("an operation waits for its predecessor and dependencies, then applies
 Deno.test("pending buffer drops the excess beyond its count and byte bounds", () => {
   const f = new OpFactory();
   const ops = f.chain(identity(1), 12);
-  const byCount = newLog({ pending: { maxCount: 5 } });
+  const byCount = newLog({ pending: { maxCount: 5, maxPerAuthor: 5 } });
   const statuses = byCount.receive(ops.slice(1), false).statuses;
   assert.deepEqual(statuses.filter((s) => s === "pending").length, 5);
   assert.deepEqual(statuses.filter((s) => s === "dropped").length, 6);
   // Once the gap is filled, what was kept applies; the rest comes again later.
   assert.equal(byCount.receive([ops[0]], false).applied.length, 6);
   assert.equal(byCount.receive(ops.slice(6), false).applied.length, 6);
-  const byBytes = newLog({ pending: { maxBytes: 1000 } });
+  const byBytes = newLog({ pending: { maxBytes: 1000, maxBytesPerAuthor: 1000 } });
   const held = byBytes.receive(ops.slice(1), false).statuses.filter((s) => s === "pending");
   assert.ok(held.length >= 1 && held.length < 11);
   assert.ok(byBytes.pendingSize().bytes <= 1000);
@@ -449,4 +449,42 @@ Deno.test("the number and bytes of fork proofs held are bounded; lowering a know
   const x2b = signOperation({ ...x2, mutation: setField("x", "name", "rival") }, x);
   assert.ok(lowering.addForkProof({ author: x.nodeId, seq: 2, a: x2, b: x2b }));
   assert.equal(lowering.forkPoint(x.nodeId), 2);
+});
+
+Deno.test("one writer cannot fill the pending buffer: its quota holds, and honest operations evict its own", () => {
+  const f = new OpFactory();
+  const flooders = [50, 51, 52, 53].map(identity);
+  const honest = identity(54);
+  // 20 operations in all, 5 per author (a quarter).
+  const log = newLog({ pending: { maxCount: 20 } });
+  const floods = flooders.map((author) => f.chain(author, 9).slice(1)); // seq 1 never arrives
+  const first = log.receive(floods[0], false);
+  assert.equal(first.statuses.filter((s) => s === "pending").length, 5);
+  assert.equal(first.statuses.filter((s) => s === "dropped").length, 3);
+  assert.deepEqual(first.dropped.map((op) => op.seq), [7, 8, 9]);
+  for (const flood of floods.slice(1)) log.receive(flood, false);
+  assert.equal(log.pendingSize().count, 20);
+  // An honest author's seq 2 before its seq 1: kept, by evicting a flooder's newest operation.
+  const [h1, h2] = f.chain(honest, 2);
+  const result = log.receive([h2], false);
+  assert.deepEqual(result.statuses, ["pending"]);
+  assert.equal(result.dropped.length, 1);
+  const [evicted] = result.dropped;
+  assert.ok(flooders.some((author) => author.nodeId === evicted.author));
+  assert.equal(evicted.seq, 6);
+  assert.equal(log.pendingSize().count, 20);
+  assert.deepEqual(log.receive([h1], false).applied.map((op) => op.id), [h1.id, h2.id]);
+  // The evicted operation is not held: sent again, it is accepted as new (pending again).
+  assert.deepEqual(log.receive([evicted], false).statuses, ["pending"]);
+});
+
+Deno.test("an operation parked and evicted within one batch is reported dropped, not pending", () => {
+  const f = new OpFactory();
+  const [big, small] = [identity(55), identity(56)];
+  const log = newLog({ pending: { maxCount: 4, maxPerAuthor: 3 } });
+  const bigOps = f.chain(big, 4).slice(1); // 3 pending
+  const smallOps = f.chain(small, 3).slice(1); // 2 more: the second evicts one of big's
+  const result = log.receive([...bigOps, ...smallOps], false);
+  assert.deepEqual(result.statuses, ["pending", "pending", "dropped", "pending", "pending"]);
+  assert.deepEqual(result.dropped.map((op) => op.id), [bigOps[2].id]);
 });
