@@ -414,3 +414,32 @@ Deno.test({
       assert.equal(Deno.statSync(path).mode! & 0o777, 0o600);
     }),
 });
+
+Deno.test("SqliteStore keeps the own-head record beside ops.db, so it outlives a restored older ops.db", async () => {
+  await withDir(async (dir, path) => {
+    const me = testIdentity(3);
+    const ops = makeChain(me, 5);
+    const headOf = (i: number) => ({ author: me.nodeId, seq: i + 1, id: ops[i].id });
+    let store = SqliteStore.open(path);
+    store.append(ops.slice(0, 2), { ownHead: headOf(1) });
+    store.close();
+    await Deno.copyFile(path, `${dir}/backup.db`);
+    store = SqliteStore.open(path);
+    store.append(ops.slice(2), { ownHead: headOf(4) });
+    store.close();
+    if (Deno.build.os !== "windows") {
+      assert.equal(Deno.statSync(`${path}-head`).mode! & 0o777, 0o600);
+    }
+    await Deno.copyFile(`${dir}/backup.db`, path);
+    store = SqliteStore.open(path);
+    try {
+      assert.equal(store.count(), 2);
+      assert.deepEqual(store.loadOwnHead(), headOf(4));
+    } finally {
+      store.close();
+    }
+    // A damaged record is reported, not silently ignored.
+    Deno.writeTextFileSync(`${path}-head`, "{ not json");
+    assert.throws(() => SqliteStore.open(path), StoreCorruptError);
+  });
+});
