@@ -15,7 +15,11 @@ export type ReceiveStatus =
   | "duplicate"
   /** Verified, waiting in the pending buffer for its predecessors. */
   | "pending"
-  /** The pending buffer or the quarantine is full: dropped, a peer will send it again. */
+  /**
+   * Did not fit (its author's pending quota, the pending buffer, the
+   * quarantine or the fork-proof bounds): not held, listed in
+   * {@link BatchResult.dropped}; ask the peer for it again.
+   */
   | "dropped"
   /** Failed verification (bad id, signature or causal metadata). */
   | "invalid"
@@ -56,6 +60,14 @@ export interface BatchResult {
   held: Operation[];
   /** Applied operations moved to quarantine: the document must be rebuilt from {@link OpLog.all}. */
   rebuilt: boolean;
+  /**
+   * Operations this call dropped: received ones that did not fit (status
+   * `dropped`) and pending ones, received earlier, evicted to make room for
+   * an author holding less of the buffer. None is held. A session asks for
+   * them again promptly (re-sends its clock) and never records them as held
+   * by the peer that sent them.
+   */
+  dropped: Operation[];
 }
 
 /** Work in progress for one call: what changed, and which held operations still release others. */
@@ -69,6 +81,7 @@ export interface Work {
   store: Operation[];
   forks: Map<NodeId, ForkProof>;
   rebuilt: boolean;
+  dropped: Operation[];
 }
 
 export function newWork(): Work {
@@ -80,6 +93,7 @@ export function newWork(): Work {
     store: [],
     forks: new Map(),
     rebuilt: false,
+    dropped: [],
   };
 }
 
@@ -96,5 +110,6 @@ export function batchResult(
     quarantined: work.quarantined,
     held: work.store,
     rebuilt: work.rebuilt,
+    dropped: work.dropped,
   };
 }

@@ -23,20 +23,64 @@
  * @module
  */
 import type { NodeId, SignatureVerifier } from "./identity.ts";
-import { encodeOperation, type Operation, type OpId, verifyOperation } from "./operation.ts";
+import {
+  encodedSize,
+  encodeOperation,
+  type Operation,
+  OPERATION_LIMITS,
+  type OpId,
+  verifyOperation,
+} from "./operation.ts";
 import { DEFAULT_MAX_BYTES, DEFAULT_MAX_COUNT, type PendingLimits } from "./pending_buffer.ts";
 import type { ForkProof } from "./store.ts";
 
 /**
  * True when `proof` shows its author signing two different operations at
- * `proof.seq`: both are by the author, at that seq, differ, and carry valid
- * ids and signatures.
+ * `proof.seq`: both are by the author, at that seq, differ, are within the
+ * operation size limit (canonical encoding), and carry valid ids and
+ * signatures. Whether the author may write is the caller's check.
  */
 export function isValidForkProof(proof: ForkProof, verifier: SignatureVerifier): boolean {
   const { a, b } = proof;
   return a.author === proof.author && b.author === proof.author && a.seq === proof.seq &&
-    b.seq === proof.seq && a.id !== b.id && verifyOperation(a, verifier) &&
+    b.seq === proof.seq && a.id !== b.id && encodedSize(a) <= OPERATION_LIMITS.maxBytes &&
+    encodedSize(b) <= OPERATION_LIMITS.maxBytes && verifyOperation(a, verifier) &&
     verifyOperation(b, verifier);
+}
+
+/** Bounds of the fork proofs a log holds (and so stores and sends). */
+export interface ForkProofLimits {
+  /** Most proofs (one per forked author). @default 256 */
+  maxCount?: number;
+  /** Most bytes of proofs (canonical encodings of both operations). @default 8 MiB */
+  maxBytes?: number;
+}
+
+/** Default {@link ForkProofLimits.maxCount}. */
+export const DEFAULT_MAX_PROOFS = 256;
+/** Default {@link ForkProofLimits.maxBytes}. */
+export const DEFAULT_MAX_PROOF_BYTES = 8 * 1024 * 1024;
+
+/** Bytes a proof counts against {@link ForkProofLimits.maxBytes}. */
+export function proofBytes(proof: ForkProof): number {
+  return encodedSize(proof.a) + encodedSize(proof.b);
+}
+
+/**
+ * True when `known` (author -> proof) with `proof` added, or replacing its
+ * author's, stays within `limits`.
+ */
+export function proofFits(
+  known: ReadonlyMap<NodeId, ForkProof>,
+  proof: ForkProof,
+  limits: ForkProofLimits = {},
+): boolean {
+  const replaced = known.get(proof.author);
+  const count = known.size + (replaced === undefined ? 1 : 0);
+  if (count > (limits.maxCount ?? DEFAULT_MAX_PROOFS)) return false;
+  let bytes = proofBytes(proof);
+  for (const [author, held] of known) if (author !== proof.author) bytes += proofBytes(held);
+  return bytes <= (limits.maxBytes ?? DEFAULT_MAX_PROOF_BYTES);
 }
 
 /** The proof with its two operations in canonical order (smaller id first). */

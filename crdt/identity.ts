@@ -4,8 +4,10 @@
  * Validity rule (pinned, tested in `tests/identity_test.ts`): RFC 8032
  * cofactorless verification with strict encodings. A public key must be the
  * canonical encoding of a curve point that is not of small order (the identity
- * point included); the signature's S must be below the group order L and its R
- * must equal the recomputed R byte for byte. `node:crypto` (OpenSSL) is the hot
+ * point included); the signature's R must not encode a small-order point (a
+ * byte compare against {@link SMALL_ORDER_ENCODINGS}, sign bit ignored, as
+ * libsodium does); S must be below the group order L; and R must equal the
+ * recomputed R byte for byte. `node:crypto` (OpenSSL) is the hot
  * path; `@noble/ed25519` with `zip215: false` applies the same rule where
  * native Ed25519 is unavailable.
  * @module
@@ -47,6 +49,37 @@ export function publicKeyProblem(publicKey: Uint8Array): string | undefined {
   if (!bytesEqualCt(point.toBytes(), publicKey)) return "public key encoding is not canonical";
   if (point.is0() || point.isSmallOrder()) return "public key is a small-order point";
   return undefined;
+}
+
+/**
+ * The encodings of the small-order points of edwards25519 with their sign bit
+ * (bit 255) cleared, non-canonical ones (y = p, y = p + 1) included: the
+ * blocklist libsodium checks a signature's R against. Identity (order 1),
+ * order 2, order 4, two of order 8 and the non-canonical 0 and 1.
+ */
+export const SMALL_ORDER_ENCODINGS: readonly string[] = [
+  "0100000000000000000000000000000000000000000000000000000000000000",
+  "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+  "0000000000000000000000000000000000000000000000000000000000000000",
+  "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+  "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+  "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+  "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+];
+
+const SMALL_ORDER_BYTES = SMALL_ORDER_ENCODINGS.map((hex) => fromHex(hex));
+
+/**
+ * True when the first 32 bytes of `signature` (its R) encode a small-order
+ * point, sign bit ignored. Such a signature is refused whatever the rest says.
+ */
+export function hasSmallOrderR(signature: Uint8Array): boolean {
+  for (const blocked of SMALL_ORDER_BYTES) {
+    let diff = (signature[31] & 0x7f) ^ blocked[31];
+    for (let i = 0; i < 31; i++) diff |= signature[i] ^ blocked[i];
+    if (diff === 0) return true;
+  }
+  return false;
 }
 
 function bytesEqualCt(a: Uint8Array, b: Uint8Array): boolean {
@@ -155,7 +188,7 @@ export class SignatureVerifier {
   /** True when `signature` is a valid signature of `message` by `nodeId`. */
   verify(nodeId: NodeId, message: Uint8Array, signature: Uint8Array): boolean {
     const key = this.#key(nodeId);
-    if (key === null || signature.length !== 64) return false;
+    if (key === null || signature.length !== 64 || hasSmallOrderR(signature)) return false;
     if (key instanceof Uint8Array) {
       try {
         return ed.verify(signature, message, key, { zip215: false });

@@ -2,8 +2,8 @@
  * The operation log: which operations a replica holds, in what order, and
  * for each incoming operation whether it applies now, waits, goes to
  * quarantine, or is refused. Pure in-memory logic; the replica adds storage.
- * The concerns live in their own modules: applied chains and clock
- * (`op_log.ts`), the bounded pending buffer (`pending_buffer.ts`), forks and
+ * The concerns live in their own modules: queries (`log_view.ts`), applied
+ * chains and clock (`op_log.ts`), the bounded pending buffer (`pending_buffer.ts`), forks and
  * quarantine (`forks.ts`), replay and rollback (`log_recovery.ts`) and the
  * chain rules (`chain_check.ts`, shared with `huskies verify`).
  *
@@ -11,8 +11,13 @@
  * @module
  */
 import { type ChainVerdict, checkChain, describeVerdict } from "./chain_check.ts";
-import type { ClockHeads, VectorClock } from "./clock.ts";
-import { isValidForkProof, orderedProof, Quarantine, withAnchors } from "./forks.ts";
+import {
+  type ForkProofLimits,
+  isValidForkProof,
+  orderedProof,
+  proofFits,
+  Quarantine,
+} from "./forks.ts";
 import type { NodeId, SignatureVerifier } from "./identity.ts";
 import {
   type HeldState,
@@ -22,8 +27,16 @@ import {
   undoSince,
   type UnplacedOperation,
 } from "./log_recovery.ts";
+import { LogView } from "./log_view.ts";
 import { AppliedChains } from "./op_log.ts";
-import { type Operation, type OpId, verifyBatch, verifyOperation } from "./operation.ts";
+import {
+  encodedSize,
+  type Operation,
+  OPERATION_LIMITS,
+  type OpId,
+  verifyBatch,
+  verifyOperation,
+} from "./operation.ts";
 import { PendingBuffer, type PendingLimits } from "./pending_buffer.ts";
 import type { ForkProof } from "./store.ts";
 import {
@@ -51,21 +64,24 @@ export interface OpLogOptions {
    * there from the applied chain count against it but are never dropped.
    */
   quarantine?: PendingLimits;
+  /** Bounds of the fork proofs held; a new proof beyond them is refused. */
+  forkProofs?: ForkProofLimits;
 }
 
 /**
  * Holds operations in an order they apply in, and decides for each incoming
  * operation whether it applies now, waits, goes to quarantine, or is refused.
  */
-export class OpLog {
+export class OpLog extends LogView {
   readonly #verifier: SignatureVerifier;
   readonly #mayAuthor: (author: NodeId) => boolean;
-  #applied = new AppliedChains();
-  readonly #pending: PendingBuffer;
-  readonly #quarantine: Quarantine;
+  protected readonly applied = new AppliedChains();
+  protected readonly pending: PendingBuffer;
+  protected readonly quarantine: Quarantine;
+  readonly #proofLimits: ForkProofLimits;
   /** Every held operation (applied or quarantined) in the order it was accepted. */
   readonly #held: Operation[] = [];
-  #forks = new Map<NodeId, ForkProof>();
+  protected forkProofs = new Map<NodeId, ForkProof>();
   /** Bumped whenever the derived state is rebuilt. */
   #generation = 0;
   /** True while {@link load} runs: stored operations are trusted and no bound applies. */
@@ -75,168 +91,39 @@ export class OpLog {
 
   /** Creates an empty log. */
   constructor(options: OpLogOptions) {
+    super();
     this.#verifier = options.verifier;
     this.#mayAuthor = options.mayAuthor ?? (() => true);
-    this.#pending = new PendingBuffer(options.pending);
-    this.#quarantine = new Quarantine(options.quarantine);
+    this.pending = new PendingBuffer(options.pending);
+    this.quarantine = new Quarantine(options.quarantine);
+    this.#proofLimits = options.forkProofs ?? {};
   }
 
   get #state(): HeldState {
-    return { held: this.#held, applied: this.#applied, quarantine: this.#quarantine };
-  }
-
-  /** Number of applied operations. */
-  get size(): number {
-    return this.#applied.size;
-  }
-
-  /** Highest Lamport time seen among applied operations. */
-  get maxTime(): number {
-    return this.#applied.maxTime;
-  }
-
-  /** Number and bytes of operations waiting in the pending buffer. */
-  pendingSize(): { count: number; bytes: number } {
-    return { count: this.#pending.count, bytes: this.#pending.bytes };
-  }
-
-  /** Number and bytes of operations in quarantine. */
-  quarantineSize(): { count: number; bytes: number } {
-    return { count: this.#quarantine.count, bytes: this.#quarantine.bytes };
-  }
-
-  /** True when the operation is applied. */
-  has(id: OpId): boolean {
-    return this.#applied.has(id);
-  }
-
-  /** The applied operation with this id. */
-  get(id: OpId): Operation | undefined {
-    return this.#applied.get(id);
-  }
-
-  /** True when the operation is held in quarantine. */
-  isQuarantined(id: OpId): boolean {
-    return this.#quarantine.has(id);
-  }
-
-  /** Operations in quarantine, in the order they entered it. */
-  quarantined(): Operation[] {
-    return this.#quarantine.operations();
-  }
-
-  /** The author's applied operation at `seq` (1-based). */
-  at(author: NodeId, seq: number): Operation | undefined {
-    return this.#applied.at(author, seq);
-  }
-
-  /** Applied operations in apply order. */
-  all(): readonly Operation[] {
-    return this.#applied.all();
-  }
-
-  /** Author -> count of applied operations (for a forked author, at most its fork point - 1). */
-  clock(): VectorClock {
-    return this.#applied.clock();
-  }
-
-  /** Author -> id of its last applied operation. */
-  heads(): ClockHeads {
-    return this.#applied.heads();
-  }
-
-  /** Number of applied operations by `author`. */
-  countOf(author: NodeId): number {
-    return this.#applied.countOf(author);
-  }
-
-  /** Id of `author`'s last applied operation. */
-  headOf(author: NodeId): OpId | null {
-    return this.#applied.tail(author)?.id ?? null;
-  }
-
-  /**
-   * The operation `author`'s next one follows: its last applied one, or,
-   * once it is forked, its highest held one (its quarantined line), so that a
-   * forked node's own new operations never repeat one it already signed.
-   */
-  tipOf(author: NodeId): Operation | undefined {
-    const tip = this.#applied.tail(author);
-    if (!this.#forks.has(author)) return tip;
-    const quarantined = this.#quarantine.highestOf(author);
-    return quarantined !== undefined && (tip === undefined || quarantined.seq > tip.seq)
-      ? quarantined
-      : tip;
-  }
-
-  /**
-   * The current frontier: applied operations that no other applied operation
-   * names as `prev` or dependency. New local operations depend on it, so they
-   * never depend on a quarantined operation.
-   */
-  frontier(): OpId[] {
-    return this.#applied.frontier();
-  }
-
-  /** Fork proofs known, one per equivocating author (the lowest known). */
-  forks(): ForkProof[] {
-    return [...this.#forks.values()];
-  }
-
-  /** True when `author` has been caught equivocating. */
-  isForked(author: NodeId): boolean {
-    return this.#forks.has(author);
-  }
-
-  /** The author's fork point (the seq from which its operations are quarantined), if forked. */
-  forkPoint(author: NodeId): number | undefined {
-    return this.#forks.get(author)?.seq;
-  }
-
-  /**
-   * Operations a peer with clock `theirs` lacks, in an order it can apply them
-   * (see `AppliedChains.opsSince`); never quarantined ones ({@link quarantineToSend}).
-   */
-  opsSince(theirs: VectorClock, theirHeads: ClockHeads = {}): Operation[] {
-    return this.#applied.opsSince(theirs, theirHeads);
-  }
-
-  /**
-   * `ops` (quarantined operations) with, before each author's first one, the
-   * last operation of that author's agreed chain (at its fork point - 1) when
-   * held. A peer that holds a different operation there detects a fork below
-   * the one it knows, so all nodes settle on the same agreed chain.
-   */
-  withAnchors(ops: readonly Operation[]): Operation[] {
-    return withAnchors(ops, (author) => {
-      const point = this.#forks.get(author)?.seq;
-      return point !== undefined && point > 1 ? this.at(author, point - 1) : undefined;
-    });
-  }
-
-  /** Every quarantined operation with its anchors: what a session sends a peer after the fork proofs. */
-  quarantineToSend(): Operation[] {
-    return this.withAnchors(this.quarantined());
+    return { held: this.#held, applied: this.applied, quarantine: this.quarantine };
   }
 
   /**
    * Checks a fork proof and records it when it is new or lowers the author's
-   * fork point. Returns what changed, or `undefined` for an invalid proof or
-   * one at or above the known fork point.
+   * fork point. Returns what changed, or `undefined` for a proof that is
+   * invalid, about an author who may not write, at or above the known fork
+   * point, or beyond the proof bounds (refused, not stored).
    */
   addForkProof(proof: ForkProof): BatchResult | undefined {
-    const known = this.#forks.get(proof.author);
+    const known = this.forkProofs.get(proof.author);
     if (known !== undefined && known.seq <= proof.seq) return undefined;
-    if (!isValidForkProof(proof, this.#verifier)) return undefined;
+    if (!this.#mayAuthor(proof.author) || !isValidForkProof(proof, this.#verifier)) {
+      return undefined;
+    }
     const work = newWork();
-    this.#fork(proof, work);
+    if (!this.#fork(proof, work)) return undefined;
     this.#drain(work);
-    return batchResult(work, (id) => this.#applied.has(id), []);
+    return batchResult(work, (id) => this.applied.has(id), []);
   }
 
   /** Snapshot for {@link OpLog.rollback}. */
   mark(): LogMark {
-    return takeMark(this.#state, this.#forks, this.#generation);
+    return takeMark(this.#state, this.forkProofs, this.#generation);
   }
 
   /**
@@ -245,7 +132,7 @@ export class OpLog {
    * buffer are not restored.
    */
   rollback(mark: LogMark): void {
-    this.#forks = new Map(mark.forks);
+    this.forkProofs = new Map(mark.forks);
     if (mark.generation !== this.#generation) {
       // The derived state was rebuilt since the mark: rebuild it again from what was held then.
       this.#held.length = mark.held;
@@ -269,6 +156,8 @@ export class OpLog {
       const op = ops[i];
       if (this.#isKnown(op.id) || seen.has(op.id)) {
         statuses[i] = "duplicate";
+      } else if (encodedSize(op) > OPERATION_LIMITS.maxBytes) {
+        statuses[i] = "invalid"; // parseOperation refuses these; this guards every other path in
       } else if (!this.#mayAuthor(op.author)) {
         statuses[i] = "unauthorized";
       } else {
@@ -285,7 +174,14 @@ export class OpLog {
       statuses[i] = valid[k] ? this.#admit(ops[i], work) : "invalid";
       this.#drain(work);
     }
-    return batchResult(work, (id) => this.#applied.has(id), statuses);
+    if (work.dropped.length > 0) {
+      // An operation parked earlier in this batch may have been evicted since.
+      const dropped = new Set(work.dropped.map((op) => op.id));
+      for (let i = 0; i < ops.length; i++) {
+        if (statuses[i] === "pending" && dropped.has(ops[i].id)) statuses[i] = "dropped";
+      }
+    }
+    return batchResult(work, (id) => this.applied.has(id), statuses);
   }
 
   /**
@@ -295,12 +191,12 @@ export class OpLog {
    * order (a caller bug).
    */
   applyTrusted(op: Operation): "applied" | "forked-author" {
-    const point = this.#forks.get(op.author)?.seq;
+    const point = this.forkProofs.get(op.author)?.seq;
     if (point !== undefined && op.seq >= point) {
-      if (this.#applied.has(op.id) || this.#quarantine.has(op.id)) {
+      if (this.applied.has(op.id) || this.quarantine.has(op.id)) {
         throw new Error(`Cannot apply operation ${op.id}: it is already held`);
       }
-      this.#quarantine.add(op, true);
+      this.quarantine.add(op, true);
       this.#held.push(op);
       return "forked-author";
     }
@@ -308,7 +204,7 @@ export class OpLog {
     if (verdict.kind !== "ready") {
       throw new Error(`Cannot apply operation ${op.id}: ${describeVerdict(op, verdict)}`);
     }
-    this.#applied.apply(op);
+    this.applied.apply(op);
     this.#held.push(op);
     return "applied";
   }
@@ -328,9 +224,9 @@ export class OpLog {
       const unplaced = replayStore(
         {
           recordStoredProof: (proof) => {
-            const known = this.#forks.get(proof.author);
+            const known = this.forkProofs.get(proof.author);
             if (
-              (known === undefined || proof.seq < known.seq) &&
+              (known === undefined || proof.seq < known.seq) && this.#mayAuthor(proof.author) &&
               isValidForkProof(proof, this.#verifier)
             ) this.#fork(proof, work);
           },
@@ -340,13 +236,13 @@ export class OpLog {
             return status === "pending" ? "pending" : status === "invalid" ? "invalid" : "placed";
           },
           reasonFor: (op) => {
-            const waiting = this.#pending.get(op.id)?.waitingOn;
+            const waiting = this.pending.get(op.id)?.waitingOn;
             return waiting !== undefined
               ? `waits for ${waiting}`
               : describeVerdict(op, this.#check(op));
           },
-          isHeld: (id) => this.#applied.has(id) || this.#quarantine.has(id),
-          unpark: (id) => void this.#pending.unpark(id),
+          isHeld: (id) => this.applied.has(id) || this.quarantine.has(id),
+          unpark: (id) => void this.pending.unpark(id),
           forkPoint: (author) => this.forkPoint(author),
           at: (author, seq) => this.at(author, seq),
           fork: (proof) => {
@@ -358,7 +254,7 @@ export class OpLog {
         proofs,
       );
       for (const left of unplaced) {
-        if (this.#pending.has(left.op.id)) this.#storedUnheld.add(left.op.id);
+        if (this.pending.has(left.op.id)) this.#storedUnheld.add(left.op.id);
       }
       return unplaced;
     } finally {
@@ -367,38 +263,44 @@ export class OpLog {
   }
 
   #isKnown(id: OpId): boolean {
-    return this.#applied.has(id) || this.#pending.has(id) || this.#quarantine.has(id);
+    return this.applied.has(id) || this.pending.has(id) || this.quarantine.has(id);
   }
 
   /** The chain rules for `op` against its author's applied chain; quarantined deps count as held. */
   #check(op: Operation): ChainVerdict {
     return checkChain(
       op,
-      this.#applied.tail(op.author),
-      (id) => (this.#applied.get(id) ?? this.#quarantine.get(id))?.time,
+      this.applied.tail(op.author),
+      (id) => (this.applied.get(id) ?? this.quarantine.get(id))?.time,
     );
   }
 
   /** Places one verified (or trusted) operation: applies, quarantines, parks or refuses it. */
   #admit(op: Operation, work: Work): ReceiveStatus {
     if (this.#isKnown(op.id)) return "duplicate";
-    const point = this.#forks.get(op.author)?.seq;
+    const point = this.forkProofs.get(op.author)?.seq;
     if (point !== undefined && op.seq >= point) return this.#enterQuarantine(op, work);
     const held = this.at(op.author, op.seq);
     if (held !== undefined) {
       // A second operation at a position of the agreed chain: a fork, below any known one.
-      this.#fork({ author: op.author, seq: op.seq, a: held, b: op }, work);
-      return "fork";
+      if (this.#fork({ author: op.author, seq: op.seq, a: held, b: op }, work)) return "fork";
+      work.dropped.push(op);
+      return "dropped";
     }
     const verdict = this.#check(op);
     switch (verdict.kind) {
       case "ready":
-        this.#applied.apply(op);
+        this.applied.apply(op);
         work.applied.push(op);
         this.#hold(op, work);
         return "applied";
-      case "waiting":
-        return this.#pending.park(op, verdict.on, this.#loading) ? "pending" : "dropped";
+      case "waiting": {
+        const { parked, evicted } = this.pending.park(op, verdict.on, this.#loading);
+        for (const entry of evicted) work.dropped.push(entry.op);
+        if (parked) return "pending";
+        work.dropped.push(op);
+        return "dropped";
+      }
       case "taken":
       case "broken":
         return "invalid";
@@ -406,7 +308,10 @@ export class OpLog {
   }
 
   #enterQuarantine(op: Operation, work: Work): ReceiveStatus {
-    if (!this.#quarantine.add(op, this.#loading)) return "dropped";
+    if (!this.quarantine.add(op, this.#loading)) {
+      work.dropped.push(op);
+      return "dropped";
+    }
     work.quarantined.push(op);
     this.#hold(op, work);
     return "forked-author";
@@ -422,18 +327,20 @@ export class OpLog {
    * Records `proof` when it is new or lowers the author's fork point: applied
    * operations at or after it move to quarantine (rebuilding the derived
    * state), both operations of the proof are kept as evidence, and the
-   * author's pending operations at or after it are placed again.
+   * author's pending operations at or after it are placed again. False (and
+   * nothing changes) when it is not lower or would pass the proof bounds.
    */
   #fork(proof: ForkProof, work: Work): boolean {
-    const known = this.#forks.get(proof.author);
+    const known = this.forkProofs.get(proof.author);
     if (known !== undefined && known.seq <= proof.seq) return false;
+    if (!this.#loading && !proofFits(this.forkProofs, proof, this.#proofLimits)) return false;
     const ordered = orderedProof(proof);
-    this.#forks.set(proof.author, ordered);
+    this.forkProofs.set(proof.author, ordered);
     work.forks.set(proof.author, ordered);
-    if (this.#applied.countOf(proof.author) >= proof.seq) {
+    if (this.applied.countOf(proof.author) >= proof.seq) {
       const moved: Operation[] = [];
-      for (let seq = proof.seq; seq <= this.#applied.countOf(proof.author); seq++) {
-        moved.push(this.#applied.at(proof.author, seq)!);
+      for (let seq = proof.seq; seq <= this.applied.countOf(proof.author); seq++) {
+        moved.push(this.applied.at(proof.author, seq)!);
       }
       this.#rebuild();
       work.quarantined.push(...moved);
@@ -441,17 +348,15 @@ export class OpLog {
     }
     // Evidence: with both signed operations held (and so stored), the fork is found again after
     // a restart even when the store kept an earlier, higher proof; peers receive them too.
-    if (this.#mayAuthor(proof.author)) {
-      for (const op of [ordered.a, ordered.b]) {
-        if (!this.#isKnown(op.id)) this.#enterQuarantine(op, work);
-      }
+    for (const op of [ordered.a, ordered.b]) {
+      if (!this.#isKnown(op.id)) this.#enterQuarantine(op, work);
     }
     const waiting: Operation[] = [];
-    for (const entry of this.#pending.entries()) {
+    for (const entry of this.pending.entries()) {
       if (entry.op.author === proof.author && entry.op.seq >= proof.seq) waiting.push(entry.op);
     }
     for (const op of waiting) {
-      if (this.#pending.unpark(op.id)) this.#admit(op, work);
+      if (this.pending.unpark(op.id)) this.#admit(op, work);
     }
     return true;
   }
@@ -462,12 +367,12 @@ export class OpLog {
    */
   #rebuild(): void {
     this.#generation++;
-    this.#applied.clear();
-    this.#quarantine.clear();
+    this.applied.clear();
+    this.quarantine.clear();
     for (const op of this.#held) {
-      const point = this.#forks.get(op.author)?.seq;
-      if (point !== undefined && op.seq >= point) this.#quarantine.add(op, true);
-      else this.#applied.apply(op);
+      const point = this.forkProofs.get(op.author)?.seq;
+      if (point !== undefined && op.seq >= point) this.quarantine.add(op, true);
+      else this.applied.apply(op);
     }
   }
 
@@ -475,7 +380,7 @@ export class OpLog {
   #drain(work: Work): void {
     while (work.released < work.held.length) {
       const id = work.held[work.released++].id;
-      for (const entry of this.#pending.release(id)) this.#admit(entry.op, work);
+      for (const entry of this.pending.release(id)) this.#admit(entry.op, work);
     }
   }
 }

@@ -9,7 +9,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { fromHex, isHex128, isHex64, toHex } from "../protocol/bytes.ts";
+import { fromHex, isHex128, isHex64, toHex, utf8Length } from "../protocol/bytes.ts";
 import { canonicalJson, checkJsonValue, type JsonValue, withSortedKeys } from "./canonical.ts";
 import type { Identity, NodeId, SignatureVerifier } from "./identity.ts";
 
@@ -64,7 +64,12 @@ export const OPERATION_LIMITS = {
   maxKeyLength: 256,
   /** Most fields in one `update`. */
   maxFields: 64,
-  /** Largest wire form of one operation, in bytes. */
+  /**
+   * Largest canonical encoding of one whole signed operation, in UTF-8 bytes
+   * ({@link encodedSize}): measured on the form this code re-encodes, never on
+   * the literal text received, so `9e15`-style literals count at their
+   * canonical (plain decimal) length.
+   */
   maxBytes: 64 * 1024,
 } as const;
 
@@ -88,6 +93,36 @@ export function operationId(op: UnsignedOperation): OpId {
   return createHash("sha256").update(ID_DOMAIN + canonicalBody(op)).digest("hex");
 }
 
+/**
+ * An operation refused because its canonical encoding is over
+ * {@link OPERATION_LIMITS}.maxBytes. A `SyntaxError` like every other parse
+ * refusal; its own class so that a receiver can drop and count it as an
+ * invalid operation rather than as a malformed frame.
+ */
+export class OperationTooLargeError extends SyntaxError {
+  /** The canonical encoding's size in bytes. */
+  readonly bytes: number;
+
+  /** Creates the error for an encoding of `bytes` bytes. */
+  constructor(action: string, bytes: number) {
+    super(
+      `Cannot ${action}: its canonical encoding is ${bytes} bytes, over the limit of ` +
+        `${OPERATION_LIMITS.maxBytes}`,
+    );
+    this.name = "OperationTooLargeError";
+    this.bytes = bytes;
+  }
+}
+
+/**
+ * UTF-8 bytes of the operation's canonical encoding: the whole signed
+ * operation, integers in plain decimal, strings escaped as `JSON.stringify`
+ * does (the unit of {@link OPERATION_LIMITS}.maxBytes).
+ */
+export function encodedSize(op: Operation): number {
+  return utf8Length(encodeOperation(op));
+}
+
 /** Computes the id and signs it with `identity`, whose node id must be the author. */
 export function signOperation(op: UnsignedOperation, identity: Identity): Operation {
   if (op.author !== identity.nodeId) {
@@ -98,7 +133,10 @@ export function signOperation(op: UnsignedOperation, identity: Identity): Operat
   const unsigned = { ...op, mutation: sortedMutation(op.mutation) };
   const id = operationId(unsigned);
   const sig = toHex(identity.sign(fromHex(id)));
-  return { ...unsigned, id, sig };
+  const signed = { ...unsigned, id, sig };
+  const bytes = encodedSize(signed);
+  if (bytes > OPERATION_LIMITS.maxBytes) throw new OperationTooLargeError("sign operation", bytes);
+  return signed;
 }
 
 function pathProblem(path: unknown, where: string): string | undefined {
@@ -179,7 +217,8 @@ export function unsignedOperationProblem(op: UnsignedOperation): string | undefi
 /**
  * Parses one operation from its JSON wire form (a parsed object), checking
  * shape and limits but not the id or signature. Throws `SyntaxError` naming
- * the problem.
+ * the problem, {@link OperationTooLargeError} when its canonical encoding is
+ * over the size limit.
  */
 export function parseOperation(value: unknown): Operation {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
@@ -201,6 +240,8 @@ export function parseOperation(value: unknown): Operation {
     (isHex128(op.sig) ? undefined : "sig must be 128 lowercase hex characters");
   if (problem) throw new SyntaxError(`Cannot parse operation: ${problem}`);
   op.mutation = sortedMutation(op.mutation);
+  const bytes = encodedSize(op);
+  if (bytes > OPERATION_LIMITS.maxBytes) throw new OperationTooLargeError("parse operation", bytes);
   return op;
 }
 
@@ -239,11 +280,18 @@ export function encodeOperation(op: Operation): string {
   return encoded;
 }
 
+/**
+ * Most UTF-16 code units of text {@link decodeOperation} parses: the size
+ * limit applies to the canonical form, and escapes (`\u0041`) or whitespace
+ * can make the text up to six times longer than that.
+ */
+const MAX_DECODE_TEXT = 6 * OPERATION_LIMITS.maxBytes;
+
 /** Parses an operation from a JSON string; throws `SyntaxError` on bad input. */
 export function decodeOperation(text: string): Operation {
-  if (text.length > OPERATION_LIMITS.maxBytes) {
+  if (text.length > MAX_DECODE_TEXT) {
     throw new SyntaxError(
-      `Cannot parse operation: larger than ${OPERATION_LIMITS.maxBytes} bytes`,
+      `Cannot parse operation: its text is longer than ${MAX_DECODE_TEXT} characters`,
     );
   }
   let parsed: unknown;

@@ -2,8 +2,15 @@
  * The bounded causal buffer: verified operations that arrived before an
  * operation they need (their predecessor or a dependency), indexed by what
  * they wait for so that holding it releases them.
+ *
+ * Fairness: each author has a quota (a quarter of the buffer by default), so
+ * one writer cannot fill it. When the buffer is full, room for a new
+ * operation is made by evicting the newest operations of the author holding
+ * the most, never those of an author holding less than the newcomer's; the
+ * caller reports what was evicted so it is asked for again.
  * @module
  */
+import type { NodeId } from "./identity.ts";
 import { encodeOperation, type Operation, type OpId } from "./operation.ts";
 
 /** Bounds of a buffer: the pending buffer, or the quarantine. */
@@ -12,6 +19,10 @@ export interface PendingLimits {
   maxCount?: number;
   /** Most bytes (JSON wire form) held. @default 16 MiB */
   maxBytes?: number;
+  /** Pending buffer only: most operations of one author. @default a quarter of maxCount */
+  maxPerAuthor?: number;
+  /** Pending buffer only: most bytes of one author. @default a quarter of maxBytes */
+  maxBytesPerAuthor?: number;
 }
 
 /** Default {@link PendingLimits.maxCount}. */
@@ -29,18 +40,37 @@ export interface PendingEntry {
   readonly waitingOn: OpId;
 }
 
-/** Operations waiting for another operation, within count and byte bounds. */
+/** What {@link PendingBuffer.park} did. */
+export interface ParkResult {
+  /** True when the operation is now parked. */
+  parked: boolean;
+  /** Operations evicted to make room (other authors' newest), to be asked for again. */
+  evicted: PendingEntry[];
+}
+
+/** One author's share of the buffer, newest last. */
+interface AuthorShare {
+  ids: OpId[];
+  bytes: number;
+}
+
+/** Operations waiting for another operation, within count and byte bounds and per-author quotas. */
 export class PendingBuffer {
   readonly #entries = new Map<OpId, PendingEntry>();
   readonly #waiters = new Map<OpId, OpId[]>();
+  readonly #authors = new Map<NodeId, AuthorShare>();
   #bytes = 0;
   readonly #maxCount: number;
   readonly #maxBytes: number;
+  readonly #maxPerAuthor: number;
+  readonly #maxBytesPerAuthor: number;
 
   /** Creates an empty buffer with these bounds. */
   constructor(limits: PendingLimits = {}) {
     this.#maxCount = limits.maxCount ?? DEFAULT_MAX_COUNT;
     this.#maxBytes = limits.maxBytes ?? DEFAULT_MAX_BYTES;
+    this.#maxPerAuthor = limits.maxPerAuthor ?? Math.max(1, Math.floor(this.#maxCount / 4));
+    this.#maxBytesPerAuthor = limits.maxBytesPerAuthor ?? Math.floor(this.#maxBytes / 4);
   }
 
   /** Number of operations parked. */
@@ -68,22 +98,59 @@ export class PendingBuffer {
     return this.#entries.values();
   }
 
+  /** Number and bytes of `author`'s parked operations. */
+  shareOf(author: NodeId): { count: number; bytes: number } {
+    const share = this.#authors.get(author);
+    return { count: share?.ids.length ?? 0, bytes: share?.bytes ?? 0 };
+  }
+
   /**
-   * Parks `op` until `waitingOn` is held. Returns false (and parks nothing)
-   * when the buffer is full, unless `unbounded` (a store replay).
+   * Parks `op` until `waitingOn` is held, unless its author is at its quota.
+   * When the buffer is full, evicts the newest operations of the author
+   * holding the most (while that is not `op`'s author) to make room. With
+   * `unbounded` (a store replay) no bound applies.
    */
-  park(op: Operation, waitingOn: OpId, unbounded = false): boolean {
+  park(op: Operation, waitingOn: OpId, unbounded = false): ParkResult {
     const bytes = encodeOperation(op).length;
-    if (
-      !unbounded &&
-      (this.#entries.size >= this.#maxCount || this.#bytes + bytes > this.#maxBytes)
-    ) return false;
+    const evicted: PendingEntry[] = [];
+    if (!unbounded) {
+      const own = this.shareOf(op.author);
+      if (own.count >= this.#maxPerAuthor || own.bytes + bytes > this.#maxBytesPerAuthor) {
+        return { parked: false, evicted };
+      }
+      while (this.#entries.size >= this.#maxCount || this.#bytes + bytes > this.#maxBytes) {
+        const victim = this.#largestShare();
+        if (victim === undefined || victim === op.author) return { parked: false, evicted };
+        const ids = this.#authors.get(victim)!.ids;
+        evicted.push(this.unpark(ids[ids.length - 1])!);
+      }
+    }
     this.#entries.set(op.id, { op, bytes, waitingOn });
     this.#bytes += bytes;
+    let share = this.#authors.get(op.author);
+    if (!share) this.#authors.set(op.author, share = { ids: [], bytes: 0 });
+    share.ids.push(op.id);
+    share.bytes += bytes;
     const list = this.#waiters.get(waitingOn);
     if (list) list.push(op.id);
     else this.#waiters.set(waitingOn, [op.id]);
-    return true;
+    return { parked: true, evicted };
+  }
+
+  /** The author holding the most bytes (then the most operations). */
+  #largestShare(): NodeId | undefined {
+    let largest: NodeId | undefined;
+    let best: AuthorShare | undefined;
+    for (const [author, share] of this.#authors) {
+      if (
+        best === undefined || share.bytes > best.bytes ||
+        (share.bytes === best.bytes && share.ids.length > best.ids.length)
+      ) {
+        largest = author;
+        best = share;
+      }
+    }
+    return largest;
   }
 
   /** Removes a parked operation; returns its entry, or undefined when it was not parked. */
@@ -92,10 +159,15 @@ export class PendingBuffer {
     if (!entry) return undefined;
     this.#entries.delete(id);
     this.#bytes -= entry.bytes;
+    const share = this.#authors.get(entry.op.author)!;
+    const at = share.ids.lastIndexOf(id);
+    if (at >= 0) share.ids.splice(at, 1);
+    share.bytes -= entry.bytes;
+    if (share.ids.length === 0) this.#authors.delete(entry.op.author);
     const list = this.#waiters.get(entry.waitingOn);
     if (list) {
-      const at = list.indexOf(id);
-      if (at >= 0) list.splice(at, 1);
+      const index = list.indexOf(id);
+      if (index >= 0) list.splice(index, 1);
       if (list.length === 0) this.#waiters.delete(entry.waitingOn);
     }
     return entry;

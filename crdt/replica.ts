@@ -13,6 +13,7 @@
 import type { ClockHeads, VectorClock } from "./clock.ts";
 import { CrdtDocument } from "./document.ts";
 import { type Identity, type NodeId, SignatureVerifier } from "./identity.ts";
+import type { ForkProofLimits } from "./forks.ts";
 import { type BatchResult, type LogMark, OpLog, type PendingLimits } from "./log.ts";
 import {
   hasValidId,
@@ -51,6 +52,8 @@ export interface ReplicaOptions {
   pending?: PendingLimits;
   /** Bounds of the quarantine for operations of forked authors from their fork point on. */
   quarantine?: PendingLimits;
+  /** Bounds of the fork proofs held (and stored and sent); a proof beyond them is refused. */
+  forkProofs?: ForkProofLimits;
 }
 
 /** Options for {@link Replica.receive}. */
@@ -105,6 +108,7 @@ export class Replica {
       mayAuthor: options.mayAuthor,
       pending: options.pending,
       quarantine: options.quarantine,
+      forkProofs: options.forkProofs,
     });
   }
 
@@ -247,7 +251,8 @@ export class Replica {
 
   /**
    * Checks and records a fork proof from a peer; true when it was new (or
-   * lowers the author's fork point) and valid.
+   * lowers the author's fork point), valid, about an author that may write,
+   * and within the proof bounds. A refused proof is not stored.
    */
   addForkProof(proof: ForkProof, origin?: unknown): boolean {
     this.#checkOpen("add a fork proof");

@@ -4,7 +4,11 @@
  * (or is corrupt). Nothing is ever deleted or rewritten to recover.
  * @module
  */
+import { resolve } from "node:path";
 import type { DatabaseSync } from "node:sqlite";
+import { isHex64 } from "../protocol/bytes.ts";
+import { decodeOperation, type Operation, operationToWire, parseOperation } from "./operation.ts";
+import type { ForkProof } from "./store.ts";
 
 /**
  * Thrown by {@link SqliteStore.open} when another process (or another
@@ -206,4 +210,132 @@ export function identifyStoreFile(
     }
   }
   return { fresh, version };
+}
+
+/**
+ * A fork proof as the `forks.proof` column stores it: JSON
+ * `{author, seq, a, b}` with `a` and `b` in wire form.
+ *
+ * @throws {TypeError} the proof is malformed (it would not load back).
+ */
+export function encodeForkProof(proof: ForkProof): string {
+  if (!isHex64(proof.author) || !Number.isSafeInteger(proof.seq) || proof.seq < 1) {
+    throw new TypeError("Cannot save fork proof: author or seq is malformed");
+  }
+  let a: Operation, b: Operation;
+  try {
+    a = operationToWire(parseOperation(proof.a));
+    b = operationToWire(parseOperation(proof.b));
+  } catch (error) {
+    throw new TypeError(`Cannot save fork proof: ${messageOf(error)}`, { cause: error });
+  }
+  return JSON.stringify({ author: proof.author, seq: proof.seq, a, b });
+}
+
+/**
+ * Decodes a stored fork proof of `author` from the store at `path`.
+ *
+ * @throws {StoreCorruptError} it does not decode.
+ */
+export function decodeForkProof(path: string, author: string, json: string): ForkProof {
+  try {
+    const value = JSON.parse(json) as Record<string, unknown>;
+    if (value.author !== author || !Number.isSafeInteger(value.seq)) {
+      throw new SyntaxError("author or seq is malformed");
+    }
+    return {
+      author,
+      seq: value.seq as number,
+      a: parseOperation(value.a),
+      b: parseOperation(value.b),
+    };
+  } catch (error) {
+    throw new StoreCorruptError(
+      path,
+      `Cannot load store at ${path}: the fork proof of author ${author} does ` +
+        `not decode: ${messageOf(error)}. ${CORRUPT_ADVICE}`,
+      { cause: error },
+    );
+  }
+}
+
+/** True when `path` exists. */
+export function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}
+
+/** Owner-only access for the store and the files SQLite makes beside it. */
+const STORE_FILE_MODE = 0o600;
+
+/**
+ * Makes `path` (created empty when missing) and its `-wal` and `-shm` files,
+ * when present, readable and writable by the owner only. SQLite gives the
+ * files it creates beside a database the database file's mode, so they are
+ * 0600 from the start too.
+ */
+export function restrictMode(path: string): void {
+  if (Deno.build.os === "windows") return; // no POSIX modes; the folder's ACL applies
+  try {
+    Deno.openSync(path, { create: true, write: true, mode: STORE_FILE_MODE }).close();
+    for (const file of [path, `${path}-wal`, `${path}-shm`]) {
+      const mode = exists(file) ? Deno.statSync(file).mode : null;
+      if (mode !== null && (mode & 0o077) !== 0) Deno.chmodSync(file, STORE_FILE_MODE);
+    }
+  } catch (error) {
+    throw openError(path, error);
+  }
+}
+
+/** A `file:` URI that opens `path` as immutable (no locks, no -wal or -shm files). */
+export function immutableUri(path: string): string {
+  const absolute = resolve(path).split("/").map(encodeURIComponent).join("/");
+  return `file:${absolute}?immutable=1`;
+}
+
+/** A row of `SELECT seq_no, id, body FROM ops`, read as an array. */
+export type OpRow = [seqNo: number, id: string, body: string];
+
+/** Decodes a row of the `ops` table of the store at `path`. */
+export function decodeRow(path: string, row: OpRow): Operation {
+  const [seqNo, id, body] = row;
+  let op: Operation;
+  try {
+    op = decodeOperation(body);
+  } catch (error) {
+    throw new StoreCorruptError(
+      path,
+      `Cannot load store at ${path}: row seq_no ${seqNo} (id ${id}) does ` +
+        `not decode: ${messageOf(error)}. ${CORRUPT_ADVICE}`,
+      { cause: error },
+    );
+  }
+  if (op.id !== id) {
+    throw new StoreCorruptError(
+      path,
+      `Cannot load store at ${path}: row seq_no ${seqNo} has id ${id} but ` +
+        `its body is operation ${op.id}. ${CORRUPT_ADVICE}`,
+    );
+  }
+  return op;
+}
+
+/** Names an error raised while reading the store at `path`. */
+export function readError(path: string, error: unknown): Error {
+  const primary = (sqliteCode(error) ?? 0) & 0xff;
+  if (primary === SQLITE_CORRUPT || primary === SQLITE_NOTADB) {
+    return new StoreCorruptError(
+      path,
+      `Cannot load store at ${path}: ${messageOf(error)}. ${CORRUPT_ADVICE}`,
+      { cause: error },
+    );
+  }
+  return new Error(`Cannot load store at ${path}: ${messageOf(error)}`, {
+    cause: error,
+  });
 }

@@ -9,6 +9,9 @@
  * never written to, repaired or replaced: opening it throws
  * {@link StoreCorruptError}.
  *
+ * The file is created (and an existing one tightened to) mode 0600, owner
+ * only; SQLite gives its `-wal` file the same mode.
+ *
  * Schema (version 1):
  *
  * ```sql
@@ -26,27 +29,23 @@
  * ```
  * @module
  */
-import { resolve } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
-import {
-  decodeOperation,
-  encodeOperation,
-  type Operation,
-  OPERATION_LIMITS,
-  operationToWire,
-  parseOperation,
-} from "./operation.ts";
-import type { AppendOptions, ForkProof, Store } from "./store.ts";
-import { isHex64 } from "../protocol/bytes.ts";
+import { encodedSize, encodeOperation, type Operation, OPERATION_LIMITS } from "./operation.ts";
+import { OwnHeadFile, readOwnHead } from "./own_head_file.ts";
+import type { AppendOptions, ForkProof, OwnHead, Store } from "./store.ts";
 import {
   checkHeader,
-  CORRUPT_ADVICE,
+  decodeForkProof,
+  decodeRow,
+  encodeForkProof,
+  exists,
   identifyStoreFile,
+  immutableUri,
   messageOf,
   openError,
-  SQLITE_CORRUPT,
-  SQLITE_NOTADB,
-  sqliteCode,
+  type OpRow,
+  readError,
+  restrictMode,
   StoreCorruptError,
 } from "./sqlite_file.ts";
 
@@ -98,9 +97,6 @@ const CACHE_SIZE_KIB = 16384;
 /** Rows per multi-row INSERT (4 parameters each, well under SQLite's 32,766 limit). */
 const INSERT_ROWS = 64;
 
-/** A row of `SELECT seq_no, id, body FROM ops`, read as an array. */
-type OpRow = [seqNo: number, id: string, body: string];
-
 /** `setReturnArrays` exists in node:sqlite (Node 24, Deno 2.9) but not in Deno's types yet. */
 type ArrayRowStatement = StatementSync & { setReturnArrays(enabled: boolean): void };
 
@@ -120,26 +116,10 @@ const SCHEMA_V1 = `
   PRAGMA user_version = ${SQLITE_STORE_SCHEMA_VERSION};
 `;
 
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
-}
-
-/** A `file:` URI that opens `path` as immutable (no locks, no -wal or -shm files). */
-function immutableUri(path: string): string {
-  const absolute = resolve(path).split("/").map(encodeURIComponent).join("/");
-  return `file:${absolute}?immutable=1`;
-}
-
 /** Checks an operation before storing it; returns its encoded body. */
 function encodeForStore(op: Operation, index: number): string {
   const body = encodeOperation(op);
-  if (body.length > OPERATION_LIMITS.maxBytes) {
+  if (encodedSize(op) > OPERATION_LIMITS.maxBytes) {
     throw new TypeError(
       `Cannot append operation at index ${index}: its encoding is larger than ` +
         `${OPERATION_LIMITS.maxBytes} bytes`,
@@ -203,10 +183,16 @@ export class SqliteStore implements Store {
   readonly #selectForks: StatementSync;
   #count: number | undefined;
   #closed = false;
+  /** The own-head record file: opened at the first record; never when read-only. */
+  #headFile: OwnHeadFile | null = null;
+  readonly #readOnly: boolean;
+  #head: OwnHead | null;
 
-  private constructor(path: string, db: DatabaseSync) {
+  private constructor(path: string, db: DatabaseSync, readOnly: boolean, head: OwnHead | null) {
     this.path = path;
     this.#db = db;
+    this.#readOnly = readOnly;
+    this.#head = head;
     this.#begin = db.prepare("BEGIN IMMEDIATE");
     this.#commit = db.prepare("COMMIT");
     this.#rollback = db.prepare("ROLLBACK");
@@ -255,6 +241,7 @@ export class SqliteStore implements Store {
     // log present (a running node, or one that did not close the store), only a connection that
     // may write can read it correctly: a normal one, made query-only.
     const immutable = readOnly && !exists(`${path}-wal`);
+    if (!readOnly) restrictMode(path);
     let db: DatabaseSync;
     try {
       db = immutable
@@ -279,7 +266,8 @@ export class SqliteStore implements Store {
           `Cannot open store at ${path} read-only: the file is empty, not yet a huskies-sync store`,
         );
       }
-      if (immutable) return new SqliteStore(path, db);
+      const head = readOwnHead(path);
+      if (immutable) return new SqliteStore(path, db, true, head);
       const mode = db.prepare("PRAGMA journal_mode=WAL").get() as { journal_mode: string };
       if (mode.journal_mode !== "wal") {
         throw new Error(`journal mode is ${mode.journal_mode}, WAL is required`);
@@ -297,8 +285,11 @@ export class SqliteStore implements Store {
         if (db.isTransaction) db.exec("ROLLBACK");
         throw error;
       }
-      if (readOnly) db.exec("PRAGMA query_only=ON");
-      return new SqliteStore(path, db);
+      if (readOnly) {
+        db.exec("PRAGMA query_only=ON");
+        return new SqliteStore(path, db, true, head);
+      }
+      return new SqliteStore(path, db, false, head);
     } catch (error) {
       try {
         db.close();
@@ -330,7 +321,10 @@ export class SqliteStore implements Store {
    */
   append(ops: readonly Operation[], options: AppendOptions = {}): void {
     this.#ensureOpen();
-    if (ops.length === 0) return;
+    if (ops.length === 0) {
+      if (options.ownHead) this.#recordHead(options.ownHead);
+      return;
+    }
     const durable = options.durable ?? true;
     if (durable !== this.#durable) {
       this.#db.exec(durable ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
@@ -363,6 +357,32 @@ export class SqliteStore implements Store {
       );
     }
     if (this.#count !== undefined) this.#count += ops.length;
+    if (options.ownHead) this.#recordHead(options.ownHead);
+  }
+
+  /**
+   * Writes the own-head record after the operations it vouches for are
+   * committed. A failure here is not the caller's: the operations are stored,
+   * and the record may lag them (the next own append writes it again), which
+   * only weakens the lost-history check, never makes it refuse wrongly.
+   */
+  #recordHead(head: OwnHead): void {
+    if (this.#readOnly) {
+      throw new Error(`Cannot record the own chain head in store at ${this.path}: it is read-only`);
+    }
+    this.#head = { ...head };
+    try {
+      this.#headFile ??= OwnHeadFile.open(this.path);
+      this.#headFile.write(head);
+    } catch {
+      // See above: lagging is safe.
+    }
+  }
+
+  /** The last recorded own chain head (from `ops.db-head`), or null. */
+  loadOwnHead(): OwnHead | null {
+    this.#ensureOpen();
+    return this.#head === null ? null : { ...this.#head };
   }
 
   /**
@@ -388,50 +408,12 @@ export class SqliteStore implements Store {
         this.#ensureOpen();
         rows = this.#selectOps.all(after, LOAD_CHUNK_ROWS) as unknown as OpRow[];
       } catch (error) {
-        throw this.#readError(error);
+        throw this.#closed ? error : readError(this.path, error);
       }
-      for (const row of rows) yield this.#decodeRow(row);
+      for (const row of rows) yield decodeRow(this.path, row);
       if (rows.length < LOAD_CHUNK_ROWS) return;
       after = rows[rows.length - 1][0];
     }
-  }
-
-  #decodeRow(row: OpRow): Operation {
-    const [seqNo, id, body] = row;
-    let op: Operation;
-    try {
-      op = decodeOperation(body);
-    } catch (error) {
-      throw new StoreCorruptError(
-        this.path,
-        `Cannot load store at ${this.path}: row seq_no ${seqNo} (id ${id}) does ` +
-          `not decode: ${messageOf(error)}. ${CORRUPT_ADVICE}`,
-        { cause: error },
-      );
-    }
-    if (op.id !== id) {
-      throw new StoreCorruptError(
-        this.path,
-        `Cannot load store at ${this.path}: row seq_no ${seqNo} has id ${id} but ` +
-          `its body is operation ${op.id}. ${CORRUPT_ADVICE}`,
-      );
-    }
-    return op;
-  }
-
-  #readError(error: unknown): Error {
-    if (this.#closed) return error as Error;
-    const primary = (sqliteCode(error) ?? 0) & 0xff;
-    if (primary === SQLITE_CORRUPT || primary === SQLITE_NOTADB) {
-      return new StoreCorruptError(
-        this.path,
-        `Cannot load store at ${this.path}: ${messageOf(error)}. ${CORRUPT_ADVICE}`,
-        { cause: error },
-      );
-    }
-    return new Error(`Cannot load store at ${this.path}: ${messageOf(error)}`, {
-      cause: error,
-    });
   }
 
   /** Number of stored operations (counted once, then kept up to date). */
@@ -451,18 +433,7 @@ export class SqliteStore implements Store {
    */
   saveFork(proof: ForkProof): void {
     this.#ensureOpen();
-    if (!isHex64(proof.author) || !Number.isSafeInteger(proof.seq) || proof.seq < 1) {
-      throw new TypeError("Cannot save fork proof: author or seq is malformed");
-    }
-    let a: Operation, b: Operation;
-    try {
-      a = operationToWire(parseOperation(proof.a));
-      b = operationToWire(parseOperation(proof.b));
-    } catch (error) {
-      throw new TypeError(`Cannot save fork proof: ${messageOf(error)}`, { cause: error });
-    }
-    const json = JSON.stringify({ author: proof.author, seq: proof.seq, a, b });
-    this.#insertFork.run(proof.author, json);
+    this.#insertFork.run(proof.author, encodeForkProof(proof));
   }
 
   /**
@@ -474,25 +445,7 @@ export class SqliteStore implements Store {
     this.#ensureOpen();
     const proofs: ForkProof[] = [];
     for (const row of this.#selectForks.all() as { author: string; proof: string }[]) {
-      try {
-        const value = JSON.parse(row.proof) as Record<string, unknown>;
-        if (value.author !== row.author || !Number.isSafeInteger(value.seq)) {
-          throw new SyntaxError("author or seq is malformed");
-        }
-        proofs.push({
-          author: row.author,
-          seq: value.seq as number,
-          a: parseOperation(value.a),
-          b: parseOperation(value.b),
-        });
-      } catch (error) {
-        throw new StoreCorruptError(
-          this.path,
-          `Cannot load store at ${this.path}: the fork proof of author ${row.author} does ` +
-            `not decode: ${messageOf(error)}. ${CORRUPT_ADVICE}`,
-          { cause: error },
-        );
-      }
+      proofs.push(decodeForkProof(this.path, row.author, row.proof));
     }
     return proofs;
   }
@@ -504,6 +457,7 @@ export class SqliteStore implements Store {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#headFile?.close();
     this.#db.close();
   }
 }

@@ -4,7 +4,7 @@
  * @module
  */
 import type { NodeId } from "./identity.ts";
-import type { Operation } from "./operation.ts";
+import type { Operation, OpId } from "./operation.ts";
 
 /** Proof that an author signed two different operations at the same position. */
 export interface ForkProof {
@@ -18,6 +18,20 @@ export interface ForkProof {
   b: Operation;
 }
 
+/**
+ * The durable record of a node's own chain head: the seq and id of the last
+ * operation it signed. The replica checks it at open: a store holding fewer
+ * of the node's own operations than this lost history.
+ */
+export interface OwnHead {
+  /** The node id (the author of the operations). */
+  author: NodeId;
+  /** The seq of its last signed operation. */
+  seq: number;
+  /** The id of that operation. */
+  id: OpId;
+}
+
 /** Options for {@link Store.append}. */
 export interface AppendOptions {
   /**
@@ -28,6 +42,17 @@ export interface AppendOptions {
    * @default true
    */
   durable?: boolean;
+  /**
+   * Records the node's own chain head along with the batch (the batch's own
+   * operations end at it). When `append` returns, the record is as durable
+   * as the operations, and it must survive losing them: a store whose
+   * operations roll back (a truncated write-ahead log, an older file
+   * restored) still reports the newer record from {@link Store.loadOwnHead}.
+   * Writing the record may lag the operations (a crash between the two
+   * leaves the older record) but never lead them. `append([], { ownHead })`
+   * writes the record alone.
+   */
+  ownHead?: OwnHead;
 }
 
 /**
@@ -49,6 +74,8 @@ export interface Store {
   saveFork(proof: ForkProof): void;
   /** Every recorded fork proof. */
   loadForks(): ForkProof[];
+  /** The last recorded own chain head (see {@link AppendOptions.ownHead}), or null. */
+  loadOwnHead(): OwnHead | null;
   /** Releases the store; later calls throw. Safe to call twice. */
   close(): void;
 }
@@ -67,16 +94,24 @@ export interface Store {
 export class MemoryStore implements Store {
   #ops: Operation[] = [];
   #forks = new Map<NodeId, ForkProof>();
+  #ownHead: OwnHead | null = null;
   #closed = false;
 
   #open(): void {
     if (this.#closed) throw new Error("Cannot use store: it is closed");
   }
 
-  /** Appends operations in order. */
-  append(ops: readonly Operation[], _options?: AppendOptions): void {
+  /** Appends operations in order and records `options.ownHead`, if given. */
+  append(ops: readonly Operation[], options: AppendOptions = {}): void {
     this.#open();
     for (const op of ops) this.#ops.push(op);
+    if (options.ownHead) this.#ownHead = { ...options.ownHead };
+  }
+
+  /** The last recorded own chain head, or null. */
+  loadOwnHead(): OwnHead | null {
+    this.#open();
+    return this.#ownHead === null ? null : { ...this.#ownHead };
   }
 
   /** Stored operations in insertion order. */

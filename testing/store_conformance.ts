@@ -240,6 +240,20 @@ export function storeConformance(
       assert.equal(store.count(), 0);
     }));
 
+  Deno.test(`${name} records the own chain head with an append, or alone`, () =>
+    withStore((store) => {
+      assert.equal(store.loadOwnHead(), null);
+      const ops = makeChain(alice, 3);
+      store.append(ops.slice(0, 2), { ownHead: { author: alice.nodeId, seq: 2, id: ops[1].id } });
+      assert.deepEqual(store.loadOwnHead(), { author: alice.nodeId, seq: 2, id: ops[1].id });
+      // Appends without a record (operations from peers) leave it as it is.
+      store.append(makeChain(bob, 2), { durable: false });
+      assert.equal(store.loadOwnHead()?.seq, 2);
+      store.append([], { ownHead: { author: alice.nodeId, seq: 3, id: ops[2].id } });
+      assert.deepEqual(store.loadOwnHead(), { author: alice.nodeId, seq: 3, id: ops[2].id });
+      assert.equal(store.count(), 4);
+    }));
+
   Deno.test(`${name} close is idempotent and every later call throws`, () =>
     withStore((store) => {
       const [op] = makeChain(alice, 1);
@@ -253,6 +267,7 @@ export function storeConformance(
       assert.throws(() => store.count(), closed);
       assert.throws(() => store.saveFork(makeForkProof(alice, "x")), closed);
       assert.throws(() => store.loadForks(), closed);
+      assert.throws(() => store.loadOwnHead(), closed);
     }));
 
   // Only for stores whose data outlives the process (not registered otherwise).
@@ -270,12 +285,15 @@ export function storeConformance(
           assert.equal(again.count(), 3);
           assert.deepEqual([...again.load()], ops);
           assert.deepEqual(again.loadForks(), [proof]);
+          assert.equal(again.loadOwnHead(), null);
           // Appends after reopening continue the same log.
           const more = makeChain(alice, 2, { startSeq: 4, prevId: ops[2].id });
-          again.append(more);
+          const head = { author: alice.nodeId, seq: 5, id: more[1].id };
+          again.append(more, { ownHead: head });
           again = reopen();
           assert.deepEqual([...again.load()], [...ops, ...more]);
           assert.equal(again.count(), 5);
+          assert.deepEqual(again.loadOwnHead(), head);
         }),
     });
   }

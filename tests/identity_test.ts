@@ -1,5 +1,13 @@
 import assert from "node:assert/strict";
-import { Identity, publicKeyProblem, SignatureVerifier } from "../crdt/identity.ts";
+import { createHash } from "node:crypto";
+import * as ed from "@noble/ed25519";
+import {
+  hasSmallOrderR,
+  Identity,
+  publicKeyProblem,
+  SignatureVerifier,
+  SMALL_ORDER_ENCODINGS,
+} from "../crdt/identity.ts";
 
 const engines = [new SignatureVerifier("native"), new SignatureVerifier("noble")];
 
@@ -92,4 +100,47 @@ Deno.test("identity keeps its seed out of JSON output", () => {
   const seedHex = id.exportSeed().toHex();
   assert.ok(!JSON.stringify(id).includes(seedHex));
   assert.deepEqual(JSON.parse(JSON.stringify(id)), { nodeId: id.nodeId });
+});
+
+/**
+ * A signature by `seed`'s key over `message` whose R is the encoding `rHex`
+ * of the identity point: S = k * a (mod L), so [S]B = R + [k]A holds and
+ * cofactorless verification alone accepts it.
+ */
+function identityRSignature(seed: Uint8Array, message: Uint8Array, rHex: string): Uint8Array {
+  const { scalar, pointBytes } = ed.utils.getExtendedPublicKey(seed);
+  const r = Uint8Array.fromHex(rHex);
+  const h = createHash("sha512").update(r).update(pointBytes).update(message).digest();
+  let k = 0n;
+  for (let i = 63; i >= 0; i--) k = (k << 8n) | BigInt(h[i]);
+  let s = ((k % L) * scalar) % L;
+  const sig = new Uint8Array(64);
+  sig.set(r);
+  for (let i = 0; i < 32; i++) {
+    sig[32 + i] = Number(s & 0xffn);
+    s >>= 8n;
+  }
+  return sig;
+}
+
+Deno.test("signature check refuses a small-order R (the libsodium rule) on every engine", () => {
+  const seed = new Uint8Array(32).fill(7);
+  const id = Identity.fromSeed(seed);
+  const message = new Uint8Array(32).fill(3);
+  const sig = identityRSignature(seed, message, SMALL_ORDER_ENCODINGS[0]);
+  assert.ok(hasSmallOrderR(sig));
+  for (const engine of engines) assert.equal(engine.verify(id.nodeId, message, sig), false);
+  assert.equal(hasSmallOrderR(id.sign(message)), false);
+});
+
+Deno.test("the small-order blocklist covers all eight torsion points, either sign bit", () => {
+  const order8 = ed.Point.fromBytes(Uint8Array.fromHex(SMALL_ORDER_ENCODINGS[3]), false);
+  let point = ed.Point.ZERO;
+  for (let i = 0; i < 8; i++) {
+    const bytes = point.toBytes();
+    assert.ok(hasSmallOrderR(new Uint8Array([...bytes, ...new Uint8Array(32)])), bytes.toHex());
+    bytes[31] ^= 0x80;
+    assert.ok(hasSmallOrderR(new Uint8Array([...bytes, ...new Uint8Array(32)])), bytes.toHex());
+    point = point.add(order8);
+  }
 });

@@ -2,7 +2,17 @@ import assert from "node:assert/strict";
 import { SignatureVerifier } from "../crdt/identity.ts";
 import { checkChain, describeVerdict } from "../crdt/chain_check.ts";
 import { OpLog } from "../crdt/log.ts";
-import { signOperation } from "../crdt/operation.ts";
+import {
+  encodedSize,
+  encodeOperation,
+  operationId,
+  signOperation,
+  verifyOperation,
+} from "../crdt/operation.ts";
+import type { JsonValue } from "../crdt/canonical.ts";
+import type { Operation } from "../crdt/operation.ts";
+import { Replica } from "../crdt/replica.ts";
+import { MemoryStore } from "../crdt/store.ts";
 import { identity, OpFactory, setField } from "./helpers.ts";
 
 const verifier = new SignatureVerifier();
@@ -60,14 +70,14 @@ Deno.test("an operation waits for its predecessor and dependencies, then applies
 Deno.test("pending buffer drops the excess beyond its count and byte bounds", () => {
   const f = new OpFactory();
   const ops = f.chain(identity(1), 12);
-  const byCount = newLog({ pending: { maxCount: 5 } });
+  const byCount = newLog({ pending: { maxCount: 5, maxPerAuthor: 5 } });
   const statuses = byCount.receive(ops.slice(1), false).statuses;
   assert.deepEqual(statuses.filter((s) => s === "pending").length, 5);
   assert.deepEqual(statuses.filter((s) => s === "dropped").length, 6);
   // Once the gap is filled, what was kept applies; the rest comes again later.
   assert.equal(byCount.receive([ops[0]], false).applied.length, 6);
   assert.equal(byCount.receive(ops.slice(6), false).applied.length, 6);
-  const byBytes = newLog({ pending: { maxBytes: 1000 } });
+  const byBytes = newLog({ pending: { maxBytes: 1000, maxBytesPerAuthor: 1000 } });
   const held = byBytes.receive(ops.slice(1), false).statuses.filter((s) => s === "pending");
   assert.ok(held.length >= 1 && held.length < 11);
   assert.ok(byBytes.pendingSize().bytes <= 1000);
@@ -119,7 +129,11 @@ Deno.test("two signed operations at one position are a fork, proven and fenced o
  * times for the shared prefix, so both sign the very same x1, x2.
  */
 function forkedChains() {
-  const x = identity(5);
+  return forkedChainsOf(identity(5));
+}
+
+/** {@link forkedChains} for author `x`. */
+function forkedChainsOf(x: ReturnType<typeof identity>) {
   const fa = new OpFactory();
   const fb = new OpFactory();
   const [x1, x2] = fa.chain(x, 2);
@@ -343,4 +357,134 @@ Deno.test("checkChain says why an operation cannot join its author's chain, as a
     reason: "time does not increase",
   });
   assert.equal(describeVerdict(stale, checkChain(stale, o1, time)), "time does not increase");
+});
+
+/** A seq-1 operation by `author` appending `value`, signed by hand (no size check applies). */
+function handSigned(author: ReturnType<typeof identity>, value: JsonValue): Operation {
+  const unsigned = {
+    author: author.nodeId,
+    seq: 1,
+    prev: null,
+    deps: [],
+    time: 1,
+    mutation: { type: "append" as const, path: ["log"], value },
+  };
+  const id = operationId(unsigned);
+  return { ...unsigned, id, sig: author.sign(Uint8Array.fromHex(id)).toHex() };
+}
+
+Deno.test("a validly signed operation over 64 KiB is counted invalid and never held or stored", () => {
+  const author = identity(3);
+  const big = handSigned(author, ["x".repeat(60_000), "é".repeat(60_000)]);
+  assert.ok(verifyOperation(big, verifier));
+  const store = new MemoryStore();
+  const replica = Replica.open({ identity: identity(4), store });
+  const result = replica.receive([big]);
+  assert.deepEqual(result.statuses, ["invalid"]);
+  assert.equal(replica.size, 0);
+  assert.equal(replica.pendingSize().count, 0);
+  assert.equal(store.count(), 0);
+});
+
+/** A fork proof for `author` at seq 1 (two signed operations setting `stage` differently). */
+function proofAtSeq1(author: ReturnType<typeof identity>, value: string | string[] = "a") {
+  const f = new OpFactory();
+  const g = new OpFactory();
+  const a = f.next(author, { type: "append", path: ["log"], value });
+  const b = g.next(author, setField("x", "stage", "other"));
+  return { author: author.nodeId, seq: 1, a, b };
+}
+
+Deno.test("fork proofs count only for authors that may write; a refused proof is not stored", () => {
+  const [writer, outsider] = [identity(20), identity(21)];
+  const store = new MemoryStore();
+  const replica = Replica.open({
+    identity: identity(22),
+    store,
+    mayAuthor: (author) => author === writer.nodeId,
+  });
+  assert.equal(replica.addForkProof(proofAtSeq1(outsider)), false);
+  assert.equal(replica.isForked(outsider.nodeId), false);
+  assert.deepEqual(store.loadForks(), []);
+  assert.equal(store.count(), 0);
+  assert.equal(replica.addForkProof(proofAtSeq1(writer)), true);
+  assert.deepEqual(store.loadForks().map((p) => p.author), [writer.nodeId]);
+});
+
+Deno.test("a fork proof whose operation is over 64 KiB (canonical) is refused", () => {
+  const author = identity(23);
+  const log = newLog();
+  const big = {
+    ...proofAtSeq1(author),
+    a: handSigned(author, ["x".repeat(40_000), "é".repeat(20_000)]),
+  };
+  assert.ok(encodeOperation(big.a).length < 65_536 && encodedSize(big.a) > 65_536);
+  assert.equal(log.addForkProof(big), undefined);
+  assert.equal(log.isForked(author.nodeId), false);
+});
+
+Deno.test("the number and bytes of fork proofs held are bounded; lowering a known one still works", () => {
+  const byCount = newLog({ forkProofs: { maxCount: 2 } });
+  const authors = [30, 31, 32].map(identity);
+  assert.ok(byCount.addForkProof(proofAtSeq1(authors[0])));
+  assert.ok(byCount.addForkProof(proofAtSeq1(authors[1])));
+  assert.equal(byCount.addForkProof(proofAtSeq1(authors[2])), undefined);
+  assert.equal(byCount.forks().length, 2);
+  // A rival operation from a third author is a fork the log cannot record: dropped, not held.
+  const f = new OpFactory();
+  const [c1] = f.chain(authors[2], 1);
+  const rival = signOperation({ ...c1, mutation: setField("y", "stage", "x") }, authors[2]);
+  assert.deepEqual(byCount.receive([c1, rival], false).statuses, ["applied", "dropped"]);
+  assert.equal(byCount.isQuarantined(rival.id), false);
+  const byBytes = newLog({ forkProofs: { maxBytes: 3000 } });
+  const large = proofAtSeq1(authors[0], "z".repeat(1200));
+  assert.ok(byBytes.addForkProof(large));
+  assert.equal(byBytes.addForkProof(proofAtSeq1(authors[1], "z".repeat(1200))), undefined);
+  // A lower proof for a known author replaces its proof: allowed while the bytes fit.
+  const x = identity(33);
+  const { x1, x2, a3, b3 } = forkedChainsOf(x);
+  const lowering = newLog({ forkProofs: { maxCount: 1 } });
+  lowering.receive([x1, x2], false);
+  assert.ok(lowering.addForkProof({ author: x.nodeId, seq: 3, a: a3, b: b3 }));
+  const x2b = signOperation({ ...x2, mutation: setField("x", "name", "rival") }, x);
+  assert.ok(lowering.addForkProof({ author: x.nodeId, seq: 2, a: x2, b: x2b }));
+  assert.equal(lowering.forkPoint(x.nodeId), 2);
+});
+
+Deno.test("one writer cannot fill the pending buffer: its quota holds, and honest operations evict its own", () => {
+  const f = new OpFactory();
+  const flooders = [50, 51, 52, 53].map(identity);
+  const honest = identity(54);
+  // 20 operations in all, 5 per author (a quarter).
+  const log = newLog({ pending: { maxCount: 20 } });
+  const floods = flooders.map((author) => f.chain(author, 9).slice(1)); // seq 1 never arrives
+  const first = log.receive(floods[0], false);
+  assert.equal(first.statuses.filter((s) => s === "pending").length, 5);
+  assert.equal(first.statuses.filter((s) => s === "dropped").length, 3);
+  assert.deepEqual(first.dropped.map((op) => op.seq), [7, 8, 9]);
+  for (const flood of floods.slice(1)) log.receive(flood, false);
+  assert.equal(log.pendingSize().count, 20);
+  // An honest author's seq 2 before its seq 1: kept, by evicting a flooder's newest operation.
+  const [h1, h2] = f.chain(honest, 2);
+  const result = log.receive([h2], false);
+  assert.deepEqual(result.statuses, ["pending"]);
+  assert.equal(result.dropped.length, 1);
+  const [evicted] = result.dropped;
+  assert.ok(flooders.some((author) => author.nodeId === evicted.author));
+  assert.equal(evicted.seq, 6);
+  assert.equal(log.pendingSize().count, 20);
+  assert.deepEqual(log.receive([h1], false).applied.map((op) => op.id), [h1.id, h2.id]);
+  // The evicted operation is not held: sent again, it is accepted as new (pending again).
+  assert.deepEqual(log.receive([evicted], false).statuses, ["pending"]);
+});
+
+Deno.test("an operation parked and evicted within one batch is reported dropped, not pending", () => {
+  const f = new OpFactory();
+  const [big, small] = [identity(55), identity(56)];
+  const log = newLog({ pending: { maxCount: 4, maxPerAuthor: 3 } });
+  const bigOps = f.chain(big, 4).slice(1); // 3 pending
+  const smallOps = f.chain(small, 3).slice(1); // 2 more: the second evicts one of big's
+  const result = log.receive([...bigOps, ...smallOps], false);
+  assert.deepEqual(result.statuses, ["pending", "pending", "dropped", "pending", "pending"]);
+  assert.deepEqual(result.dropped.map((op) => op.id), [bigOps[2].id]);
 });

@@ -6,12 +6,15 @@ import {
   decodeOperation,
   encodeOperation,
   type Operation,
+  OPERATION_LIMITS,
   operationId,
+  OperationTooLargeError,
+  parseOperation,
   signOperation,
   verifyBatch,
   verifyOperation,
 } from "../crdt/operation.ts";
-import { canonicalJson } from "../crdt/canonical.ts";
+import { canonicalJson, type JsonValue } from "../crdt/canonical.ts";
 import vectors from "./vectors.json" with { type: "json" };
 import { identity, OpFactory, setField } from "./helpers.ts";
 
@@ -57,7 +60,7 @@ Deno.test("operation wire form round-trips and rejects malformed input with a na
   bad({ mutation: { type: "update", path: ["a"], fields: { a: 0.5 } } }, /safe integer/);
   bad({ mutation: { type: "remove", path: ["a"], extra: 1 } }, /exactly the fields/);
   assert.throws(() => decodeOperation("{"), /not valid JSON/);
-  assert.throws(() => decodeOperation(" ".repeat(70_000)), /larger than/);
+  assert.throws(() => decodeOperation(" ".repeat(400_000)), /longer than 393216 characters/);
 });
 
 Deno.test("a changed field invalidates the id and a foreign signature fails", () => {
@@ -124,4 +127,40 @@ Deno.test("batch verification never accepts content the author did not sign", ()
   const b = factory.chain(identity(3), 3);
   const mixed = [a[0], b[0], a[1], b[1], a[2], { ...b[2], sig: a[2].sig }];
   assert.deepEqual(verifyBatch(mixed, verifier), [true, true, true, true, true, false]);
+});
+
+/** An operation by `author` appending `value`, signed by hand (so no size check applies). */
+function handSigned(author: Identity, value: JsonValue): Operation {
+  const unsigned = {
+    author: author.nodeId,
+    seq: 1,
+    prev: null,
+    deps: [],
+    time: 1,
+    mutation: { type: "append" as const, path: ["log"], value },
+  };
+  const id = operationId(unsigned);
+  return { ...unsigned, id, sig: author.sign(Uint8Array.fromHex(id)).toHex() };
+}
+
+Deno.test("the 64 KiB limit counts the canonical encoding, so 9e15-style literals cannot hide size", () => {
+  const author = identity(1);
+  // Four arrays of 1,000 integers: "9e15" is 4 characters, its canonical form 16.
+  const op = handSigned(author, Array.from({ length: 4 }, () => new Array(1000).fill(9e15)));
+  const canonical = encodeOperation(op);
+  const literal = canonical.replaceAll("9000000000000000", "9e15");
+  assert.ok(literal.length < OPERATION_LIMITS.maxBytes / 2, `${literal.length}`);
+  assert.ok(canonical.length > OPERATION_LIMITS.maxBytes, `${canonical.length}`);
+  assert.throws(() => parseOperation(JSON.parse(literal)), OperationTooLargeError);
+  assert.throws(() => decodeOperation(literal), /canonical encoding is \d+ bytes, over the limit/);
+  // The same limit holds when signing: a node never makes an operation its peers refuse.
+  assert.throws(
+    () => signOperation({ ...op, mutation: op.mutation }, author),
+    OperationTooLargeError,
+  );
+  // Bytes, not characters: 30,000 two-byte characters are 60,000 bytes.
+  const wide = handSigned(author, "é".repeat(33_000));
+  assert.throws(() => parseOperation(JSON.parse(encodeOperation(wide))), OperationTooLargeError);
+  const small = handSigned(author, "é".repeat(30_000));
+  assert.equal(parseOperation(JSON.parse(encodeOperation(small))).id, small.id);
 });

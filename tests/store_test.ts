@@ -396,3 +396,50 @@ Deno.test("SqliteStore opened read-only reads everything, refuses writes and cre
     assert.equal(Deno.statSync(`${dir}/empty.db`).size, 0);
   });
 });
+
+Deno.test({
+  name: "SqliteStore creates ops.db and its -wal file owner-only (0600) and tightens a 0644 store",
+  ignore: Deno.build.os === "windows",
+  fn: () =>
+    withDir((dir, path) => {
+      const store = SqliteStore.open(path);
+      store.append(makeChain(testIdentity(1), 2));
+      const modes = () =>
+        listDir(dir).map((name) => [name, Deno.statSync(`${dir}/${name}`).mode! & 0o777]);
+      assert.ok(listDir(dir).includes("ops.db-wal"), listDir(dir).join(", "));
+      for (const [name, mode] of modes()) assert.equal(mode, 0o600, `${name}`);
+      store.close();
+      Deno.chmodSync(path, 0o644);
+      SqliteStore.open(path).close();
+      assert.equal(Deno.statSync(path).mode! & 0o777, 0o600);
+    }),
+});
+
+Deno.test("SqliteStore keeps the own-head record beside ops.db, so it outlives a restored older ops.db", async () => {
+  await withDir(async (dir, path) => {
+    const me = testIdentity(3);
+    const ops = makeChain(me, 5);
+    const headOf = (i: number) => ({ author: me.nodeId, seq: i + 1, id: ops[i].id });
+    let store = SqliteStore.open(path);
+    store.append(ops.slice(0, 2), { ownHead: headOf(1) });
+    store.close();
+    await Deno.copyFile(path, `${dir}/backup.db`);
+    store = SqliteStore.open(path);
+    store.append(ops.slice(2), { ownHead: headOf(4) });
+    store.close();
+    if (Deno.build.os !== "windows") {
+      assert.equal(Deno.statSync(`${path}-head`).mode! & 0o777, 0o600);
+    }
+    await Deno.copyFile(`${dir}/backup.db`, path);
+    store = SqliteStore.open(path);
+    try {
+      assert.equal(store.count(), 2);
+      assert.deepEqual(store.loadOwnHead(), headOf(4));
+    } finally {
+      store.close();
+    }
+    // A damaged record is reported, not silently ignored.
+    Deno.writeTextFileSync(`${path}-head`, "{ not json");
+    assert.throws(() => SqliteStore.open(path), StoreCorruptError);
+  });
+});
