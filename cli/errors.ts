@@ -41,7 +41,7 @@ export const ExitCode = {
   VERIFY_FAILED: 9,
   /** Refused to overwrite something that exists (a key file without `--force`). */
   EXISTS: 10,
-  /** A second SIGINT/SIGTERM forced the process to exit. */
+  /** A later SIGINT/SIGTERM (after the duplicate window) forced the process to exit. */
   INTERRUPTED: 130,
 } as const;
 

@@ -32,6 +32,7 @@ import { classifyError, CliError, ExitCode, UsageError } from "./errors.ts";
 import { HttpApp, isLoopback, redactUrl } from "./http.ts";
 import { newAdminToken, removeRuntimeFiles, type ServeInfo, writeRuntimeFiles } from "./runtime.ts";
 import { shellQuote } from "./format.ts";
+import { DUPLICATE_SIGNAL_WINDOW_MS, listenForStop } from "./signals.ts";
 
 /** Log levels accepted by `--log-level`. */
 export const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error"];
@@ -252,24 +253,6 @@ export function startBanner(options: {
   return lines;
 }
 
-function waitForSignal(ctx: CliContext): Promise<Deno.Signal> {
-  const { promise, resolve } = Promise.withResolvers<Deno.Signal>();
-  let count = 0;
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    try {
-      Deno.addSignalListener(signal, () => {
-        count++;
-        if (count === 1) return resolve(signal);
-        ctx.err("error: second signal received; exiting without a clean stop");
-        Deno.exit(ExitCode.INTERRUPTED);
-      });
-    } catch {
-      // SIGTERM is not available on every platform.
-    }
-  }
-  return promise;
-}
-
 function listen(
   address: ListenAddress,
   handler: Deno.ServeHandler<Deno.NetAddr>,
@@ -286,9 +269,15 @@ export async function runServe(args: ParsedArgs, ctx: CliContext): Promise<numbe
   const location = await locate(args);
   const settings = resolveServeSettings(args, location.config);
   const { dataDir } = location;
-  // Listen for signals before anything starts, so that an early Ctrl+C still stops cleanly.
-  const stopSignal = waitForSignal(ctx);
   const logger: Logger = consoleLogger({ json: settings.logJson, level: settings.logLevel });
+  // Listen for signals before anything starts, so that an early Ctrl+C still stops cleanly.
+  const stop = listenForStop({
+    ignored: (signal) => logger.log("debug", "duplicate stop signal ignored", { signal }),
+    force: (signal) => {
+      ctx.err(`error: ${signal} received again while stopping; exiting without a clean stop`);
+      Deno.exit(ExitCode.INTERRUPTED);
+    },
+  });
   if (location.configFile) logger.log("info", "configuration read", { file: location.configFile });
 
   let node: HuskiesNode;
@@ -300,6 +289,7 @@ export async function runServe(args: ParsedArgs, ctx: CliContext): Promise<numbe
       logger,
     });
   } catch (error) {
+    stop.dispose();
     throw openFailure(error, dataDir);
   }
   if (settings.open) {
@@ -377,10 +367,11 @@ export async function runServe(args: ParsedArgs, ctx: CliContext): Promise<numbe
   } catch (error) {
     await removeRuntimeFiles(dataDir);
     await stopAll();
+    stop.dispose();
     throw error;
   }
 
-  const signal = await stopSignal;
+  const signal = await stop.signal;
   logger.log("info", "stopping", { signal });
   const timer = setTimeout(() => {
     ctx.err(
@@ -393,6 +384,7 @@ export async function runServe(args: ParsedArgs, ctx: CliContext): Promise<numbe
     await stopAll();
   } finally {
     clearTimeout(timer);
+    stop.dispose();
   }
   logger.log("info", "stopped");
   return ExitCode.OK;
@@ -410,7 +402,11 @@ configuration: data folder ./.huskies, listening on 127.0.0.1:3001, closed mesh.
 
 Settings come from flags, then <data folder>/project.toml (keys: listen,
 rendezvous, trusted_keys, data_dir, open, public_status), then defaults.
-SIGINT or SIGTERM stops the node cleanly (exit 0); a second signal forces exit 130.`,
+SIGINT or SIGTERM stops the node cleanly (exit 0). Copies of the signal that
+arrive within ${
+    DUPLICATE_SIGNAL_WINDOW_MS / 1000
+  } s (a terminal and a task runner both deliver Ctrl+C) are
+ignored; a signal after that forces exit 130.`,
   options: {
     listen: {
       type: "string",
