@@ -264,6 +264,36 @@ function listen(
   }
 }
 
+/** Answers requests that arrive after the listener is bound but before the node is open. */
+function notReady(): Response {
+  return new Response("Cannot answer yet: the node is starting\n", {
+    status: 503,
+    headers: { "retry-after": "1" },
+  });
+}
+
+/**
+ * Binds every listener `serve` needs, before anything is written to the
+ * data folder: the main one, and a loopback one for the admin API when the
+ * main one is on a specific non-loopback address.
+ */
+function bindListeners(
+  address: ListenAddress,
+  handler: Deno.ServeHandler<Deno.NetAddr>,
+): { servers: Deno.HttpServer<Deno.NetAddr>[]; bound: ListenAddress; adminBase?: string } {
+  const servers = [listen(address, handler)];
+  const bound = { hostname: servers[0].addr.hostname, port: servers[0].addr.port };
+  if (isLoopback(bound.hostname) || isWildcard(bound.hostname)) return { servers, bound };
+  try {
+    // Admin requests must come from loopback: give them a loopback listener of their own.
+    servers.push(listen({ hostname: "127.0.0.1", port: 0 }, handler));
+  } catch (error) {
+    servers[0].shutdown().catch(() => {});
+    throw error;
+  }
+  return { servers, bound, adminBase: `http://127.0.0.1:${servers[1].addr.port}/` };
+}
+
 /** Runs `huskies serve` until a signal stops it; resolves to the exit code. */
 export async function runServe(args: ParsedArgs, ctx: CliContext): Promise<number> {
   const location = await locate(args);
@@ -280,6 +310,20 @@ export async function runServe(args: ParsedArgs, ctx: CliContext): Promise<numbe
   });
   if (location.configFile) logger.log("info", "configuration read", { file: location.configFile });
 
+  // Listen first: a node that cannot listen must leave no key or store behind.
+  const ready: { app?: HttpApp } = {};
+  const handler = (request: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) =>
+    ready.app ? ready.app.handle(request, info) : notReady();
+  let listeners: ReturnType<typeof bindListeners>;
+  try {
+    listeners = bindListeners(settings.listen, handler);
+  } catch (error) {
+    stop.dispose();
+    throw error;
+  }
+  const { servers, bound } = listeners;
+  const shutdownServers = () => Promise.all(servers.map((server) => server.shutdown()));
+
   let node: HuskiesNode;
   try {
     node = await HuskiesNode.open({
@@ -289,6 +333,7 @@ export async function runServe(args: ParsedArgs, ctx: CliContext): Promise<numbe
       logger,
     });
   } catch (error) {
+    await shutdownServers();
     stop.dispose();
     throw openFailure(error, dataDir);
   }
@@ -301,8 +346,10 @@ export async function runServe(args: ParsedArgs, ctx: CliContext): Promise<numbe
   }
   const startedAt = Date.now();
   const adminToken = newAdminToken();
-  const urls = { sync: "", status: "" };
-  const app = new HttpApp({
+  const local = hostPort(localAddress(bound.hostname), bound.port);
+  const urls = { sync: `ws://${local}${SYNC_PATH}`, status: `http://${local}/` };
+  const adminUrl = listeners.adminBase ?? urls.status;
+  const app = ready.app = new HttpApp({
     node,
     version: ctx.version,
     adminToken,
@@ -312,26 +359,12 @@ export async function runServe(args: ParsedArgs, ctx: CliContext): Promise<numbe
     logger,
     startedAt,
   });
-  const handler = (request: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) =>
-    app.handle(request, info);
-  const servers: Deno.HttpServer<Deno.NetAddr>[] = [];
   const stopAll = async () => {
     app.close();
     await node.close();
-    await Promise.all(servers.map((server) => server.shutdown()));
+    await shutdownServers();
   };
   try {
-    servers.push(listen(settings.listen, handler));
-    const bound = { hostname: servers[0].addr.hostname, port: servers[0].addr.port };
-    const local = hostPort(localAddress(bound.hostname), bound.port);
-    urls.sync = `ws://${local}${SYNC_PATH}`;
-    urls.status = `http://${local}/`;
-    let adminUrl = urls.status;
-    if (!isLoopback(bound.hostname) && !isWildcard(bound.hostname)) {
-      // Admin requests must come from loopback: give them a loopback listener of their own.
-      servers.push(listen({ hostname: "127.0.0.1", port: 0 }, handler));
-      adminUrl = `http://127.0.0.1:${servers[1].addr.port}/`;
-    }
     const info: ServeInfo = {
       version: 1,
       pid: Deno.pid,

@@ -88,3 +88,40 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "listenForStop resolves on the first real SIGINT and forces on a later one",
+  ignore: Deno.build.os === "windows",
+  async fn() {
+    const module = new URL("../cli/signals.ts", import.meta.url).href;
+    // A zero window: every signal after the first forces. The script reports each step.
+    const script = `
+      import { listenForStop, SignalGate } from ${JSON.stringify(module)};
+      const stop = listenForStop({ force: () => { console.log("forced"); Deno.exit(130); } },
+        new SignalGate(0));
+      console.log("ready");
+      console.log("stop " + await stop.signal);
+      await new Promise(() => setTimeout(() => {}, 60_000));`;
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["eval", script],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    try {
+      await readUntil(child.stdout, "ready");
+      child.kill("SIGINT");
+      await readUntil(child.stdout, "stop SIGINT");
+      child.kill("SIGINT");
+      await readUntil(child.stdout, "forced");
+      assert.equal((await child.status).code, 130);
+      await child.stdout.cancel();
+    } finally {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // Already gone.
+      }
+    }
+  },
+});
