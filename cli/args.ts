@@ -280,19 +280,20 @@ export function formatRootHelp(commands: readonly Command[], version: string): s
     "",
     "Commands:",
     ...commands.map((c) => `  ${commandName(c).padEnd(width)}  ${c.summary}`),
+    `  ${"help".padEnd(width)}  show help: \`huskies help [command]\``,
     "",
     "Global options (accepted by every command that uses a data folder):",
     "  --data-dir DIR   data folder (default: data_dir from ./.huskies/project.toml, else ./.huskies)",
     "  --config FILE    configuration file (default: <data folder>/project.toml)",
     "  --json           print JSON instead of text, where the output is data",
-    "  -h, --help       show help (also after any command)",
+    "  -h, --help       show help (also after any command; or `huskies help <command>`)",
     "  -V, --version    print the version",
     "",
     "Exit codes: 0 ok, 1 failure, 2 bad usage or input, 3 not found, 4 no running node,",
     "5 data folder locked, 6 data folder corrupt, 7 bad config, 8 cannot listen,",
     "9 verify found problems, 10 refused to overwrite, 130 forced exit.",
     "",
-    "Run `huskies <command> --help` for the options of a command.",
+    "Run `huskies help <command>` (or `huskies <command> --help`) for the options of a command.",
   ].join("\n");
 }
 
@@ -301,7 +302,30 @@ export type Resolution =
   | { kind: "root-help" }
   | { kind: "version" }
   | { kind: "group-help"; group: string; missing: boolean }
+  | { kind: "command-help"; command: Command }
   | { kind: "command"; command: Command; args: string[] };
+
+/** What `huskies help [words...]` shows (pure). */
+function resolveHelp(commands: readonly Command[], words: readonly string[]): Resolution {
+  if (words.length === 0) return { kind: "root-help" };
+  const resolved = resolveCommand(commands, words);
+  switch (resolved.kind) {
+    case "command":
+      if (resolved.args.length > 0) {
+        throw new UsageError(
+          "",
+          `Cannot show help: "${words.join(" ")}" is not a command (try \`huskies help ${
+            commandName(resolved.command)
+          }\`)`,
+        );
+      }
+      return { kind: "command-help", command: resolved.command };
+    case "group-help":
+      return { ...resolved, missing: false };
+    default:
+      return resolved;
+  }
+}
 
 /**
  * Finds the command named by `argv` (pure). Global options written before the
@@ -310,7 +334,8 @@ export type Resolution =
  */
 export function resolveCommand(commands: readonly Command[], argv: readonly string[]): Resolution {
   const moved: string[] = [];
-  let i = 0;
+  // `deno task huskies -- item list` passes the `--` on: it separates nothing here.
+  let i = argv[0] === "--" ? 1 : 0;
   for (; i < argv.length && argv[i].startsWith("-"); i++) {
     const arg = argv[i];
     const bare = arg.split("=")[0];
@@ -327,6 +352,7 @@ export function resolveCommand(commands: readonly Command[], argv: readonly stri
   }
   const words = argv.slice(i);
   if (words.length === 0) return { kind: "root-help" };
+  if (words[0] === "help") return resolveHelp(commands, words.slice(1));
   const groups = new Set(commands.filter((c) => c.path.length > 1).map((c) => c.path[0]));
   const first = words[0];
   if (groups.has(first)) {
@@ -395,6 +421,9 @@ export async function runCli(
         return ExitCode.OK;
       case "version":
         ctx.out(`huskies ${ctx.version}`);
+        return ExitCode.OK;
+      case "command-help":
+        ctx.out(formatCommandHelp(resolution.command));
         return ExitCode.OK;
       case "group-help":
         if (resolution.missing) {

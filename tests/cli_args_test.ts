@@ -102,3 +102,26 @@ Deno.test("reflow wraps paragraphs and keeps indented lines", () => {
   const text = reflow("one two three four\nfive\n\n  keep   this\nsix seven", 9);
   assert.equal(text, "one two\nthree\nfour five\n\n  keep   this\nsix seven");
 });
+
+Deno.test("`huskies help [command]` resolves to the help it names; a leading -- is skipped", () => {
+  assert.deepEqual(resolveCommand(COMMANDS, ["help"]), { kind: "root-help" });
+  assert.deepEqual(resolveCommand(COMMANDS, ["help", "item", "put"]), {
+    kind: "command-help",
+    command: put,
+  });
+  assert.deepEqual(resolveCommand(COMMANDS, ["help", "serve"]), {
+    kind: "command-help",
+    command: serve,
+  });
+  assert.deepEqual(resolveCommand(COMMANDS, ["help", "item"]), {
+    kind: "group-help",
+    group: "item",
+    missing: false,
+  });
+  assert.throws(() => resolveCommand(COMMANDS, ["help", "serv"]), /did you mean "serve"/);
+  assert.throws(() => resolveCommand(COMMANDS, ["help", "serve", "x"]), /not a command/);
+  const found = resolveCommand(COMMANDS, ["--", "item", "list", "--json"]);
+  assert.equal(found.kind, "command");
+  if (found.kind === "command") assert.deepEqual(found.args, ["--json"]);
+  assert.deepEqual(resolveCommand(COMMANDS, ["--", "--version"]), { kind: "version" });
+});

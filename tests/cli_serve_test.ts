@@ -1,12 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import {
-  huskies,
-  removeDir,
-  ServeProcess,
-  TASK_PERMISSIONS,
-  tempDir,
-} from "./cli_helpers.ts";
+import { huskies, removeDir, ServeProcess, TASK_PERMISSIONS, tempDir } from "./cli_helpers.ts";
 
 async function exists(path: string): Promise<boolean> {
   try {
