@@ -5,7 +5,8 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { classifyError, CliError, ExitCode, UsageError } from "./errors.ts";
+import { classifyError, CliError, ExitCode, exitCodeName, UsageError } from "./errors.ts";
+import type { ErrorJson } from "./json.ts";
 
 /** One option of a command. */
 export interface OptionSpec {
@@ -393,9 +394,28 @@ function debugEnabled(): boolean {
   }
 }
 
-/** Prints an error with its hint and returns its exit code (stack traces with HUSKIES_DEBUG=1). */
-export function reportError(error: unknown, ctx: CliContext): number {
+/** The `--json` form of an error (pure). */
+export function errorJson(failure: CliError): ErrorJson {
+  return {
+    error: {
+      code: exitCodeName(failure.exitCode),
+      exitCode: failure.exitCode,
+      message: failure.message,
+      hint: failure.hint ?? null,
+    },
+  };
+}
+
+/**
+ * Prints an error with its hint and returns its exit code (stack traces with
+ * HUSKIES_DEBUG=1). With `json`, prints one {@link ErrorJson} line instead.
+ */
+export function reportError(error: unknown, ctx: CliContext, json = false): number {
   const failure = classifyError(error);
+  if (json) {
+    ctx.err(JSON.stringify(errorJson(failure)));
+    return failure.exitCode;
+  }
   ctx.err(`error: ${failure.message}`);
   if (failure.hint) ctx.err(failure.hint);
   if (failure.exitCode === ExitCode.FAILURE && !(error instanceof CliError)) {
@@ -427,9 +447,11 @@ export async function runCli(
         return ExitCode.OK;
       case "group-help":
         if (resolution.missing) {
-          ctx.err(`error: Cannot run \`huskies ${resolution.group}\`: missing <command>`);
-          ctx.err(formatGroupHelp(resolution.group, commands));
-          return ExitCode.USAGE;
+          throw new UsageError(
+            resolution.group,
+            `Cannot run \`huskies ${resolution.group}\`: missing <command>`,
+            { hint: formatGroupHelp(resolution.group, commands) },
+          );
         }
         ctx.out(formatGroupHelp(resolution.group, commands));
         return ExitCode.OK;
@@ -443,8 +465,14 @@ export async function runCli(
       }
     }
   } catch (error) {
-    return reportError(error, ctx);
+    return reportError(error, ctx, wantsJson(argv));
   }
+}
+
+/** True when `--json` was given (before a `--` that ends the options, if any). */
+function wantsJson(argv: readonly string[]): boolean {
+  const end = argv.indexOf("--", 1);
+  return (end < 0 ? argv : argv.slice(0, end)).includes("--json");
 }
 
 /** The string value of option `name`, or `undefined`. */

@@ -48,6 +48,12 @@ export const ExitCode = {
 /** One of the values of {@link ExitCode}. */
 export type ExitCodeValue = typeof ExitCode[keyof typeof ExitCode];
 
+/** The name of an exit code, e.g. `NOT_FOUND` for 3 (pure); `FAILURE` for unknown codes. */
+export function exitCodeName(code: number): keyof typeof ExitCode {
+  const entry = Object.entries(ExitCode).find(([, value]) => value === code);
+  return (entry?.[0] ?? "FAILURE") as keyof typeof ExitCode;
+}
+
 /** Options for {@link CliError}. */
 export interface CliErrorOptions extends ErrorOptions {
   /** A line of advice printed after the message. */

@@ -17,11 +17,21 @@
  */
 import { Buffer } from "node:buffer";
 import { createHash, timingSafeEqual } from "node:crypto";
-import { type Stage, STAGES, type WorkItem } from "../crdt/pipeline.ts";
+import { type Stage, STAGES } from "../crdt/pipeline.ts";
 import type { HuskiesNode, NodeStatus } from "../sync/node.ts";
 import type { Logger } from "../sync/logger.ts";
-import { type PeerView, renderMetrics, SAMPLE_INTERVAL_MS, SessionTracker } from "./metrics.ts";
+import { renderMetrics, SAMPLE_INTERVAL_MS, SessionTracker } from "./metrics.ts";
 import { STATUS_PAGE_CSP, STATUS_PAGE_HTML } from "./status_page.ts";
+import {
+  eventJson,
+  isoTime,
+  type ItemJson,
+  itemJson,
+  itemPatchFromJson,
+  type PeerJson,
+  peerJson,
+  wholeMs,
+} from "./json.ts";
 
 /** Largest admin request body accepted, bytes. */
 export const MAX_ADMIN_BODY_BYTES = 64 * 1024;
@@ -34,10 +44,10 @@ export interface StatusSnapshot {
   nodeId: string;
   /** CLI version. */
   version: string;
-  /** Start time, ms since the epoch. */
-  startedAt: number;
-  /** Seconds since start. */
-  uptimeSeconds: number;
+  /** Start time, ISO 8601. */
+  startedAt: string;
+  /** Time since start, ms. */
+  uptimeMs: number;
   /** Whether unknown keys may connect. */
   open: boolean;
   /** Where the node listens. */
@@ -51,13 +61,18 @@ export interface StatusSnapshot {
   /** Operations applied and refused since start. */
   counters: NodeStatus["counters"];
   /** Live sessions. */
-  peers: PeerView[];
+  peers: PeerJson[];
   /** Outbound rendezvous clients (URLs without credentials). */
-  rendezvous: NodeStatus["rendezvous"];
+  rendezvous: {
+    url: string;
+    state: NodeStatus["rendezvous"][number]["state"];
+    failures: number;
+    lastError: string | null;
+  }[];
   /** The pipeline stages, in order. */
   stages: readonly Stage[];
   /** Every work item (omitted where not asked for). */
-  items?: WorkItem[];
+  items?: ItemJson[];
 }
 
 /** Options for {@link HttpApp}. */
@@ -188,19 +203,24 @@ export class HttpApp {
     const snapshot: StatusSnapshot = {
       nodeId: status.nodeId,
       version: this.#options.version,
-      startedAt: this.#startedAt,
-      uptimeSeconds: Math.floor((now - this.#startedAt) / 1000),
+      startedAt: isoTime(this.#startedAt),
+      uptimeMs: wholeMs(now - this.#startedAt),
       open: this.#options.open,
       urls: this.#options.urls,
       operations: status.operations,
       pending: status.pending,
       forks: status.forks,
       counters: status.counters,
-      peers: this.#tracker.peers(),
-      rendezvous: status.rendezvous.map((r) => ({ ...r, url: redactUrl(r.url) })),
+      peers: this.#tracker.peers().map(peerJson),
+      rendezvous: status.rendezvous.map((r) => ({
+        url: redactUrl(r.url),
+        state: r.state,
+        failures: r.failures,
+        lastError: r.lastError ?? null,
+      })),
       stages: STAGES,
     };
-    if (items) snapshot.items = this.#node.pipeline.list();
+    if (items) snapshot.items = this.#node.pipeline.list().map(itemJson);
     return snapshot;
   }
 
@@ -339,22 +359,22 @@ export class HttpApp {
             }`,
           );
         }
-        return json(pipeline.list(stage === null ? {} : { stage: stage as Stage }));
+        return json(pipeline.list(stage === null ? {} : { stage: stage as Stage }).map(itemJson));
       }
       if (path === "/admin/events" && method === "GET") {
         const story = url.searchParams.get("story");
-        return json(pipeline.events(story === null ? {} : { story }));
+        return json(pipeline.events(story === null ? {} : { story }).map(eventJson));
       }
       if (path === "/admin/item") {
         if (method === "GET") {
           const storyId = needId("get item");
           const item = pipeline.get(storyId);
-          return item ? json(item) : missing("get item", storyId);
+          return item ? json(itemJson(item)) : missing("get item", storyId);
         }
         if (method === "PUT") {
           const storyId = needId("put item");
-          const patch = await readBody();
-          return json(pipeline.put(storyId, patch as Parameters<typeof pipeline.put>[1]));
+          const patch = itemPatchFromJson(await readBody());
+          return json(itemJson(pipeline.put(storyId, patch)));
         }
         if (method === "DELETE") {
           const storyId = needId("delete item");
@@ -372,7 +392,7 @@ export class HttpApp {
           throw new TypeError('Cannot move item: the body must be {"stage": "<stage>"}');
         }
         if (!pipeline.get(storyId)) return missing("move item", storyId);
-        return json(pipeline.move(storyId, body.stage as Stage));
+        return json(itemJson(pipeline.move(storyId, body.stage as Stage)));
       }
       return failure(404, `Cannot find ${method} ${path} in the admin API`);
     } catch (error) {

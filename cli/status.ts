@@ -10,12 +10,13 @@ import { ExitCode } from "./errors.ts";
 import { formatBytes, formatDuration, shortId, table } from "./format.ts";
 import type { StatusSnapshot } from "./http.ts";
 import { AdminClient } from "./runtime.ts";
+import { toJsonText } from "./json.ts";
 
 /** Formats a status snapshot as readable text (pure). */
 export function formatStatus(s: StatusSnapshot, now: number = Date.now()): string {
   const lines = [
     `node id      ${s.nodeId}`,
-    `version      ${s.version}, up ${formatDuration(s.uptimeSeconds * 1000)}`,
+    `version      ${s.version}, up ${formatDuration(s.uptimeMs)}`,
     `sync         ${s.urls.sync}`,
     `status page  ${s.urls.status}`,
     `mesh         ${s.open ? "open" : "closed"}`,
@@ -56,7 +57,7 @@ export function formatStatus(s: StatusSnapshot, now: number = Date.now()): strin
           formatBytes(p.bytesIn),
           formatBytes(p.bytesOut),
           p.queuedOps,
-          formatDuration(now - p.since),
+          formatDuration(now - Date.parse(p.since)),
         ]),
       ),
     );
@@ -85,7 +86,7 @@ export const statusCommand: Command = {
     const { dataDir } = await locate(args);
     const admin = await AdminClient.open(dataDir, "status");
     const snapshot = await admin.request<StatusSnapshot>("GET", "/admin/status");
-    ctx.out(flagOption(args, "json") ? JSON.stringify(snapshot, null, 2) : formatStatus(snapshot));
+    ctx.out(flagOption(args, "json") ? toJsonText(snapshot) : formatStatus(snapshot));
     return ExitCode.OK;
   },
 };

@@ -96,7 +96,7 @@ function renderPeers(peers) {
       [p.opsOut, "num"],
       [bytes(p.bytesIn), "num"],
       [bytes(p.bytesOut), "num"],
-      [p.catchupMs === undefined ? "\\u2013" : (p.catchupMs / 1000).toFixed(1) + " s", "num"],
+      [p.catchupMs === null ? "\\u2013" : (p.catchupMs / 1000).toFixed(1) + " s", "num"],
     ]);
     tr.title = p.peer;
     tr.children[2].append(el("span", "badge " + p.state, p.state));
@@ -123,13 +123,13 @@ function renderBoard(stages, items) {
     column.append(title);
     for (const item of inStage) {
       const card = el("article", "item");
-      card.dataset.story = item.story_id;
-      card.append(el("div", "id", item.story_id));
-      if (item.name && item.name !== item.story_id) card.append(el("div", "name", item.name));
+      card.dataset.story = item.storyId;
+      card.append(el("div", "id", item.storyId));
+      if (item.name && item.name !== item.storyId) card.append(el("div", "name", item.name));
       const meta = [];
       if (item.agent) meta.push("agent " + item.agent);
-      if (item.retry_count) meta.push(item.retry_count + " retries");
-      if (item.depends_on.length) meta.push("after " + item.depends_on.join(", "));
+      if (item.retryCount) meta.push(item.retryCount + " retries");
+      if (item.dependsOn.length) meta.push("after " + item.dependsOn.join(", "));
       if (meta.length) card.append(el("div", "meta", meta.join(" \\u00b7 ")));
       if (item.blocked) card.append(el("span", "badge blocked", "blocked"));
       if (item.frozen) card.append(el("span", "badge frozen", "frozen"));
@@ -148,7 +148,7 @@ function render(s) {
     stat(s.counters.invalid + s.counters.unauthorized, "rejected"),
     stat(s.pending.count, "pending (" + bytes(s.pending.bytes) + ")"),
     stat(s.forks.length, "forks detected"),
-    stat(duration(s.uptimeSeconds), "uptime"),
+    stat(duration(s.uptimeMs / 1000), "uptime"),
   );
   renderPeers(s.peers);
   renderRendezvous(s.rendezvous);

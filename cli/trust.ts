@@ -16,6 +16,7 @@ import {
 import { locate, type ResolvedLocation } from "./config.ts";
 import { asUsageError, CliError, ExitCode, UsageError } from "./errors.ts";
 import { formatTime, table } from "./format.ts";
+import { toJsonText, trustJson } from "./json.ts";
 
 /** Reads `--scope` (pure); `write` when absent. */
 export function scopeOption(args: ParsedArgs, command: string): Scope {
@@ -77,8 +78,10 @@ export const trustAddCommand: Command = {
     } catch (error) {
       throw asUsageError("trust add", error);
     }
-    if (flagOption(args, "json")) ctx.out(JSON.stringify({ key, scope, label }, null, 2));
-    else ctx.out(`Trusted ${key} with ${scope} scope.`);
+    if (flagOption(args, "json")) {
+      const entry = trust.list().find((e) => e.key === key && e.source === "store");
+      ctx.out(toJsonText(entry ? trustJson(entry) : { key, scope, label: label ?? null }));
+    } else ctx.out(`Trusted ${key} with ${scope} scope.`);
     return ExitCode.OK;
   },
 };
@@ -117,7 +120,7 @@ export const trustListCommand: Command = {
   options: { ...JSON_OPTION, ...DATA_DIR_OPTION },
   async run(args, ctx) {
     const entries = openTrust(await locate(args)).list();
-    if (flagOption(args, "json")) ctx.out(JSON.stringify(entries, null, 2));
+    if (flagOption(args, "json")) ctx.out(toJsonText(entries.map(trustJson)));
     else ctx.out(entries.length === 0 ? "No trusted keys." : formatTrust(entries));
     return ExitCode.OK;
   },

@@ -154,13 +154,13 @@ Deno.test("buildPatch turns item put flags into a typed patch", () => {
     stage: "qa",
     name: "N",
     agent: null,
-    retry_count: 3,
+    retryCount: 3,
     blocked: true,
     frozen: false,
-    depends_on: ["A", "B", "C"],
+    dependsOn: ["A", "B", "C"],
   });
   assert.deepEqual(buildPatch({ values: { "depends-on": "" }, positionals: [] }), {
-    depends_on: [],
+    dependsOn: [],
   });
   assert.throws(
     () => buildPatch({ values: { "retry-count": "1.5" }, positionals: [] }),

@@ -3,14 +3,14 @@ import { join } from "node:path";
 import { huskies, removeDir, ServeProcess, tempDir, waitFor } from "./cli_helpers.ts";
 
 interface Item {
-  story_id: string;
+  storyId: string;
   stage: string;
   name: string;
   agent: string | null;
-  retry_count: number;
+  retryCount: number;
   blocked: boolean;
   frozen: boolean;
-  depends_on: string[];
+  dependsOn: string[];
 }
 
 async function getItem(dataDir: string, id: string): Promise<Item | undefined> {
@@ -80,14 +80,14 @@ Deno.test("items put on one node show up on the other; move, list, events and de
       "S-1 to reach node A",
     );
     assert.deepEqual(onA, {
-      story_id: "S-1",
+      storyId: "S-1",
       stage: "coding",
       name: "Login page",
       agent: "alice",
-      retry_count: 2,
+      retryCount: 2,
       blocked: true,
       frozen: false,
-      depends_on: [],
+      dependsOn: [],
     });
 
     // Changes on A flow back to B.
@@ -119,7 +119,7 @@ Deno.test("items put on one node show up on the other; move, list, events and de
     const qa = JSON.parse(
       (await huskies(["item", "list", "--stage", "qa", "--json", "--data-dir", bDir])).stdout,
     );
-    assert.deepEqual(qa.map((item: Item) => item.story_id), ["S-1"]);
+    assert.deepEqual(qa.map((item: Item) => item.storyId), ["S-1"]);
     const none = await huskies(["item", "list", "--stage", "done", "--data-dir", bDir]);
     assert.equal(none.stdout.trim(), "No items in stage done.");
 
@@ -127,8 +127,10 @@ Deno.test("items put on one node show up on the other; move, list, events and de
       (await huskies(["events", "--story", "S-1", "--json", "--data-dir", bDir])).stdout,
     );
     assert.deepEqual(
-      events.map((e: { from: string | null; to: string }) => [e.from, e.to]),
-      [[null, "coding"], ["coding", "qa"]],
+      events.map((
+        e: { storyId: string; from: string | null; to: string },
+      ) => [e.storyId, e.from, e.to]),
+      [["S-1", null, "coding"], ["S-1", "coding", "qa"]],
     );
     const eventText = await huskies(["events", "--data-dir", aDir]);
     assert.match(eventText.stdout, /TIME\s+STORY\s+FROM\s+TO\s+NODE/);
