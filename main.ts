@@ -28,6 +28,7 @@ import {
 } from "./cli/keys.ts";
 import { serveCommand } from "./cli/serve.ts";
 import { statusCommand } from "./cli/status.ts";
+import { stopCommand } from "./cli/stop.ts";
 import { tokenCreateCommand, tokenListCommand, tokenRevokeCommand } from "./cli/tokens.ts";
 import { trustAddCommand, trustListCommand, trustRemoveCommand } from "./cli/trust.ts";
 import { verifyCommand } from "./cli/verify.ts";
@@ -38,6 +39,7 @@ export const VERSION: string = denoJson.version;
 /** Every command of the CLI, in the order `huskies --help` lists them. */
 export const COMMANDS: readonly Command[] = [
   serveCommand,
+  stopCommand,
   statusCommand,
   itemPutCommand,
   itemGetCommand,

@@ -20,7 +20,7 @@ import { dirname, isAbsolute, join } from "node:path";
 import { parse as parseToml, TomlError } from "smol-toml";
 import { trustKeyProblem } from "../auth/mod.ts";
 import { type ParsedArgs, stringOption } from "./args.ts";
-import { CliError, ExitCode } from "./errors.ts";
+import { CliError, ExitCode, readableOsMessage } from "./errors.ts";
 
 /** The data folder used when neither `--data-dir` nor `data_dir` says otherwise. */
 export const DEFAULT_DATA_DIR = "./.huskies";
@@ -108,10 +108,10 @@ export function checkRendezvousUrl(text: string): string {
   return trimmed;
 }
 
-function configError(file: string, reason: string, cause?: unknown): CliError {
+function configError(file: string, reason: string, cause?: unknown, hint?: string): CliError {
   return new CliError(ExitCode.CONFIG, `Cannot read config file ${file}: ${reason}`, {
     cause,
-    hint: `Fix ${file}; known keys: ${CONFIG_KEYS.join(", ")}.`,
+    hint: hint ?? `Fix ${file}; known keys: ${CONFIG_KEYS.join(", ")}.`,
   });
 }
 
@@ -200,10 +200,16 @@ export async function loadProjectConfig(
     const absent = error instanceof Deno.errors.NotFound ||
       error instanceof Deno.errors.NotADirectory;
     if (absent && !options.required) return undefined;
-    const reason = error instanceof Deno.errors.NotFound
-      ? "it does not exist"
-      : (error as Error).message;
-    throw configError(file, reason, error);
+    if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory) {
+      throw configError(
+        file,
+        "it does not exist",
+        error,
+        "Check the path given to --config, or leave --config out to use " +
+          `<data folder>/${CONFIG_FILE_NAME} (a missing one is fine).`,
+      );
+    }
+    throw configError(file, readableOsMessage((error as Error).message), error);
   }
   return parseProjectConfig(text, file);
 }

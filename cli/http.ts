@@ -93,6 +93,8 @@ export interface HttpAppOptions {
   logger: Logger;
   /** Start time, ms since the epoch. @default Date.now() */
   startedAt?: number;
+  /** Called when an admin client asks the node to stop (`POST /admin/stop`). */
+  onStopRequest?: () => void;
 }
 
 /**
@@ -350,6 +352,17 @@ export class HttpApp {
       failure(404, `Cannot ${action}: no item ${storyId}`);
     try {
       if (path === "/admin/status" && method === "GET") return json(this.snapshot(false));
+      if (path === "/admin/stop") {
+        if (method !== "POST") return failure(405, "Cannot stop the node: use POST");
+        if (!this.#options.onStopRequest) {
+          return failure(
+            501,
+            "Cannot stop the node: this server was not started by `huskies serve`",
+          );
+        }
+        this.#options.onStopRequest();
+        return json({ stopping: true, nodeId: this.#node.nodeId }, 202);
+      }
       if (path === "/admin/items" && method === "GET") {
         const stage = url.searchParams.get("stage");
         if (stage !== null && !(STAGES as readonly string[]).includes(stage)) {

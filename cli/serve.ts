@@ -33,6 +33,7 @@ import { HttpApp, isLoopback, redactUrl } from "./http.ts";
 import { newAdminToken, removeRuntimeFiles, type ServeInfo, writeRuntimeFiles } from "./runtime.ts";
 import { shellQuote } from "./format.ts";
 import { DUPLICATE_SIGNAL_WINDOW_MS, listenForStop } from "./signals.ts";
+import { isWildcard, localAddress, startBanner } from "./banner.ts";
 
 /** Log levels accepted by `--log-level`. */
 export const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error"];
@@ -137,10 +138,15 @@ export function openFailure(error: unknown, dataDir: string): CliError {
     });
   }
   const classified = classifyError(error);
-  if (classified !== error && classified.exitCode === ExitCode.FAILURE) {
-    return new CliError(ExitCode.FAILURE, `Cannot open data folder ${dataDir}: ${message}`, {
-      cause: error,
-    });
+  if (
+    classified !== error && classified.exitCode === ExitCode.FAILURE &&
+    !classified.message.startsWith("Cannot ")
+  ) {
+    return new CliError(
+      ExitCode.FAILURE,
+      `Cannot open data folder ${dataDir}: ${classified.message}`,
+      { cause: error },
+    );
   }
   return classified;
 }
@@ -180,77 +186,6 @@ export function listenFailure(error: unknown, listen: ListenAddress): CliError {
     cause: error,
     hint,
   });
-}
-
-function isWildcard(hostname: string): boolean {
-  return hostname === "0.0.0.0" || hostname === "::" || hostname === "[::]";
-}
-
-/** The address other local processes use to reach a listener bound to `hostname` (pure). */
-export function localAddress(hostname: string): string {
-  if (hostname === "0.0.0.0") return "127.0.0.1";
-  if (hostname === "::" || hostname === "[::]") return "::1";
-  return hostname;
-}
-
-/** The lines printed on start (pure). */
-export function startBanner(options: {
-  version: string;
-  nodeId: string;
-  dataDir: string;
-  bound: ListenAddress;
-  syncUrl: string;
-  statusUrl: string;
-  adminUrl: string;
-  settings: ServeSettings;
-}): string[] {
-  const { settings, bound } = options;
-  const loopbackOnly = isLoopback(bound.hostname) || bound.hostname === "localhost";
-  const publicUrl = isWildcard(bound.hostname)
-    ? `ws://<this host>:${bound.port}${SYNC_PATH}`
-    : options.syncUrl;
-  const dataDirArg = `--data-dir ${shellQuote(options.dataDir)}`;
-  const lines = [
-    `huskies ${options.version}: node running`,
-    `  node id      ${options.nodeId}`,
-    `  sync         ${options.syncUrl}`,
-    `  status page  ${options.statusUrl}`,
-    `  metrics      ${new URL("metrics", options.statusUrl)}`,
-  ];
-  if (isWildcard(bound.hostname)) {
-    lines.push(`  listening    ${hostPort(bound.hostname, bound.port)} (every interface)`);
-  }
-  if (!options.adminUrl.startsWith(options.statusUrl)) {
-    lines.push(`  admin API    ${options.adminUrl} (loopback only)`);
-  }
-  lines.push(
-    `  data folder  ${options.dataDir}`,
-    `  mesh         ${
-      settings.open
-        ? "OPEN: any node may connect and write"
-        : "closed: only trusted keys and join tokens"
-    }`,
-  );
-  for (const url of settings.rendezvous) {
-    lines.push(
-      `  rendezvous   ${redactUrl(url)}${
-        settings.join ? ` (joining with token ${settings.join.id})` : ""
-      }`,
-    );
-  }
-  lines.push(
-    "",
-    "To let another node join this one:",
-    `  1. here:            huskies token create ${dataDirArg}`,
-    `  2. on the other:    huskies serve --rendezvous ${publicUrl} --join <token>`,
-  );
-  if (loopbackOnly) {
-    lines.push(
-      `  (this node listens on loopback only; use --listen 0.0.0.0:${bound.port} to accept other hosts)`,
-    );
-  }
-  lines.push("Stop with Ctrl+C.");
-  return lines;
 }
 
 function listen(
@@ -349,7 +284,9 @@ export async function runServe(args: ParsedArgs, ctx: CliContext): Promise<numbe
   const local = hostPort(localAddress(bound.hostname), bound.port);
   const urls = { sync: `ws://${local}${SYNC_PATH}`, status: `http://${local}/` };
   const adminUrl = listeners.adminBase ?? urls.status;
+  const stopRequest = Promise.withResolvers<"admin request">();
   const app = ready.app = new HttpApp({
+    onStopRequest: () => stopRequest.resolve("admin request"),
     node,
     version: ctx.version,
     adminToken,
@@ -404,8 +341,8 @@ export async function runServe(args: ParsedArgs, ctx: CliContext): Promise<numbe
     throw error;
   }
 
-  const signal = await stop.signal;
-  logger.log("info", "stopping", { signal });
+  const cause = await Promise.race([stop.signal, stopRequest.promise]);
+  logger.log("info", "stopping", cause === "admin request" ? { by: cause } : { signal: cause });
   const timer = setTimeout(() => {
     ctx.err(
       `error: Cannot stop cleanly: still stopping after ${SHUTDOWN_TIMEOUT_MS / 1000} s; exiting`,

@@ -125,10 +125,10 @@ first connects with the token. Creates this data folder's identity if it has non
       : `expires ${formatTime(made.expiresAt)}`;
     ctx.err("");
     ctx.err(`Token ${made.id}: ${scope} scope, ${uses} use${uses === 1 ? "" : "s"}, ${expires}.`);
-    ctx.err("It is shown only once. On the node that should join, run:");
-    ctx.err(
-      `  huskies serve --rendezvous ws://<this host>:${port}${SYNC_PATH} --join <the token above>`,
-    );
+    // Under `TOKEN=$(huskies token create)` the token is not "above": it went to the variable.
+    const where = Deno.stdout.isTerminal() ? "the token above" : "the token from standard output";
+    ctx.err(`It is shown only once. On the node that should join, run:`);
+    ctx.err(`  huskies serve --rendezvous ws://<this host>:${port}${SYNC_PATH} --join <${where}>`);
     if (!serve) ctx.err(`(start this node with \`huskies serve\` so that it can accept the join)`);
     return ExitCode.OK;
   },

@@ -56,7 +56,8 @@ const SCOPE_HELP = "write (sync and author operations) or read (sync only); defa
 export const trustAddCommand: Command = {
   path: ["trust", "add"],
   summary: "trust a node key (write or read scope)",
-  description: "Adds the key to <data dir>/trust.json, or changes its scope and label.",
+  description:
+    "Adds the key to <data dir>/trust.json, or changes its scope (and its label, if --label is given).",
   positionals: [{
     name: "key",
     description: "the node id (64 hex), e.g. from `huskies keys export-public`",
@@ -73,15 +74,24 @@ export const trustAddCommand: Command = {
     const label = stringOption(args, "label");
     const location = await locate(args);
     const trust = openTrust(location);
+    // Changing the scope keeps the label unless a new one is given.
+    const existing = trust.list().find((e) => e.key === key && e.source === "store");
     try {
-      trust.add(key, scope, label);
+      trust.add(key, scope, label ?? existing?.label);
     } catch (error) {
       throw asUsageError("trust add", error);
     }
     if (flagOption(args, "json")) {
       const entry = trust.list().find((e) => e.key === key && e.source === "store");
       ctx.out(toJsonText(entry ? trustJson(entry) : { key, scope, label: label ?? null }));
-    } else ctx.out(`Trusted ${key} with ${scope} scope.`);
+    } else {
+      const before = existing === undefined
+        ? ""
+        : existing.scope === scope
+        ? " (it was trusted already)"
+        : ` (it had ${existing.scope} scope)`;
+      ctx.out(`Trusted ${key} with ${scope} scope${before}.`);
+    }
     return ExitCode.OK;
   },
 };

@@ -2,12 +2,11 @@ import assert from "node:assert/strict";
 import {
   type Command,
   editDistance,
-  formatCommandHelp,
   parseCommandArgs,
-  reflow,
   resolveCommand,
   suggest,
 } from "../cli/args.ts";
+import { formatCommandHelp, reflow } from "../cli/help.ts";
 import { UsageError } from "../cli/errors.ts";
 import { COMMANDS } from "../main.ts";
 
@@ -54,6 +53,10 @@ Deno.test("parseCommandArgs checks options and positionals", () => {
   assert.equal(parsed.values.stage, "qa");
   assert.equal(parsed.values.json, true);
   assert.equal(parseCommandArgs(put, ["--help"]), "help");
+  // A negative number is a value (for the command's range check), not an option.
+  const negative = parseCommandArgs(put, ["S-1", "--retry-count", "-1"]);
+  assert.ok(negative !== "help");
+  assert.equal(negative.values["retry-count"], "-1");
 
   const repeated = parseCommandArgs(serve, [
     "--rendezvous",
@@ -67,7 +70,7 @@ Deno.test("parseCommandArgs checks options and positionals", () => {
   const cases: [string[], RegExp][] = [
     [["S-1", "--stag", "qa"], /unknown option --stag \(did you mean --stage\?\)/],
     [["S-1", "--stage"], /option --stage needs a value$/],
-    [["S-1", "--retry-count", "-1"], /write --retry-count=-VALUE/],
+    [["S-1", "--name", "-x"], /write --name=-VALUE/],
     [["S-1", "--json=yes"], /option --json takes no value/],
     [[], /missing <story_id>/],
     [["S-1", "S-2"], /unexpected argument "S-2"/],

@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { huskies, removeDir, ServeProcess, TASK_PERMISSIONS, tempDir } from "./cli_helpers.ts";
+import {
+  huskies,
+  removeDir,
+  ServeProcess,
+  TASK_PERMISSIONS,
+  tempDir,
+  waitFor,
+} from "./cli_helpers.ts";
 
 async function exists(path: string): Promise<boolean> {
   try {
@@ -26,7 +33,10 @@ Deno.test("serve starts with defaults, answers healthz and metrics, and stops cl
     assert.match(serve.stdout, /data folder\s+\.\/\.huskies/);
     assert.match(serve.stdout, /mesh\s+closed/);
     assert.match(serve.stdout, /huskies token create --data-dir \.\/\.huskies/);
-    assert.match(serve.stdout, /huskies serve --rendezvous ws:\/\/\S+ --join <token>/);
+    assert.match(
+      serve.stdout,
+      /on this machine: huskies serve --data-dir <another folder> --listen 127\.0\.0\.1:0 --rendezvous ws:\/\/\S+ --join <token>/,
+    );
     assert.ok(await exists(join(data, "node.key")));
 
     const info = JSON.parse(await Deno.readTextFile(join(data, "serve.json")));
@@ -228,6 +238,54 @@ Deno.test("serve reports a port in use with exit 8 and creates nothing", async (
     assert.deepEqual([...Deno.readDirSync(data)], []);
   } finally {
     blocker.close();
+    await removeDir(dir);
+  }
+});
+
+Deno.test("the banner's join hint, filled in as printed, joins a second node on this machine", async () => {
+  const dir = await tempDir();
+  let hub: ServeProcess | undefined;
+  let spoke: ServeProcess | undefined;
+  try {
+    const hubDir = join(dir, "hub");
+    hub = await ServeProcess.start(["--data-dir", hubDir, "--listen", "127.0.0.1:0"]);
+    const token = await huskies(["token", "create", "--data-dir", hubDir]);
+    assert.equal(token.code, 0, token.stderr);
+    assert.match(token.stderr, /--join <the token from standard output>/);
+    const hint = /on this machine: huskies serve (.+)$/m.exec(hub.stdout)![1];
+    const args = hint.replace("<another folder>", join(dir, "spoke"))
+      .replace("<token>", token.stdout.trim()).split(" ");
+    spoke = await ServeProcess.start(args.slice(0));
+    const joined = await waitFor(async () => {
+      const status = await huskies(["status", "--json", "--data-dir", hubDir]);
+      const peers = JSON.parse(status.stdout).peers as { peer: string; state: string }[];
+      return peers.find((p) => p.peer === spoke!.nodeId && p.state === "live");
+    }, "the spoke to join the hub");
+    assert.equal(joined.peer, spoke.nodeId);
+    assert.equal(await spoke.stop(), 0);
+    assert.equal(await hub.stop(), 0);
+  } finally {
+    await spoke?.kill();
+    await hub?.kill();
+    await removeDir(dir);
+  }
+});
+
+Deno.test("huskies stop stops the running node cleanly; with none running it exits 4", async () => {
+  const dir = await tempDir();
+  let serve: ServeProcess | undefined;
+  try {
+    serve = await ServeProcess.start(["--data-dir", dir, "--listen", "127.0.0.1:0"]);
+    const stopped = await huskies(["stop", "--data-dir", dir]);
+    assert.equal(stopped.code, 0, stopped.stderr);
+    assert.equal(stopped.stdout.trim(), `Stopped node ${serve.nodeId} (pid ${serve.child.pid}).`);
+    assert.equal((await serve.exited).code, 0, serve.stderr);
+    assert.match(serve.stderr, /stopping by=admin request/);
+    assert.ok(!(await exists(join(dir, "serve.json"))));
+    const again = await huskies(["stop", "--data-dir", dir]);
+    assert.equal(again.code, 4, again.stderr);
+  } finally {
+    await serve?.kill();
     await removeDir(dir);
   }
 });
