@@ -33,6 +33,8 @@ import { tokenCreateCommand, tokenListCommand, tokenRevokeCommand } from "./cli/
 import { trustAddCommand, trustListCommand, trustRemoveCommand } from "./cli/trust.ts";
 import { verifyCommand } from "./cli/verify.ts";
 
+export type { CliContext, Command, OptionSpec, ParsedArgs, PositionalSpec } from "./cli/args.ts";
+
 /** The CLI version, from deno.json. */
 export const VERSION: string = denoJson.version;
 

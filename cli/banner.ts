@@ -6,7 +6,7 @@
 import { SYNC_PATH } from "../sync/node.ts";
 import { hostPort, type ListenAddress } from "./config.ts";
 import { shellQuote } from "./format.ts";
-import { isLoopback, redactUrl } from "./http.ts";
+import { isLoopback, redactUrl } from "./http/guard.ts";
 import type { ServeSettings } from "./serve.ts";
 
 /** True for the any-address hosts `0.0.0.0` and `::` (pure). */

@@ -116,15 +116,6 @@ async function client(args: ParsedArgs, command: string): Promise<AdminClient> {
   return await AdminClient.open(dataDir, command);
 }
 
-function query(params: Record<string, string | undefined>): string {
-  const search = new URLSearchParams();
-  for (const [key, value] of Object.entries(params)) {
-    if (value !== undefined) search.set(key, value);
-  }
-  const text = search.toString();
-  return text ? `?${text}` : "";
-}
-
 function print(ctx: CliContext, args: ParsedArgs, value: unknown, text: () => string): void {
   ctx.out(flagOption(args, "json") ? toJsonText(value) : text());
 }
@@ -168,7 +159,7 @@ given. ${NOTE}`,
     const patch = buildPatch(args);
     const id = args.positionals[0];
     const admin = await client(args, "item put");
-    const item = await admin.request<ItemJson>("PUT", `/admin/item${query({ id })}`, patch);
+    const item = await admin.call<ItemJson>("adminItemPut", { id }, patch);
     print(ctx, args, item, () => formatItem(item));
     return ExitCode.OK;
   },
@@ -183,10 +174,7 @@ export const itemGetCommand: Command = {
   options: COMMON,
   async run(args, ctx) {
     const admin = await client(args, "item get");
-    const item = await admin.request<ItemJson>(
-      "GET",
-      `/admin/item${query({ id: args.positionals[0] })}`,
-    );
+    const item = await admin.call<ItemJson>("adminItemGet", { id: args.positionals[0] });
     print(ctx, args, item, () => formatItem(item));
     return ExitCode.OK;
   },
@@ -204,7 +192,7 @@ export const itemListCommand: Command = {
   async run(args, ctx) {
     const stage = stringOption(args, "stage");
     const admin = await client(args, "item list");
-    const items = await admin.request<ItemJson[]>("GET", `/admin/items${query({ stage })}`);
+    const items = await admin.call<ItemJson[]>("adminItems", { stage });
     print(
       ctx,
       args,
@@ -229,9 +217,7 @@ such item. ${NOTE}`,
   async run(args, ctx) {
     const [id, stage] = args.positionals;
     const admin = await client(args, "item move");
-    const item = await admin.request<ItemJson>("POST", `/admin/item/move${query({ id })}`, {
-      stage,
-    });
+    const item = await admin.call<ItemJson>("adminItemMove", { id }, { stage });
     print(ctx, args, item, () => `Moved ${item.storyId} to ${item.stage}.`);
     return ExitCode.OK;
   },
@@ -247,10 +233,7 @@ export const itemDeleteCommand: Command = {
   async run(args, ctx) {
     const id = args.positionals[0];
     const admin = await client(args, "item delete");
-    const result = await admin.request<{ deleted: string }>(
-      "DELETE",
-      `/admin/item${query({ id })}`,
-    );
+    const result = await admin.call<{ deleted: string }>("adminItemDelete", { id });
     print(ctx, args, result, () => `Deleted ${result.deleted}.`);
     return ExitCode.OK;
   },
@@ -268,7 +251,7 @@ export const eventsCommand: Command = {
   async run(args, ctx) {
     const story = stringOption(args, "story");
     const admin = await client(args, "events");
-    const events = await admin.request<EventJson[]>("GET", `/admin/events${query({ story })}`);
+    const events = await admin.call<EventJson[]>("adminEvents", { story });
     print(ctx, args, events, () => events.length === 0 ? "No events." : formatEvents(events));
     return ExitCode.OK;
   },

@@ -9,6 +9,7 @@ import { ADMIN_TOKEN_FILE_NAME, SERVE_FILE_NAME } from "../data_dir.ts";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { CliError, ExitCode, UsageError } from "./errors.ts";
+import { type AdminRouteName, routePath, ROUTES } from "./http/routes.ts";
 
 /** Contents of `serve.json`. */
 export interface ServeInfo {
@@ -152,12 +153,18 @@ export class AdminClient {
   }
 
   /**
-   * Sends a request and returns the parsed JSON body. A 400 response becomes
-   * a {@link UsageError} (exit 2), 404 a not-found error (exit 3), 403 and
-   * others a failure; an unreachable node is exit code 4.
+   * Calls admin route `name` (see `http/routes.ts`) and returns the parsed
+   * JSON body. A 400 response becomes a {@link UsageError} (exit 2), 404 a
+   * not-found error (exit 3), 403 and others a failure; an unreachable node
+   * is exit code 4.
    */
-  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const url = new URL(path, this.info.adminUrl);
+  async call<T>(
+    name: AdminRouteName,
+    query: Record<string, string | undefined> = {},
+    body?: unknown,
+  ): Promise<T> {
+    const method = ROUTES[name].method;
+    const url = new URL(routePath(name, query), this.info.adminUrl);
     let response: Response;
     try {
       response = await fetch(url, {

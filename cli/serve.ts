@@ -29,7 +29,8 @@ import {
   type ProjectConfig,
 } from "./config.ts";
 import { classifyError, CliError, ExitCode, UsageError } from "./errors.ts";
-import { HttpApp, isLoopback, redactUrl } from "./http.ts";
+import { HttpApp } from "./http/app.ts";
+import { isLoopback, redactUrl } from "./http/guard.ts";
 import { newAdminToken, removeRuntimeFiles, type ServeInfo, writeRuntimeFiles } from "./runtime.ts";
 import { shellQuote } from "./format.ts";
 import { DUPLICATE_SIGNAL_WINDOW_MS, listenForStop } from "./signals.ts";

@@ -8,7 +8,7 @@ import { type Command, DATA_DIR_OPTION, flagOption, JSON_OPTION } from "./args.t
 import { locate } from "./config.ts";
 import { ExitCode } from "./errors.ts";
 import { formatBytes, formatDuration, shortId, table } from "./format.ts";
-import type { StatusSnapshot } from "./http.ts";
+import type { StatusSnapshot } from "./http/app.ts";
 import { AdminClient } from "./runtime.ts";
 import { toJsonText } from "./json.ts";
 
@@ -85,7 +85,7 @@ export const statusCommand: Command = {
   async run(args, ctx) {
     const { dataDir } = await locate(args);
     const admin = await AdminClient.open(dataDir, "status");
-    const snapshot = await admin.request<StatusSnapshot>("GET", "/admin/status");
+    const snapshot = await admin.call<StatusSnapshot>("adminStatus");
     ctx.out(flagOption(args, "json") ? toJsonText(snapshot) : formatStatus(snapshot));
     return ExitCode.OK;
   },

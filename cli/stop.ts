@@ -25,7 +25,7 @@ is running.`,
     const { dataDir } = await locate(args);
     const admin = await AdminClient.open(dataDir, "stop");
     const started = performance.now();
-    await admin.request<unknown>("POST", "/admin/stop");
+    await admin.call<unknown>("adminStop");
     const deadline = Date.now() + STOP_WAIT_MS;
     while ((await readServeInfo(dataDir))?.pid === admin.info.pid) {
       if (Date.now() > deadline) {

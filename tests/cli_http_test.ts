@@ -1,11 +1,8 @@
 import assert from "node:assert/strict";
-import {
-  bearerMatches,
-  HttpApp,
-  isLoopback,
-  MAX_ADMIN_BODY_BYTES,
-  redactUrl,
-} from "../cli/http.ts";
+import { MAX_ADMIN_BODY_BYTES } from "../cli/http/admin.ts";
+import { HttpApp } from "../cli/http/app.ts";
+import { bearerMatches, isLoopback, redactUrl } from "../cli/http/guard.ts";
+import { matchRoute, type RouteName, routePath, ROUTES } from "../cli/http/routes.ts";
 import { escapeLabel, Histogram, renderMetrics, SessionTracker } from "../cli/metrics.ts";
 import { STATUS_PAGE_CSP, STATUS_PAGE_HTML } from "../cli/status_page.ts";
 import { silentLogger } from "../sync/logger.ts";
@@ -272,4 +269,32 @@ Deno.test("renderMetrics writes valid text format with escaped labels", () => {
       assert.match(line, /^[a-z_]+(\{[^}]*\})? [0-9.e+-]+$/);
     }
   }
+});
+
+Deno.test("every route of the table is served; unknown paths and methods are 404 and 405", async () => {
+  await withApp(async (app) => {
+    for (const [name, route] of Object.entries(ROUTES)) {
+      if (name === "sync" || name === "adminStop" || name === "apiEvents") continue;
+      const path = routePath(name as RouteName, { id: "S-1" });
+      const body = route.method === "PUT" || route.method === "POST" ? '{"stage":"qa"}' : undefined;
+      const response = await app.handle(
+        admin(path, { method: route.method, body }),
+        info("127.0.0.1"),
+      );
+      assert.ok(![404, 405, 500].includes(response.status) || name.startsWith("adminItem"), name);
+      if (response.status === 404) assert.match((await response.json()).error, /no item S-1/, name);
+      else await response.body?.cancel();
+    }
+    const unknown = await app.handle(admin("/admin/nope"), info("127.0.0.1"));
+    assert.equal(unknown.status, 404);
+    await unknown.body?.cancel();
+    const wrong = await app.handle(admin("/admin/item/move"), info("127.0.0.1"));
+    assert.equal(wrong.status, 405);
+    assert.equal(wrong.headers.get("allow"), "POST");
+    await wrong.body?.cancel();
+  });
+  assert.deepEqual(matchRoute("HEAD", "/healthz"), { kind: "route", name: "health" });
+  assert.deepEqual(matchRoute("GET", "/admin/x"), { kind: "none", access: "admin" });
+  assert.equal(routePath("adminItems", { stage: undefined }), "/admin/items");
+  assert.equal(routePath("adminItemGet", { id: "a b" }), "/admin/item?id=a+b");
 });

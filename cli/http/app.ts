@@ -1,0 +1,302 @@
+/**
+ * The HTTP side of `huskies serve`, next to the sync endpoint: every route
+ * of `routes.ts`, with its access checks (`guard.ts`), the status snapshot,
+ * metrics, the status page and its event stream, and the admin API
+ * (`admin.ts`). Admin and API errors are `{"error": "..."}`.
+ * @module
+ */
+import { STAGES } from "../../crdt/pipeline.ts";
+import type { Logger } from "../../sync/logger.ts";
+import type { HuskiesNode, NodeStatus } from "../../sync/node.ts";
+import { isoTime, type ItemJson, itemJson, type PeerJson, peerJson, wholeMs } from "../json.ts";
+import { renderMetrics, SAMPLE_INTERVAL_MS, SessionTracker } from "../metrics.ts";
+import { STATUS_PAGE_CSP, STATUS_PAGE_HTML } from "../status_page.ts";
+import { type AdminHandler, adminHandlers } from "./admin.ts";
+import { EventStreams } from "./events.ts";
+import { bearerMatches, isLoopback, redactUrl } from "./guard.ts";
+import { failure, json } from "./respond.ts";
+import { type Access, matchRoute, type RouteName, ROUTES } from "./routes.ts";
+
+/** What `/api/status` and `/admin/status` return (see the JSON convention in `cli/json.ts`). */
+export interface StatusSnapshot {
+  /** This node's id. */
+  nodeId: string;
+  /** CLI version. */
+  version: string;
+  /** Start time, ISO 8601. */
+  startedAt: string;
+  /** Time since start, ms. */
+  uptimeMs: number;
+  /** Whether unknown keys may connect. */
+  open: boolean;
+  /** Where the node listens. */
+  urls: { sync: string; status: string };
+  /** Operations held. */
+  operations: number;
+  /** Pending buffer size. */
+  pending: { count: number; bytes: number };
+  /** Authors caught equivocating. */
+  forks: string[];
+  /** Operations applied and refused since start. */
+  counters: NodeStatus["counters"];
+  /** Live sessions. */
+  peers: PeerJson[];
+  /** Outbound rendezvous clients (URLs without credentials). */
+  rendezvous: {
+    url: string;
+    state: NodeStatus["rendezvous"][number]["state"];
+    failures: number;
+    lastError: string | null;
+  }[];
+  /** The pipeline stages, in order. */
+  stages: readonly string[];
+  /** Every work item (omitted where not asked for). */
+  items?: ItemJson[];
+}
+
+/** Options for {@link HttpApp}. */
+export interface HttpAppOptions {
+  /** The node. */
+  node: HuskiesNode;
+  /** CLI version. */
+  version: string;
+  /** The admin secret (contents of `admin.token`). */
+  adminToken: string;
+  /** Sync and status page URLs, for the snapshot. */
+  urls: { sync: string; status: string };
+  /** Serve `/` and `/api/*` to non-loopback clients. @default false */
+  publicStatus?: boolean;
+  /** Whether the mesh is open (shown on the status page). */
+  open: boolean;
+  /** Logger (requests at debug level; never headers). */
+  logger: Logger;
+  /** Start time, ms since the epoch. @default Date.now() */
+  startedAt?: number;
+  /** Called when an admin client asks the node to stop (`POST /admin/stop`). */
+  onStopRequest?: () => void;
+}
+
+/** What a route handler gets. */
+interface RouteContext {
+  request: Request;
+  url: URL;
+}
+
+/** `A`, `A or B`, `A, B or C` (pure). */
+function orList(words: string[]): string {
+  return words.length < 2 ? words.join("") : `${words.slice(0, -1).join(", ")} or ${words.at(-1)}`;
+}
+
+function remoteHost(info?: Deno.ServeHandlerInfo): string {
+  const addr = info?.remoteAddr as Deno.NetAddr | undefined;
+  return addr && "hostname" in addr ? addr.hostname : "";
+}
+
+/**
+ * Serves every HTTP path of a running node. Create it once the node is open;
+ * call {@link HttpApp.close} before shutting the server down, so that event
+ * streams end and timers stop.
+ */
+export class HttpApp {
+  readonly #options: HttpAppOptions;
+  readonly #node: HuskiesNode;
+  readonly #startedAt: number;
+  readonly #tracker = new SessionTracker();
+  readonly #events: EventStreams;
+  readonly #sampler: ReturnType<typeof setInterval>;
+  readonly #unsubscribe: () => void;
+  readonly #routes: Record<Exclude<RouteName, "sync">, (c: RouteContext) => Promise<Response>>;
+  #closed = false;
+
+  /** Creates the app and starts sampling sessions. */
+  constructor(options: HttpAppOptions) {
+    this.#options = options;
+    this.#node = options.node;
+    this.#startedAt = options.startedAt ?? Date.now();
+    this.#events = new EventStreams(() => JSON.stringify(this.snapshot(true)));
+    this.#sampler = setInterval(() => this.#sample(), SAMPLE_INTERVAL_MS);
+    this.#unsubscribe = this.#node.replica.onApplied(() => this.#events.schedulePush());
+    const admin = adminHandlers({
+      node: this.#node,
+      status: () => this.snapshot(false),
+      onStopRequest: options.onStopRequest,
+    });
+    const adminRoute = (handler: AdminHandler) => (c: RouteContext) => handler(c.request, c.url);
+    const page = () =>
+      Promise.resolve(
+        new Response(STATUS_PAGE_HTML, {
+          headers: {
+            "content-type": "text/html; charset=utf-8",
+            "cache-control": "no-store",
+            "content-security-policy": STATUS_PAGE_CSP,
+            "x-content-type-options": "nosniff",
+            "referrer-policy": "no-referrer",
+          },
+        }),
+      );
+    this.#routes = {
+      health: () => Promise.resolve(json({ status: "ok", nodeId: this.#node.nodeId })),
+      metrics: () =>
+        Promise.resolve(
+          new Response(this.metrics(), {
+            headers: {
+              "content-type": "text/plain; version=0.0.4; charset=utf-8",
+              "cache-control": "no-store",
+            },
+          }),
+        ),
+      page,
+      pageIndex: page,
+      apiStatus: () => Promise.resolve(json(this.snapshot(true))),
+      apiEvents: () => Promise.resolve(this.#events.open()),
+      adminStatus: adminRoute(admin.adminStatus),
+      adminItems: adminRoute(admin.adminItems),
+      adminItemGet: adminRoute(admin.adminItemGet),
+      adminItemPut: adminRoute(admin.adminItemPut),
+      adminItemDelete: adminRoute(admin.adminItemDelete),
+      adminItemMove: adminRoute(admin.adminItemMove),
+      adminEvents: adminRoute(admin.adminEvents),
+      adminStop: adminRoute(admin.adminStop),
+    };
+  }
+
+  #sample(): void {
+    if (!this.#closed) this.#tracker.sample(this.#node.sessions());
+  }
+
+  /** A status snapshot; `items` adds the pipeline board. */
+  snapshot(items: boolean): StatusSnapshot {
+    this.#sample();
+    const status = this.#node.status();
+    const now = Date.now();
+    const snapshot: StatusSnapshot = {
+      nodeId: status.nodeId,
+      version: this.#options.version,
+      startedAt: isoTime(this.#startedAt),
+      uptimeMs: wholeMs(now - this.#startedAt),
+      open: this.#options.open,
+      urls: this.#options.urls,
+      operations: status.operations,
+      pending: status.pending,
+      forks: status.forks,
+      counters: status.counters,
+      peers: this.#tracker.peers().map(peerJson),
+      rendezvous: status.rendezvous.map((r) => ({
+        url: redactUrl(r.url),
+        state: r.state,
+        failures: r.failures,
+        lastError: r.lastError ?? null,
+      })),
+      stages: STAGES,
+    };
+    if (items) snapshot.items = this.#node.pipeline.list().map(itemJson);
+    return snapshot;
+  }
+
+  /** The `/metrics` body. */
+  metrics(): string {
+    this.#sample();
+    return renderMetrics({
+      status: this.#node.status(),
+      peers: this.#tracker.peers(),
+      totals: this.#tracker.totals(),
+      catchup: this.#tracker.catchup,
+      version: this.#options.version,
+      startedAt: this.#startedAt,
+    });
+  }
+
+  /**
+   * Handles one request; never throws. The sync endpoint is answered
+   * synchronously, as the WebSocket upgrade requires.
+   */
+  handle(request: Request, info?: Deno.ServeHandlerInfo): Response | Promise<Response> {
+    // Read the peer address first: it cannot be read once a socket is upgraded.
+    const remote = remoteHost(info);
+    try {
+      const sync = this.#node.handleRequest(request, info);
+      if (sync) return sync;
+    } catch (error) {
+      // For example a malformed upgrade request.
+      return failure(400, `Cannot open a sync connection: ${(error as Error).message}`);
+    }
+    return this.#handleHttp(request, remote);
+  }
+
+  async #handleHttp(request: Request, remote: string): Promise<Response> {
+    const url = new URL(request.url);
+    let response: Response;
+    try {
+      response = await this.#route(request, url, remote);
+    } catch (error) {
+      this.#options.logger.log("error", "request failed", {
+        method: request.method,
+        path: url.pathname,
+        error: (error as Error).message,
+      });
+      response = failure(500, `Cannot handle request: ${(error as Error).message}`);
+    }
+    this.#options.logger.log("debug", "http request", {
+      method: request.method,
+      path: url.pathname,
+      status: response.status,
+      remote,
+    });
+    return response;
+  }
+
+  /** Why a request may not use a route of `access`, or `undefined` when it may. */
+  #refusal(access: Access, request: Request, remote: string): Response | undefined {
+    const loopback = isLoopback(remote);
+    if (access === "status" && !loopback && !this.#options.publicStatus) {
+      return failure(
+        403,
+        "Cannot show the status page: it is only served to loopback clients " +
+          "(start serve with --public-status to serve it to everyone)",
+      );
+    }
+    if (access === "admin") {
+      if (!loopback) {
+        return failure(
+          403,
+          "Cannot use the admin API: it only answers requests from loopback addresses",
+        );
+      }
+      if (!bearerMatches(request.headers.get("authorization"), this.#options.adminToken)) {
+        return failure(403, "Cannot use the admin API: the bearer token is missing or wrong");
+      }
+    }
+    return undefined;
+  }
+
+  #route(request: Request, url: URL, remote: string): Promise<Response> {
+    const match = matchRoute(request.method, url.pathname);
+    if (match.kind === "none") {
+      const refused = match.access && this.#refusal(match.access, request, remote);
+      if (refused) return Promise.resolve(refused);
+      return Promise.resolve(failure(404, `Cannot find ${request.method} ${url.pathname}`));
+    }
+    if (match.kind === "wrong-method") {
+      return Promise.resolve(
+        failure(405, `Cannot use ${match.path}: use ${orList(match.allow)}`, {
+          allow: match.allow.join(", "),
+        }),
+      );
+    }
+    if (match.name === "sync") {
+      return Promise.resolve(failure(400, "Cannot open a sync connection: use a WebSocket"));
+    }
+    const refused = this.#refusal(ROUTES[match.name].access, request, remote);
+    if (refused) return Promise.resolve(refused);
+    return this.#routes[match.name]({ request, url });
+  }
+
+  /** Ends every event stream and stops the timers. Safe to call twice. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#sampler);
+    this.#unsubscribe();
+    this.#events.close();
+  }
+}
