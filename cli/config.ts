@@ -12,6 +12,7 @@
  * data_dir = "data"                         # relative to the file's folder
  * open = false                              # open mesh: any key may connect
  * public_status = false                     # serve / and /api/* to non-loopback clients
+ * public_host = "hub.example.org"           # or an array: names accepted in Host headers
  * ```
  * @module
  */
@@ -49,6 +50,8 @@ export interface ProjectConfig {
   open?: boolean;
   /** `public_status`. */
   publicStatus?: boolean;
+  /** `public_host` (a string becomes a one-element list). */
+  publicHosts?: string[];
 }
 
 /** Keys `project.toml` may contain. */
@@ -59,6 +62,7 @@ export const CONFIG_KEYS = [
   "data_dir",
   "open",
   "public_status",
+  "public_host",
 ] as const;
 
 /**
@@ -82,6 +86,23 @@ export function parseListen(text: string): ListenAddress {
 /** Formats a host and port for a URL, bracketing IPv6 addresses (pure). */
 export function hostPort(hostname: string, port: number): string {
   return `${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`;
+}
+
+/**
+ * Checks a DNS host name for `public_host` (pure); returns it in lower case.
+ * @throws {TypeError} it is not a host name.
+ */
+export function checkHostName(text: string): string {
+  const name = text.trim().toLowerCase();
+  if (
+    !/^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/
+      .test(name)
+  ) {
+    throw new TypeError(
+      `Cannot use host name "${text}": expected a DNS name such as hub.example.org (no port)`,
+    );
+  }
+  return name;
 }
 
 /**
@@ -177,6 +198,18 @@ export function parseProjectConfig(text: string, file: string): ProjectConfig {
         if (typeof value !== "boolean") throw bad("true or false");
         config.publicStatus = value;
         break;
+      case "public_host": {
+        const names = typeof value === "string" ? [value] : value;
+        if (!Array.isArray(names) || !names.every((n) => typeof n === "string")) {
+          throw bad("a host name or an array of them");
+        }
+        try {
+          config.publicHosts = names.map(checkHostName);
+        } catch (error) {
+          throw configError(file, `key "public_host": ${(error as Error).message}`, error);
+        }
+        break;
+      }
       default:
         throw configError(file, `unknown key "${key}"`);
     }

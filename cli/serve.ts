@@ -20,7 +20,9 @@ import {
   stringOption,
 } from "./args.ts";
 import {
+  checkHostName,
   checkRendezvousUrl,
+  CONFIG_KEYS,
   DEFAULT_LISTEN,
   hostPort,
   type ListenAddress,
@@ -55,6 +57,8 @@ export interface ServeSettings {
   open: boolean;
   /** Serve the status page to non-loopback clients. */
   publicStatus: boolean;
+  /** Names the status page and admin API answer to, besides loopback names and IPs. */
+  publicHosts: string[];
   /** JSON log lines. */
   logJson: boolean;
   /** Lowest log level printed. */
@@ -113,9 +117,23 @@ export function resolveServeSettings(args: ParsedArgs, config: ProjectConfig): S
     trustedKeys: config.trustedKeys ?? [],
     open: flagOption(args, "open") || (config.open ?? false),
     publicStatus: flagOption(args, "public-status") || (config.publicStatus ?? false),
+    publicHosts: publicHosts(args, config),
     logJson: flagOption(args, "log-json"),
     logLevel: logLevel as LogLevel,
   };
+}
+
+/** `--public-host` (else `public_host`), checked (pure). */
+function publicHosts(args: ParsedArgs, config: ProjectConfig): string[] {
+  const flags = listOption(args, "public-host");
+  if (flags.length === 0) return config.publicHosts ?? [];
+  return flags.map((name) => {
+    try {
+      return checkHostName(name);
+    } catch (error) {
+      throw new UsageError("serve", `${(error as Error).message} (--public-host)`);
+    }
+  });
 }
 
 /** Explains why the node of `dataDir` could not be opened (pure). */
@@ -293,6 +311,10 @@ export async function runServe(args: ParsedArgs, ctx: CliContext): Promise<numbe
     adminToken,
     urls,
     publicStatus: settings.publicStatus,
+    // A listener bound to a name (not an address) answers to that name too.
+    publicHosts: isWildcard(bound.hostname) || isLoopback(bound.hostname)
+      ? settings.publicHosts
+      : [...settings.publicHosts, bound.hostname],
     open: settings.open,
     logger,
     startedAt,
@@ -371,8 +393,8 @@ for peers on ws://HOST:PORT/crdt-sync and serves the status page (/), /healthz,
 /metrics and the admin API used by the item commands. Works with no
 configuration: data folder ./.huskies, listening on 127.0.0.1:3001, closed mesh.
 
-Settings come from flags, then <data folder>/project.toml (keys: listen,
-rendezvous, trusted_keys, data_dir, open, public_status), then defaults.
+Settings come from flags, then <data folder>/project.toml (keys: ${CONFIG_KEYS.join(", ")}),
+then defaults.
 SIGINT or SIGTERM stops the node cleanly (exit 0). Copies of the signal that
 arrive within ${
     DUPLICATE_SIGNAL_WINDOW_MS / 1000
@@ -400,6 +422,13 @@ ignored; a signal after that forces exit 130.`,
     "public-status": {
       type: "boolean",
       description: "serve the status page and /api/* to non-loopback clients too",
+    },
+    "public-host": {
+      type: "string",
+      multiple: true,
+      value: "NAME",
+      description: "a DNS name this node is reached by, accepted in Host headers " +
+        "(loopback names and IP addresses always are)",
     },
     "log-json": { type: "boolean", description: "log JSON lines instead of readable text" },
     "log-level": {

@@ -107,6 +107,7 @@ Deno.test("serve settings: flags win over the file, which wins over defaults", (
     trustedKeys: [],
     open: false,
     publicStatus: false,
+    publicHosts: [],
     logJson: false,
     logLevel: "info",
   });

@@ -13,7 +13,7 @@ import { renderMetrics, SAMPLE_INTERVAL_MS, SessionTracker } from "../metrics.ts
 import { STATUS_PAGE_CSP, STATUS_PAGE_HTML } from "../status_page.ts";
 import { type AdminHandler, adminHandlers } from "./admin.ts";
 import { EventStreams } from "./events.ts";
-import { bearerMatches, isLoopback, redactUrl } from "./guard.ts";
+import { bearerMatches, hostAllowed, isLoopback, originAllowed, redactUrl } from "./guard.ts";
 import { failure, json } from "./respond.ts";
 import { type Access, matchRoute, type RouteName, ROUTES } from "./routes.ts";
 
@@ -66,6 +66,11 @@ export interface HttpAppOptions {
   urls: { sync: string; status: string };
   /** Serve `/` and `/api/*` to non-loopback clients. @default false */
   publicStatus?: boolean;
+  /**
+   * Host names (besides loopback names and IP literals) that requests may
+   * carry in `Host`, e.g. the name the status page is reached by.
+   */
+  publicHosts?: readonly string[];
   /** Whether the mesh is open (shown on the status page). */
   open: boolean;
   /** Logger (requests at debug level; never headers). */
@@ -247,6 +252,22 @@ export class HttpApp {
 
   /** Why a request may not use a route of `access`, or `undefined` when it may. */
   #refusal(access: Access, request: Request, remote: string): Response | undefined {
+    if (access === "status" || access === "admin") {
+      // A DNS rebinding page reaches us from the operator's browser, so from loopback:
+      // only the names it uses tell it apart.
+      const hosts = this.#options.publicHosts ?? [];
+      const host = request.headers.get("host");
+      if (!hostAllowed(host, hosts)) {
+        return failure(
+          403,
+          `Cannot answer for host ${JSON.stringify(host)}: it is not a name of this node ` +
+            "(start serve with --public-host NAME if it is)",
+        );
+      }
+      if (!originAllowed(request.headers.get("origin"), host, hosts)) {
+        return failure(403, "Cannot answer a cross-origin request: only the status page may ask");
+      }
+    }
     const loopback = isLoopback(remote);
     if (access === "status" && !loopback && !this.#options.publicStatus) {
       return failure(
