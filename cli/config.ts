@@ -13,6 +13,7 @@
  * open = false                              # open mesh: any key may connect
  * public_status = false                     # serve / and /api/* to non-loopback clients
  * public_host = "hub.example.org"           # or an array: names accepted in Host headers
+ * public_metrics = false                    # node and peer ids in /metrics for everyone
  * ```
  * @module
  */
@@ -50,6 +51,8 @@ export interface ProjectConfig {
   open?: boolean;
   /** `public_status`. */
   publicStatus?: boolean;
+  /** `public_metrics`. */
+  publicMetrics?: boolean;
   /** `public_host` (a string becomes a one-element list). */
   publicHosts?: string[];
 }
@@ -63,6 +66,7 @@ export const CONFIG_KEYS = [
   "open",
   "public_status",
   "public_host",
+  "public_metrics",
 ] as const;
 
 /**
@@ -197,6 +201,10 @@ export function parseProjectConfig(text: string, file: string): ProjectConfig {
       case "public_status":
         if (typeof value !== "boolean") throw bad("true or false");
         config.publicStatus = value;
+        break;
+      case "public_metrics":
+        if (typeof value !== "boolean") throw bad("true or false");
+        config.publicMetrics = value;
         break;
       case "public_host": {
         const names = typeof value === "string" ? [value] : value;

@@ -157,6 +157,11 @@ export interface MetricsInput {
   version: string;
   /** Process start, ms since the epoch. */
   startedAt: number;
+  /**
+   * Include node and peer ids (`huskies_info{node_id}`, the per-peer
+   * families). Off for clients that may not learn them. @default true
+   */
+  ids?: boolean;
 }
 
 /** Escapes a label value for the text format (pure). */
@@ -189,8 +194,9 @@ export function renderMetrics(input: MetricsInput): string {
     for (const [l, v] of samples) out.push(`${name}${labels(l)} ${formatNumber(v)}`);
   };
   const { status, peers, totals } = input;
+  const ids = input.ids ?? true;
   family("huskies_info", "gauge", "Node identity and version (always 1).", [
-    [{ node_id: status.nodeId, version: input.version }, 1],
+    [ids ? { node_id: status.nodeId, version: input.version } : { version: input.version }, 1],
   ]);
   family(
     "huskies_start_time_seconds",
@@ -271,7 +277,7 @@ export function renderMetrics(input: MetricsInput): string {
     "huskies_peer_clock_lag_operations",
     "gauge",
     "Operations this node holds that the peer is not known to hold.",
-    peers.map((p) => [{ peer: p.peer, direction: p.direction }, p.clockLag]),
+    ids ? peers.map((p) => [{ peer: p.peer, direction: p.direction }, p.clockLag]) : [],
   );
   const rendezvous: [Record<string, string>, number][] = [];
   for (const state of ["connecting", "connected", "waiting", "stopped"]) {

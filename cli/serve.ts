@@ -59,6 +59,8 @@ export interface ServeSettings {
   publicStatus: boolean;
   /** Names the status page and admin API answer to, besides loopback names and IPs. */
   publicHosts: string[];
+  /** Show node and peer ids in /metrics and /healthz to non-loopback clients. */
+  publicMetrics: boolean;
   /** JSON log lines. */
   logJson: boolean;
   /** Lowest log level printed. */
@@ -118,6 +120,7 @@ export function resolveServeSettings(args: ParsedArgs, config: ProjectConfig): S
     open: flagOption(args, "open") || (config.open ?? false),
     publicStatus: flagOption(args, "public-status") || (config.publicStatus ?? false),
     publicHosts: publicHosts(args, config),
+    publicMetrics: flagOption(args, "public-metrics") || (config.publicMetrics ?? false),
     logJson: flagOption(args, "log-json"),
     logLevel: logLevel as LogLevel,
   };
@@ -311,6 +314,7 @@ export async function runServe(args: ParsedArgs, ctx: CliContext): Promise<numbe
     adminToken,
     urls,
     publicStatus: settings.publicStatus,
+    publicMetrics: settings.publicMetrics,
     // A listener bound to a name (not an address) answers to that name too.
     publicHosts: isWildcard(bound.hostname) || isLoopback(bound.hostname)
       ? settings.publicHosts
@@ -422,6 +426,10 @@ ignored; a signal after that forces exit 130.`,
     "public-status": {
       type: "boolean",
       description: "serve the status page and /api/* to non-loopback clients too",
+    },
+    "public-metrics": {
+      type: "boolean",
+      description: "show node and peer ids in /metrics and /healthz to non-loopback clients",
     },
     "public-host": {
       type: "string",

@@ -108,6 +108,7 @@ Deno.test("serve settings: flags win over the file, which wins over defaults", (
     open: false,
     publicStatus: false,
     publicHosts: [],
+    publicMetrics: false,
     logJson: false,
     logLevel: "info",
   });

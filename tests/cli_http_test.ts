@@ -142,7 +142,10 @@ Deno.test("the status page is served to loopback only unless public, with a stri
     await remoteApi.body?.cancel();
     const health = await app.handle(new Request("http://h/healthz"), info("192.0.2.7"));
     assert.equal(health.status, 200, "health checks work from anywhere");
-    await health.body?.cancel();
+    assert.deepEqual(await health.json(), { status: "ok" }, "without the node id");
+    const metrics = await app.handle(new Request("http://h/metrics"), info("192.0.2.7"));
+    const text = await metrics.text();
+    assert.match(text, /^huskies_info\{version="[^"]*"\} 1$/m, "no node_id label remotely");
 
     const page = await app.handle(new Request("http://h/"), info("127.0.0.1"));
     assert.equal(page.status, 200);

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { hostAllowed, hostName, originAllowed } from "../cli/http/guard.ts";
+import { adminUrlProblem } from "../cli/runtime.ts";
 import { huskies, removeDir, ServeProcess, tempDir } from "./cli_helpers.ts";
 
 Deno.test("hostAllowed accepts loopback names, IP literals and public hosts only", () => {
@@ -151,6 +152,71 @@ Deno.test("--public-host adds a name the status page answers to", async () => {
     const bad = await huskies(["serve", "--data-dir", dir, "--public-host", "http://x:1"]);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /Cannot use host name "http:\/\/x:1"/);
+  } finally {
+    await serve?.kill();
+    await removeDir(dir);
+  }
+});
+
+Deno.test("the CLI sends the admin token only to a loopback adminUrl", async () => {
+  assert.equal(adminUrlProblem("http://127.0.0.1:3001/"), undefined);
+  assert.equal(adminUrlProblem("http://[::1]:3001/"), undefined);
+  assert.match(adminUrlProblem("http://attacker.example:80/")!, /not a loopback address/);
+  assert.match(adminUrlProblem("http://localhost:3001/")!, /not a loopback address/);
+  assert.match(adminUrlProblem("https://127.0.0.1/")!, /instead of http/);
+  const dir = await tempDir();
+  // A listener standing in for the attacker: it must never be contacted.
+  const trap = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  let contacted = false;
+  const accepting = (async () => {
+    for await (const conn of trap) (contacted = true, conn.close());
+  })().catch(() => {});
+  try {
+    const port = (trap.addr as Deno.NetAddr).port;
+    await Deno.writeTextFile(
+      join(dir, "serve.json"),
+      JSON.stringify({
+        version: 1,
+        pid: 1,
+        nodeId: "x",
+        listen: "x",
+        url: "http://127.0.0.1:1/",
+        syncUrl: "ws://127.0.0.1:1/crdt-sync",
+        adminUrl: `http://localhost.:${port}/`,
+        startedAt: new Date().toISOString(),
+      }),
+    );
+    await Deno.writeTextFile(join(dir, "admin.token"), "a".repeat(64));
+    const result = await huskies(["item", "list", "--data-dir", dir]);
+    assert.equal(result.code, 6, result.stderr);
+    assert.match(result.stderr, /Cannot use the admin API: \S+serve\.json gives adminUrl/);
+    assert.match(result.stderr, /not a loopback address/);
+    assert.ok(!contacted, "the token was not sent");
+  } finally {
+    trap.close();
+    await accepting;
+    await removeDir(dir);
+  }
+});
+
+Deno.test("/metrics and /healthz show ids only to loopback clients unless made public", async () => {
+  const dir = await tempDir();
+  let serve: ServeProcess | undefined;
+  try {
+    serve = await ServeProcess.start(["--data-dir", dir, "--listen", "127.0.0.1:0"]);
+    const port = Number(new URL(serve.statusUrl).port);
+    const local = await rawGet(port, "/metrics", { Host: `127.0.0.1:${port}` });
+    assert.match(local.text, new RegExp(`node_id="${serve.nodeId}"`));
+    assert.match((await rawGet(port, "/healthz", { Host: `127.0.0.1:${port}` })).text, /nodeId/);
+    // Under a foreign name (a rebinding page) the ids are left out; the counts stay.
+    const foreign = await rawGet(port, "/metrics", { Host: `evil.example:${port}` });
+    assert.equal(foreign.status, 200);
+    assert.doesNotMatch(foreign.text, new RegExp(serve.nodeId));
+    assert.match(foreign.text, /^huskies_operations 0$/m);
+    const health = await rawGet(port, "/healthz", { Host: `evil.example:${port}` });
+    assert.match(health.text, /\{"status":"ok"\}/);
+    assert.doesNotMatch(health.text, new RegExp(serve.nodeId));
+    assert.equal(await serve.stop(), 0);
   } finally {
     await serve?.kill();
     await removeDir(dir);

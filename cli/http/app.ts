@@ -66,6 +66,8 @@ export interface HttpAppOptions {
   urls: { sync: string; status: string };
   /** Serve `/` and `/api/*` to non-loopback clients. @default false */
   publicStatus?: boolean;
+  /** Show node and peer ids in `/metrics` and `/healthz` to non-loopback clients. @default false */
+  publicMetrics?: boolean;
   /**
    * Host names (besides loopback names and IP literals) that requests may
    * carry in `Host`, e.g. the name the status page is reached by.
@@ -85,6 +87,8 @@ export interface HttpAppOptions {
 interface RouteContext {
   request: Request;
   url: URL;
+  /** The client's address. */
+  remote: string;
 }
 
 /** `A`, `A or B`, `A, B or C` (pure). */
@@ -140,10 +144,13 @@ export class HttpApp {
         }),
       );
     this.#routes = {
-      health: () => Promise.resolve(json({ status: "ok", nodeId: this.#node.nodeId })),
-      metrics: () =>
+      health: (c) =>
         Promise.resolve(
-          new Response(this.metrics(), {
+          json(this.#revealIds(c) ? { status: "ok", nodeId: this.#node.nodeId } : { status: "ok" }),
+        ),
+      metrics: (c) =>
+        Promise.resolve(
+          new Response(this.metrics({ ids: this.#revealIds(c) }), {
             headers: {
               "content-type": "text/plain; version=0.0.4; charset=utf-8",
               "cache-control": "no-store",
@@ -198,8 +205,18 @@ export class HttpApp {
     return snapshot;
   }
 
-  /** The `/metrics` body. */
-  metrics(): string {
+  /**
+   * Whether a request may learn node and peer ids: from loopback under one of
+   * the node's names, or from anywhere with `publicStatus` or `publicMetrics`.
+   */
+  #revealIds(c: RouteContext): boolean {
+    if (this.#options.publicStatus || this.#options.publicMetrics) return true;
+    return isLoopback(c.remote) &&
+      hostAllowed(c.request.headers.get("host"), this.#options.publicHosts ?? []);
+  }
+
+  /** The `/metrics` body; `ids: false` leaves out node and peer ids. */
+  metrics(options: { ids?: boolean } = {}): string {
     this.#sample();
     return renderMetrics({
       status: this.#node.status(),
@@ -208,6 +225,7 @@ export class HttpApp {
       catchup: this.#tracker.catchup,
       version: this.#options.version,
       startedAt: this.#startedAt,
+      ids: options.ids ?? true,
     });
   }
 
@@ -309,7 +327,7 @@ export class HttpApp {
     }
     const refused = this.#refusal(ROUTES[match.name].access, request, remote);
     if (refused) return Promise.resolve(refused);
-    return this.#routes[match.name]({ request, url });
+    return this.#routes[match.name]({ request, url, remote });
   }
 
   /** Ends every event stream and stops the timers. Safe to call twice. */
