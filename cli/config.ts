@@ -14,6 +14,8 @@
  * public_status = false                     # serve / and /api/* to non-loopback clients
  * public_host = "hub.example.org"           # or an array: names accepted in Host headers
  * public_metrics = false                    # node and peer ids in /metrics for everyone
+ * max_unauthenticated = 64                  # connections still in the handshake, at once
+ * attempts_per_minute_per_address = 30      # handshake attempts per source address per minute
  * ```
  * @module
  */
@@ -53,6 +55,10 @@ export interface ProjectConfig {
   publicStatus?: boolean;
   /** `public_metrics`. */
   publicMetrics?: boolean;
+  /** `max_unauthenticated`: connections still in the handshake, at most, at once. */
+  maxUnauthenticated?: number;
+  /** `attempts_per_minute_per_address`: handshake attempts per source address per minute. */
+  attemptsPerMinutePerAddress?: number;
   /** `public_host` (a string becomes a one-element list). */
   publicHosts?: string[];
 }
@@ -67,6 +73,8 @@ export const CONFIG_KEYS = [
   "public_status",
   "public_host",
   "public_metrics",
+  "max_unauthenticated",
+  "attempts_per_minute_per_address",
 ] as const;
 
 /**
@@ -90,6 +98,21 @@ export function parseListen(text: string): ListenAddress {
 /** Formats a host and port for a URL, bracketing IPv6 addresses (pure). */
 export function hostPort(hostname: string, port: number): string {
   return `${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`;
+}
+
+/**
+ * Reads a count for an admission limit (pure): a whole number from 1 to
+ * 1,000,000. `name` is the flag or key named in the message.
+ * @throws {TypeError} it is not such a number.
+ */
+export function checkCount(text: string, name: string): number {
+  const value = Number(text.trim());
+  if (
+    !/^\d+$/.test(text.trim()) || !Number.isSafeInteger(value) || value < 1 || value > 1_000_000
+  ) {
+    throw new TypeError(`Cannot use ${name} "${text}": expected a whole number from 1 to 1000000`);
+  }
+  return value;
 }
 
 /**
@@ -205,6 +228,19 @@ export function parseProjectConfig(text: string, file: string): ProjectConfig {
       case "public_metrics":
         if (typeof value !== "boolean") throw bad("true or false");
         config.publicMetrics = value;
+        break;
+      case "max_unauthenticated":
+      case "attempts_per_minute_per_address":
+        if (typeof value !== "number" && typeof value !== "bigint") {
+          throw bad("a whole number >= 1");
+        }
+        try {
+          const count = checkCount(String(value), key);
+          if (key === "max_unauthenticated") config.maxUnauthenticated = count;
+          else config.attemptsPerMinutePerAddress = count;
+        } catch (error) {
+          throw configError(file, (error as Error).message, error);
+        }
         break;
       case "public_host": {
         const names = typeof value === "string" ? [value] : value;

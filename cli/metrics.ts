@@ -145,7 +145,7 @@ export interface MetricsInput {
   /** The node's status. */
   status: Pick<
     NodeStatus,
-    "nodeId" | "operations" | "pending" | "forks" | "counters" | "rendezvous"
+    "nodeId" | "operations" | "stateHash" | "pending" | "forks" | "counters" | "rendezvous"
   >;
   /** Live sessions. */
   peers: readonly PeerView[];
@@ -198,6 +198,12 @@ export function renderMetrics(input: MetricsInput): string {
   family("huskies_info", "gauge", "Node identity and version (always 1).", [
     [ids ? { node_id: status.nodeId, version: input.version } : { version: input.version }, 1],
   ]);
+  family(
+    "huskies_state_info",
+    "gauge",
+    "Hash of the node's visible state, equal on converged nodes (always 1).",
+    [[{ state_hash: status.stateHash }, 1]],
+  );
   family(
     "huskies_start_time_seconds",
     "gauge",

@@ -20,6 +20,7 @@ import {
   stringOption,
 } from "./args.ts";
 import {
+  checkCount,
   checkHostName,
   checkRendezvousUrl,
   CONFIG_KEYS,
@@ -61,6 +62,8 @@ export interface ServeSettings {
   publicHosts: string[];
   /** Show node and peer ids in /metrics and /healthz to non-loopback clients. */
   publicMetrics: boolean;
+  /** Admission limits for connections that have not authenticated (unset: the node's defaults). */
+  admission: { maxUnauthenticated?: number; attemptsPerMinutePerAddress?: number };
   /** JSON log lines. */
   logJson: boolean;
   /** Lowest log level printed. */
@@ -121,9 +124,29 @@ export function resolveServeSettings(args: ParsedArgs, config: ProjectConfig): S
     publicStatus: flagOption(args, "public-status") || (config.publicStatus ?? false),
     publicHosts: publicHosts(args, config),
     publicMetrics: flagOption(args, "public-metrics") || (config.publicMetrics ?? false),
+    admission: admissionLimits(args, config),
     logJson: flagOption(args, "log-json"),
     logLevel: logLevel as LogLevel,
   };
+}
+
+/** `--max-unauthenticated` and `--attempts-per-minute` over their keys (pure). */
+function admissionLimits(args: ParsedArgs, config: ProjectConfig): ServeSettings["admission"] {
+  const count = (flag: string, fallback: number | undefined) => {
+    const text = stringOption(args, flag);
+    if (text === undefined) return fallback;
+    try {
+      return checkCount(text, `--${flag}`);
+    } catch (error) {
+      throw new UsageError("serve", (error as Error).message);
+    }
+  };
+  const limits: ServeSettings["admission"] = {};
+  const max = count("max-unauthenticated", config.maxUnauthenticated);
+  if (max !== undefined) limits.maxUnauthenticated = max;
+  const attempts = count("attempts-per-minute", config.attemptsPerMinutePerAddress);
+  if (attempts !== undefined) limits.attemptsPerMinutePerAddress = attempts;
+  return limits;
 }
 
 /** `--public-host` (else `public_host`), checked (pure). */
@@ -287,6 +310,7 @@ export async function runServe(args: ParsedArgs, ctx: CliContext): Promise<numbe
       dataDir,
       trustedKeys: settings.trustedKeys,
       open: settings.open,
+      admission: settings.admission,
       logger,
     });
   } catch (error) {
@@ -426,6 +450,17 @@ ignored; a signal after that forces exit 130.`,
     "public-status": {
       type: "boolean",
       description: "serve the status page and /api/* to non-loopback clients too",
+    },
+    "max-unauthenticated": {
+      type: "string",
+      value: "N",
+      description: "connections still in the handshake, at most, at once (default 64)",
+    },
+    "attempts-per-minute": {
+      type: "string",
+      value: "N",
+      description: "handshake attempts per source address per minute (default 30); raise it " +
+        "for many nodes behind one address (NAT, one host)",
     },
     "public-metrics": {
       type: "boolean",

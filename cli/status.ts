@@ -22,6 +22,7 @@ export function formatStatus(s: StatusSnapshot, now: number = Date.now()): strin
     `mesh         ${s.open ? "open" : "closed"}`,
     `operations   ${s.operations} held; ${s.counters.applied} applied since start; rejected ` +
     `${s.counters.invalid} invalid, ${s.counters.unauthorized} unauthorized`,
+    `state hash   ${s.stateHash} (equal on nodes that have converged)`,
     `pending      ${s.pending.count} operations (${
       formatBytes(s.pending.bytes)
     }) waiting for dependencies`,

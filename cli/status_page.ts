@@ -142,6 +142,7 @@ function render(s) {
   $("node-id").textContent = s.nodeId;
   $("version").textContent = "huskies " + s.version;
   $("mesh").textContent = s.open ? "open mesh" : "closed mesh";
+  $("state-hash").textContent = s.stateHash;
   $("stats").replaceChildren(
     stat(s.operations, "operations held"),
     stat(s.counters.applied, "applied since start"),
@@ -213,6 +214,8 @@ export const STATUS_PAGE_HTML = `<!doctype html>
 <header>
   <h1>huskies</h1>
   <div>node <code id="node-id">loading\u2026</code></div>
+  <div title="hash of the visible state: equal on nodes that have converged">state
+    <code id="state-hash"></code></div>
   <span id="mesh" class="badge"></span>
   <span id="connection" class="badge connecting">connecting</span>
   <span id="version" class="empty"></span>

@@ -109,6 +109,7 @@ Deno.test("serve settings: flags win over the file, which wins over defaults", (
     publicStatus: false,
     publicHosts: [],
     publicMetrics: false,
+    admission: {},
     logJson: false,
     logLevel: "info",
   });

@@ -238,6 +238,7 @@ Deno.test("renderMetrics writes valid text format with escaped labels", () => {
     status: {
       nodeId: 'n"1',
       operations: 12,
+      stateHash: "ab12",
       pending: { count: 2, bytes: 300 },
       forks: ["x"],
       counters: { applied: 10, invalid: 1, unauthorized: 2 },
@@ -252,6 +253,7 @@ Deno.test("renderMetrics writes valid text format with escaped labels", () => {
   assert.equal(escapeLabel('a\\b"c\nd'), 'a\\\\b\\"c\\nd');
   assert.match(text, /^huskies_info\{node_id="n\\"1",version="1\.0\.0"\} 1$/m);
   assert.match(text, /^huskies_peers\{direction="outbound",state="live"\} 1$/m);
+  assert.match(text, /^huskies_state_info\{state_hash="ab12"\} 1$/m);
   assert.match(text, /^huskies_operations_rejected_total\{reason="invalid"\} 1$/m);
   assert.match(text, /^huskies_outbound_queue_operations 5$/m);
   assert.match(text, /^huskies_pending_bytes 300$/m);

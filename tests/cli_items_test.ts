@@ -155,7 +155,7 @@ Deno.test("status shows the peers, the rendezvous client and the counters", asyn
   let nodes: Awaited<ReturnType<typeof twoNodes>> | undefined;
   try {
     nodes = await twoNodes(dir);
-    const { a, b, bDir } = nodes;
+    const { a, b, aDir, bDir } = nodes;
     await huskies(["item", "put", "S-9", "--data-dir", bDir]);
     const status = await waitFor(async () => {
       const result = await huskies(["status", "--json", "--data-dir", bDir]);
@@ -171,6 +171,19 @@ Deno.test("status shows the peers, the rendezvous client and the counters", asyn
     assert.deepEqual(status.forks, []);
     assert.deepEqual(status.pending, { count: 0, bytes: 0 });
 
+    // Converged nodes report the same state hash, in status and in /metrics.
+    const hashes = await waitFor(async () => {
+      const [onA, onB] = await Promise.all(
+        [aDir, bDir].map(async (dir) =>
+          JSON.parse((await huskies(["status", "--json", "--data-dir", dir])).stdout).stateHash
+        ),
+      );
+      return onA === onB ? onB as string : undefined;
+    }, "A and B to converge");
+    assert.match(hashes, /^\S{8,}$/);
+    const metrics = await (await fetch(new URL("metrics", a.statusUrl))).text();
+    assert.ok(metrics.includes(`huskies_state_info{state_hash="${hashes}"} 1`), metrics);
+
     const text = await huskies(["status", "--data-dir", bDir]);
     assert.equal(text.code, 0, text.stderr);
     assert.match(text.stdout, new RegExp(`node id\\s+${b.nodeId}`));
@@ -180,6 +193,7 @@ Deno.test("status shows the peers, the rendezvous client and the counters", asyn
     );
     assert.match(text.stdout, /outbound\s+live/);
     assert.match(text.stdout, /forks\s+none detected/);
+    assert.match(text.stdout, new RegExp(`state hash\\s+${hashes}`));
     assert.match(text.stdout, new RegExp(`${a.syncUrl.replaceAll(".", "\\.")}\\s+connected`));
   } finally {
     await nodes?.b.kill();

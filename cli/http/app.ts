@@ -33,6 +33,8 @@ export interface StatusSnapshot {
   urls: { sync: string; status: string };
   /** Operations held. */
   operations: number;
+  /** Hash of the visible state: equal on nodes that have converged. */
+  stateHash: string;
   /** Pending buffer size. */
   pending: { count: number; bytes: number };
   /** Authors caught equivocating. */
@@ -189,6 +191,7 @@ export class HttpApp {
       open: this.#options.open,
       urls: this.#options.urls,
       operations: status.operations,
+      stateHash: status.stateHash,
       pending: status.pending,
       forks: status.forks,
       counters: status.counters,
