@@ -164,6 +164,8 @@ export function tokenJson(token: TokenInfo): {
 
 /** A peer session in the JSON convention. */
 export type PeerJson = Omit<PeerView, "since" | "liveAt" | "catchupMs"> & {
+  /** The label the peer's key is trusted with, or `null`. */
+  label: string | null;
   /** When the session was authenticated. */
   since: string;
   /** When it went live, or `null` while it is catching up. */
@@ -173,9 +175,10 @@ export type PeerJson = Omit<PeerView, "since" | "liveAt" | "catchupMs"> & {
 };
 
 /** A peer session as JSON. */
-export function peerJson(peer: PeerView): PeerJson {
+export function peerJson(peer: PeerView, label: string | null = null): PeerJson {
   return {
     ...peer,
+    label,
     since: isoTime(peer.since),
     liveAt: isoTime(peer.liveAt),
     catchupMs: peer.catchupMs === undefined ? null : wholeMs(peer.catchupMs),

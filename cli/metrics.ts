@@ -81,6 +81,19 @@ interface Tracked {
   catchupMs?: number;
 }
 
+/** A peer whose last session has ended. */
+export interface DepartedPeer {
+  /** The peer's node id. */
+  peer: string;
+  /** Direction of its last session. */
+  direction: "inbound" | "outbound";
+  /** When its last session was last seen open (ms since the epoch). */
+  lastSeen: number;
+}
+
+/** How many departed peers are remembered (the most recent ones). */
+export const DEPARTED_PEERS_KEPT = 32;
+
 /**
  * Keeps totals across sessions and measures catch-up. Call
  * {@link SessionTracker.sample} with the node's live sessions regularly.
@@ -88,23 +101,36 @@ interface Tracked {
 export class SessionTracker {
   readonly #tracked = new Map<StatsSource, Tracked>();
   readonly #closed: TrafficTotals = { bytesIn: 0, bytesOut: 0, opsIn: 0, opsOut: 0, sessions: 0 };
+  readonly #departed = new Map<string, DepartedPeer>();
+  #lastSample = 0;
   /** Catch-up durations, seconds. */
   readonly catchup = new Histogram(CATCHUP_BUCKETS);
 
   /** Records the current sessions; sessions gone since the last call are folded into the totals. */
   sample(sessions: readonly StatsSource[], now: number = Date.now()): void {
     const current = new Set(sessions);
-    for (const source of this.#tracked.keys()) {
+    for (const [source, tracked] of this.#tracked) {
       if (current.has(source)) continue;
       const final = source.stats();
+      this.#departed.delete(final.peer);
+      this.#departed.set(final.peer, {
+        peer: final.peer,
+        direction: final.direction,
+        lastSeen: this.#lastSample || tracked.last.since,
+      });
+      if (this.#departed.size > DEPARTED_PEERS_KEPT) {
+        this.#departed.delete(this.#departed.keys().next().value!);
+      }
       this.#closed.bytesIn += final.bytesIn;
       this.#closed.bytesOut += final.bytesOut;
       this.#closed.opsIn += final.opsIn;
       this.#closed.opsOut += final.opsOut;
       this.#tracked.delete(source);
     }
+    this.#lastSample = now;
     for (const source of sessions) {
       const stats = source.stats();
+      this.#departed.delete(stats.peer);
       let tracked = this.#tracked.get(source);
       if (!tracked) {
         tracked = { last: stats };
@@ -125,6 +151,11 @@ export class SessionTracker {
     return [...this.#tracked.values()].map(({ last, catchupMs }) =>
       catchupMs === undefined ? { ...last } : { ...last, catchupMs }
     );
+  }
+
+  /** Peers whose sessions all ended (and that have not come back), most recent last. */
+  departed(): DepartedPeer[] {
+    return [...this.#departed.values()];
   }
 
   /** Totals over closed sessions plus the live sessions' current counters. */

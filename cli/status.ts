@@ -7,7 +7,7 @@
 import { type Command, DATA_DIR_OPTION, flagOption, JSON_OPTION } from "./args.ts";
 import { locate } from "./config.ts";
 import { ExitCode } from "./errors.ts";
-import { formatBytes, formatDuration, shortId, table } from "./format.ts";
+import { formatBytes, formatDuration, formatTime, shortId, table } from "./format.ts";
 import type { StatusSnapshot } from "./http/app.ts";
 import { AdminClient } from "./runtime.ts";
 import { toJsonText } from "./json.ts";
@@ -49,7 +49,7 @@ export function formatStatus(s: StatusSnapshot, now: number = Date.now()): strin
           "SINCE",
         ],
         s.peers.map((p) => [
-          shortId(p.peer),
+          p.label ? `${p.label} (${shortId(p.peer)})` : shortId(p.peer),
           p.direction,
           p.state + (p.legacy ? " (v1)" : ""),
           p.clockLag,
@@ -63,14 +63,38 @@ export function formatStatus(s: StatusSnapshot, now: number = Date.now()): strin
       ),
     );
   }
+  if (s.departedPeers.length > 0) {
+    lines.push(
+      "",
+      `Gone (${s.departedPeers.length}):`,
+      table(
+        ["PEER", "DIRECTION", "LAST SEEN"],
+        s.departedPeers.map((p) => [
+          p.label ? `${p.label} (${shortId(p.peer)})` : shortId(p.peer),
+          p.direction,
+          `${formatTime(Date.parse(p.lastSeenAt))} (${
+            formatDuration(now - Date.parse(p.lastSeenAt))
+          } ago)`,
+        ]),
+      ),
+    );
+  }
   lines.push("");
   if (s.rendezvous.length === 0) lines.push("Rendezvous: none configured.");
   else {
     lines.push(
       `Rendezvous (${s.rendezvous.length}):`,
       table(
-        ["URL", "STATE", "FAILURES", "LAST ERROR"],
-        s.rendezvous.map((r) => [r.url, r.state, r.failures, r.lastError ?? "-"]),
+        ["URL", "STATE", "FAILURES", "NEXT TRY", "LAST ERROR"],
+        s.rendezvous.map((r) => [
+          r.url,
+          r.state,
+          r.failures,
+          r.nextRetryAt === null
+            ? "-"
+            : `in ${formatDuration(Math.max(0, Date.parse(r.nextRetryAt) - now))}`,
+          r.lastError ?? "-",
+        ]),
       ),
     );
   }

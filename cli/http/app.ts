@@ -43,12 +43,16 @@ export interface StatusSnapshot {
   counters: NodeStatus["counters"];
   /** Live sessions. */
   peers: PeerJson[];
+  /** Peers whose sessions ended and that have not come back (the most recent 32). */
+  departedPeers: { peer: string; label: string | null; direction: string; lastSeenAt: string }[];
   /** Outbound rendezvous clients (URLs without credentials). */
   rendezvous: {
     url: string;
     state: NodeStatus["rendezvous"][number]["state"];
     failures: number;
     lastError: string | null;
+    /** When the next dial is due, while `waiting` (when the node reports it). */
+    nextRetryAt: string | null;
   }[];
   /** The pipeline stages, in order. */
   stages: readonly string[];
@@ -91,6 +95,17 @@ interface RouteContext {
   url: URL;
   /** The client's address. */
   remote: string;
+}
+
+/**
+ * When a rendezvous client dials next, if the node says (pure). Read
+ * defensively: older nodes report only state, failures and the last error.
+ */
+function nextRetry(info: object): number | undefined {
+  const value = (info as { nextRetryAt?: unknown }).nextRetryAt;
+  if (typeof value === "number" && Number.isFinite(value)) return value;
+  if (value instanceof Date) return value.getTime();
+  return undefined;
 }
 
 /** `A`, `A or B`, `A, B or C` (pure). */
@@ -183,6 +198,10 @@ export class HttpApp {
     this.#sample();
     const status = this.#node.status();
     const now = Date.now();
+    const labels = new Map<string, string>();
+    for (const entry of this.#node.trust.list()) {
+      if (entry.label) labels.set(entry.key, entry.label);
+    }
     const snapshot: StatusSnapshot = {
       nodeId: status.nodeId,
       version: this.#options.version,
@@ -195,12 +214,19 @@ export class HttpApp {
       pending: status.pending,
       forks: status.forks,
       counters: status.counters,
-      peers: this.#tracker.peers().map(peerJson),
+      peers: this.#tracker.peers().map((p) => peerJson(p, labels.get(p.peer) ?? null)),
+      departedPeers: this.#tracker.departed().map((p) => ({
+        peer: p.peer,
+        label: labels.get(p.peer) ?? null,
+        direction: p.direction,
+        lastSeenAt: isoTime(p.lastSeen),
+      })),
       rendezvous: status.rendezvous.map((r) => ({
         url: redactUrl(r.url),
         state: r.state,
         failures: r.failures,
         lastError: r.lastError ?? null,
+        nextRetryAt: r.state === "waiting" ? isoTime(nextRetry(r)) : null,
       })),
       stages: STAGES,
     };
