@@ -12,12 +12,41 @@
  */
 import type { NodeStatus } from "../sync/node.ts";
 import type { SessionStats } from "../sync/session.ts";
+import type { ProcessSample } from "./process_metrics.ts";
 
 /** How often `huskies serve` samples sessions, ms. */
 export const SAMPLE_INTERVAL_MS = 100;
 
 /** Upper bounds of the catch-up histogram buckets, seconds. */
 export const CATCHUP_BUCKETS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300] as const;
+/** Buckets of the local write latency histogram, seconds. */
+export const WRITE_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1] as const;
+/** Buckets of the applied batch size histograms, operations. */
+export const BATCH_OPS_BUCKETS = [1, 2, 5, 10, 50, 100, 500, 1000, 5000] as const;
+/** Buckets of the applied batch size histograms, bytes. */
+export const BATCH_BYTES_BUCKETS = [512, 1024, 4096, 16_384, 65_536, 262_144, 1_048_576] as const;
+
+/** Histograms fed by the HTTP app from what the node reports. */
+export interface ApplyHistograms {
+  /** Seconds an admin write (`item put/move/delete`) took: sign, store durably, apply. */
+  localWrite: Histogram;
+  /** Operations per applied batch (one received frame's worth, or one local commit), by origin. */
+  batchOps: { local: Histogram; peer: Histogram };
+  /** Wire (JSON) bytes per applied batch, by origin. */
+  batchBytes: { local: Histogram; peer: Histogram };
+}
+
+/** Empty {@link ApplyHistograms}. */
+export function applyHistograms(): ApplyHistograms {
+  return {
+    localWrite: new Histogram(WRITE_BUCKETS),
+    batchOps: { local: new Histogram(BATCH_OPS_BUCKETS), peer: new Histogram(BATCH_OPS_BUCKETS) },
+    batchBytes: {
+      local: new Histogram(BATCH_BYTES_BUCKETS),
+      peer: new Histogram(BATCH_BYTES_BUCKETS),
+    },
+  };
+}
 
 /** Something with session counters (a `SyncSession`). */
 export interface StatsSource {
@@ -184,6 +213,12 @@ export interface MetricsInput {
   totals: TrafficTotals;
   /** Catch-up histogram. */
   catchup: Histogram;
+  /** Write latency and applied batch sizes. */
+  apply?: ApplyHistograms;
+  /** Process counters. */
+  process?: ProcessSample;
+  /** Event-loop lag: latest and largest since the previous scrape, seconds. */
+  lag?: { lastSeconds: number; maxSeconds: number };
   /** CLI version. */
   version: string;
   /** Process start, ms since the epoch. */
@@ -326,17 +361,90 @@ export function renderMetrics(input: MetricsInput): string {
     "Outbound rendezvous clients by state.",
     rendezvous,
   );
-  const histogram = input.catchup.snapshot();
-  const name = "huskies_catchup_duration_seconds";
-  out.push(
-    `# HELP ${name} Time from peer authentication until catch-up finished in both directions ` +
+  const histogram = (
+    name: string,
+    help: string,
+    series: [Record<string, string>, Histogram][],
+  ) => {
+    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} histogram`);
+    for (const [extra, h] of series) {
+      const snap = h.snapshot();
+      for (const { le, count } of snap.buckets) {
+        out.push(`${name}_bucket${labels({ ...extra, le: formatNumber(le) })} ${count}`);
+      }
+      out.push(`${name}_bucket${labels({ ...extra, le: "+Inf" })} ${snap.count}`);
+      out.push(`${name}_sum${labels(extra)} ${formatNumber(snap.sum)}`);
+      out.push(`${name}_count${labels(extra)} ${snap.count}`);
+    }
+  };
+  histogram(
+    "huskies_catchup_duration_seconds",
+    "Time from peer authentication until catch-up finished in both directions " +
       `(sampled every ${SAMPLE_INTERVAL_MS} ms).`,
-    `# TYPE ${name} histogram`,
+    [[{}, input.catchup]],
   );
-  for (const { le, count } of histogram.buckets) {
-    out.push(`${name}_bucket${labels({ le: formatNumber(le) })} ${count}`);
+  if (ids) {
+    family(
+      "huskies_peer_catchup_duration_seconds",
+      "gauge",
+      "Catch-up time of each live session (absent while it is still catching up).",
+      peers.filter((p) => p.catchupMs !== undefined).map((p) => [
+        { peer: p.peer, direction: p.direction },
+        p.catchupMs! / 1000,
+      ]),
+    );
   }
-  out.push(`${name}_bucket{le="+Inf"} ${histogram.count}`);
-  out.push(`${name}_sum ${formatNumber(histogram.sum)}`, `${name}_count ${histogram.count}`);
+  if (input.apply) {
+    const { localWrite, batchOps, batchBytes } = input.apply;
+    histogram(
+      "huskies_local_write_duration_seconds",
+      "Time an admin write took to sign, store durably and apply.",
+      [[{}, localWrite]],
+    );
+    histogram(
+      "huskies_applied_batch_operations",
+      "Operations applied together: one received frame's worth (origin=peer) or one local commit.",
+      [[{ origin: "local" }, batchOps.local], [{ origin: "peer" }, batchOps.peer]],
+    );
+    histogram(
+      "huskies_applied_batch_bytes",
+      "Wire (JSON) size of the operations applied together, by origin.",
+      [[{ origin: "local" }, batchBytes.local], [{ origin: "peer" }, batchBytes.peer]],
+    );
+  }
+  if (input.process) {
+    const p = input.process;
+    family("process_cpu_seconds_total", "counter", "User and system CPU time, seconds.", [
+      [{}, p.cpuSeconds],
+    ]);
+    family("process_resident_memory_bytes", "gauge", "Resident memory size, bytes.", [
+      [{}, p.residentBytes],
+    ]);
+    family("process_start_time_seconds", "gauge", "Start time, seconds since the epoch.", [
+      [{}, Math.floor(input.startedAt / 1000)],
+    ]);
+    if (p.openFds !== undefined) {
+      family("process_open_fds", "gauge", "Open file descriptors.", [[{}, p.openFds]]);
+    }
+    if (p.openSockets !== undefined) {
+      family("huskies_open_sockets", "gauge", "Open sockets (TCP and Unix) of the process.", [
+        [{}, p.openSockets],
+      ]);
+    }
+  }
+  if (input.lag) {
+    family(
+      "huskies_event_loop_lag_seconds",
+      "gauge",
+      "How late a 50 ms timer fired last time.",
+      [[{}, input.lag.lastSeconds]],
+    );
+    family(
+      "huskies_event_loop_lag_max_seconds",
+      "gauge",
+      "Largest event-loop lag since the previous scrape.",
+      [[{}, input.lag.maxSeconds]],
+    );
+  }
   return out.join("\n") + "\n";
 }

@@ -183,6 +183,19 @@ Deno.test("status shows the peers, the rendezvous client and the counters", asyn
     assert.match(hashes, /^\S{8,}$/);
     const metrics = await (await fetch(new URL("metrics", a.statusUrl))).text();
     assert.ok(metrics.includes(`huskies_state_info{state_hash="${hashes}"} 1`), metrics);
+    // With -A, /proc/self/fd is readable: descriptors and sockets are counted.
+    const sockets = Number(/^huskies_open_sockets (\d+)$/m.exec(metrics)?.[1]);
+    assert.ok(sockets >= 2, `the listener and B's session at least, got ${sockets}`);
+    assert.ok(Number(/^process_open_fds (\d+)$/m.exec(metrics)?.[1]) >= sockets);
+    // A received the item B wrote: a batch from a peer, and B's catch-up time as a gauge.
+    assert.match(metrics, /^huskies_applied_batch_operations_count\{origin="peer"\} [1-9]\d*$/m);
+    assert.match(
+      metrics,
+      new RegExp(
+        `^huskies_peer_catchup_duration_seconds\\{peer="${b.nodeId}",direction="inbound"\\} [0-9.e-]+$`,
+        "m",
+      ),
+    );
 
     const text = await huskies(["status", "--data-dir", bDir]);
     assert.equal(text.code, 0, text.stderr);

@@ -71,6 +71,14 @@ Deno.test("serve starts with defaults, answers healthz and metrics, and stops cl
       assert.match(text, new RegExp(`^# TYPE ${family} (gauge|counter|histogram)$`, "m"), family);
     }
     assert.match(text, /^huskies_operations_rejected_total\{reason="unauthorized"\} 0$/m);
+    // Standard process metrics, measured by hand (see cli/process_metrics.ts).
+    const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1]);
+    assert.ok(value("process_cpu_seconds_total") > 0, "CPU seconds");
+    assert.ok(value("process_resident_memory_bytes") > 10 * 1024 * 1024, "RSS");
+    // Deno lets only --allow-all read /proc/self/fd: under the task's permissions they are left out.
+    assert.doesNotMatch(text, /^(process_open_fds|huskies_open_sockets) /m);
+    assert.ok(value("huskies_event_loop_lag_max_seconds") >= 0);
+    assert.match(text, /^huskies_local_write_duration_seconds_count 0$/m);
 
     const other = await fetch(new URL("nope", serve.statusUrl));
     assert.equal(other.status, 404);

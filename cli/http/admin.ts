@@ -24,6 +24,8 @@ export interface AdminDeps {
   status(): unknown;
   /** Asks `serve` to stop; absent when the app does not run under `serve`. */
   onStopRequest?: () => void;
+  /** Told how long each write (put, move, delete) took, seconds. */
+  observeWrite?: (seconds: number) => void;
 }
 
 async function readBody(request: Request): Promise<unknown> {
@@ -66,7 +68,15 @@ function inputErrors(handler: AdminHandler): AdminHandler {
 
 /** One handler per admin route (the type makes the table and the handlers agree). */
 export function adminHandlers(deps: AdminDeps): Record<AdminRouteName, AdminHandler> {
-  const pipeline = deps.node.pipeline;
+  const node = deps.node;
+  /** Runs a pipeline write and reports its duration. */
+  const timed = <T>(write: () => T): T => {
+    const started = performance.now();
+    const result = write();
+    deps.observeWrite?.((performance.now() - started) / 1000);
+    return result;
+  };
+  const pipeline = node.pipeline;
   const handlers: Record<AdminRouteName, AdminHandler> = {
     adminStatus: () => Promise.resolve(json(deps.status())),
     adminItems: (_request, url) => {
@@ -94,12 +104,12 @@ export function adminHandlers(deps: AdminDeps): Record<AdminRouteName, AdminHand
     adminItemPut: async (request, url) => {
       const storyId = needId(url, "put item");
       const patch = itemPatchFromJson(await readBody(request));
-      return json(itemJson(pipeline.put(storyId, patch)));
+      return json(itemJson(timed(() => pipeline.put(storyId, patch))));
     },
     adminItemDelete: (_request, url) => {
       const storyId = needId(url, "delete item");
       if (!pipeline.get(storyId)) return Promise.resolve(missing("delete item", storyId));
-      pipeline.delete(storyId);
+      timed(() => pipeline.delete(storyId));
       return Promise.resolve(json({ deleted: storyId }));
     },
     adminItemMove: async (request, url) => {
@@ -109,7 +119,7 @@ export function adminHandlers(deps: AdminDeps): Record<AdminRouteName, AdminHand
         throw new TypeError('Cannot move item: the body must be {"stage": "<stage>"}');
       }
       if (!pipeline.get(storyId)) return missing("move item", storyId);
-      return json(itemJson(pipeline.move(storyId, body.stage as Stage)));
+      return json(itemJson(timed(() => pipeline.move(storyId, body.stage as Stage))));
     },
     adminStop: () => {
       if (!deps.onStopRequest) {

@@ -9,7 +9,9 @@ import { STAGES } from "../../crdt/pipeline.ts";
 import type { Logger } from "../../sync/logger.ts";
 import type { HuskiesNode, NodeStatus } from "../../sync/node.ts";
 import { isoTime, type ItemJson, itemJson, type PeerJson, peerJson, wholeMs } from "../json.ts";
-import { renderMetrics, SAMPLE_INTERVAL_MS, SessionTracker } from "../metrics.ts";
+import { applyHistograms, renderMetrics, SAMPLE_INTERVAL_MS, SessionTracker } from "../metrics.ts";
+import { EventLoopLagMonitor, sampleProcess } from "../process_metrics.ts";
+import { LOCAL_ORIGIN } from "../../crdt/replica.ts";
 import { STATUS_PAGE_CSP, STATUS_PAGE_HTML } from "../status_page.ts";
 import { type AdminHandler, adminHandlers } from "./admin.ts";
 import { EventStreams } from "./events.ts";
@@ -128,6 +130,8 @@ export class HttpApp {
   readonly #node: HuskiesNode;
   readonly #startedAt: number;
   readonly #tracker = new SessionTracker();
+  readonly #apply = applyHistograms();
+  readonly #lag = new EventLoopLagMonitor();
   readonly #events: EventStreams;
   readonly #sampler: ReturnType<typeof setInterval>;
   readonly #unsubscribe: () => void;
@@ -141,11 +145,19 @@ export class HttpApp {
     this.#startedAt = options.startedAt ?? Date.now();
     this.#events = new EventStreams(() => JSON.stringify(this.snapshot(true)));
     this.#sampler = setInterval(() => this.#sample(), SAMPLE_INTERVAL_MS);
-    this.#unsubscribe = this.#node.replica.onApplied(() => this.#events.schedulePush());
+    this.#unsubscribe = this.#node.replica.onApplied((ops, origin) => {
+      const local = origin === LOCAL_ORIGIN;
+      let bytes = 0;
+      for (const op of ops) bytes += JSON.stringify(op).length;
+      (local ? this.#apply.batchOps.local : this.#apply.batchOps.peer).observe(ops.length);
+      (local ? this.#apply.batchBytes.local : this.#apply.batchBytes.peer).observe(bytes);
+      this.#events.schedulePush();
+    });
     const admin = adminHandlers({
       node: this.#node,
       status: () => this.snapshot(false),
       onStopRequest: options.onStopRequest,
+      observeWrite: (seconds) => this.#apply.localWrite.observe(seconds),
     });
     const adminRoute = (handler: AdminHandler) => (c: RouteContext) => handler(c.request, c.url);
     const page = () =>
@@ -252,6 +264,9 @@ export class HttpApp {
       peers: this.#tracker.peers(),
       totals: this.#tracker.totals(),
       catchup: this.#tracker.catchup,
+      apply: this.#apply,
+      process: sampleProcess(),
+      lag: this.#lag.take(),
       version: this.#options.version,
       startedAt: this.#startedAt,
       ids: options.ids ?? true,
@@ -364,6 +379,7 @@ export class HttpApp {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#sampler);
+    this.#lag.stop();
     this.#unsubscribe();
     this.#events.close();
   }
