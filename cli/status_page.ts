@@ -9,6 +9,12 @@
  * @module
  */
 import { createHash } from "node:crypto";
+import { ROUTES } from "./http/routes.ts";
+
+/** A route's path relative to the page, so the page also works behind a path prefix. */
+function relative(name: "apiStatus" | "apiEvents"): string {
+  return ROUTES[name].path.slice(1);
+}
 
 /** The page's stylesheet. */
 export const STATUS_PAGE_STYLE = `
@@ -207,7 +213,7 @@ function setConnection(state) {
     : "reconnecting to the node";
 }
 async function refresh() {
-  const response = await fetch("api/status", { cache: "no-store" });
+  const response = await fetch(${JSON.stringify(relative("apiStatus"))}, { cache: "no-store" });
   if (!response.ok) throw new Error("HTTP " + response.status);
   render(await response.json());
 }
@@ -217,7 +223,7 @@ function poll() {
 }
 function start() {
   if (!("EventSource" in window)) return poll();
-  const source = new EventSource("api/events");
+  const source = new EventSource(${JSON.stringify(relative("apiEvents"))});
   source.addEventListener("status", (event) => {
     setConnection("live");
     render(JSON.parse(event.data));
