@@ -28,9 +28,12 @@ import {
 } from "./cli/keys.ts";
 import { serveCommand } from "./cli/serve.ts";
 import { statusCommand } from "./cli/status.ts";
+import { stopCommand } from "./cli/stop.ts";
 import { tokenCreateCommand, tokenListCommand, tokenRevokeCommand } from "./cli/tokens.ts";
 import { trustAddCommand, trustListCommand, trustRemoveCommand } from "./cli/trust.ts";
 import { verifyCommand } from "./cli/verify.ts";
+
+export type { CliContext, Command, OptionSpec, ParsedArgs, PositionalSpec } from "./cli/args.ts";
 
 /** The CLI version, from deno.json. */
 export const VERSION: string = denoJson.version;
@@ -38,6 +41,7 @@ export const VERSION: string = denoJson.version;
 /** Every command of the CLI, in the order `huskies --help` lists them. */
 export const COMMANDS: readonly Command[] = [
   serveCommand,
+  stopCommand,
   statusCommand,
   itemPutCommand,
   itemGetCommand,

@@ -5,7 +5,9 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { classifyError, CliError, ExitCode, UsageError } from "./errors.ts";
+import { classifyError, CliError, ExitCode, exitCodeName, UsageError } from "./errors.ts";
+import type { ErrorJson } from "./json.ts";
+import { formatCommandHelp, formatGroupHelp, formatRootHelp } from "./help.ts";
 
 /** One option of a command. */
 export interface OptionSpec {
@@ -86,7 +88,12 @@ export const JSON_OPTION: Record<string, OptionSpec> = {
   json: { type: "boolean", description: "print JSON instead of text" },
 };
 
-const HELP_OPTION: OptionSpec = { type: "boolean", short: "h", description: "show this help" };
+/** `--help`, added to every command. */
+export const HELP_OPTION: OptionSpec = {
+  type: "boolean",
+  short: "h",
+  description: "show this help",
+};
 
 /** Options accepted before the command word, moved after it before parsing. */
 const GLOBAL_VALUE_OPTIONS = new Set(["--data-dir", "--config"]);
@@ -147,6 +154,27 @@ function describeParseError(error: unknown, options: Record<string, OptionSpec>)
 }
 
 /**
+ * Writes `--opt -1` as `--opt=-1` for options that take a value (pure), so
+ * that a negative number reaches the command's own range check instead of
+ * being read as an option.
+ */
+function joinNegativeValues(args: string[], options: Record<string, OptionSpec>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const name = args[i].startsWith("--") ? args[i].slice(2) : undefined;
+    const next = args[i + 1];
+    if (
+      name !== undefined && options[name]?.type === "string" && next !== undefined &&
+      /^-\d+(\.\d+)?$/.test(next)
+    ) {
+      out.push(`${args[i]}=${next}`);
+      i++;
+    } else out.push(args[i]);
+  }
+  return out;
+}
+
+/**
  * Parses the arguments after the command words against `command` (pure).
  * Returns `"help"` when `--help` was given.
  * @throws {UsageError} unknown options, missing values, wrong number of arguments.
@@ -156,7 +184,7 @@ export function parseCommandArgs(command: Command, args: string[]): ParsedArgs |
   let parsed;
   try {
     parsed = parseArgs({
-      args,
+      args: joinNegativeValues(args, command.options),
       options: { ...command.options, help: HELP_OPTION },
       allowPositionals: true,
       strict: true,
@@ -183,125 +211,35 @@ export function parseCommandArgs(command: Command, args: string[]): ParsedArgs |
   return { values: values as ParsedArgs["values"], positionals: parsed.positionals };
 }
 
-function usageLine(command: Command): string {
-  const positionals = (command.positionals ?? []).map((p) =>
-    p.optional ? `[${p.name}]` : `<${p.name}>`
-  );
-  return ["huskies", ...command.path, ...positionals, "[options]"].join(" ");
-}
-
-function optionLines(options: Record<string, OptionSpec>): string[] {
-  const rows = Object.entries({ ...options, help: HELP_OPTION }).map(([name, spec]) => {
-    const flag = `${spec.short ? `-${spec.short}, ` : "    "}--${name}${
-      spec.type === "string" ? ` ${spec.value ?? "VALUE"}` : ""
-    }`;
-    const repeat = spec.multiple ? " (repeatable)" : "";
-    return [flag, spec.description + repeat];
-  });
-  const width = Math.min(32, Math.max(...rows.map(([flag]) => flag.length)));
-  return rows.map(([flag, text]) =>
-    flag.length > width
-      ? `  ${flag}\n  ${" ".repeat(width)}  ${text}`
-      : `  ${flag.padEnd(width)}  ${text}`
-  );
-}
-
-/**
- * Re-wraps text to `width` columns (pure): blank lines separate paragraphs;
- * lines indented by two spaces are kept as they are.
- */
-export function reflow(text: string, width = 80): string {
-  const out: string[] = [];
-  for (const paragraph of text.trim().split(/\n\s*\n/)) {
-    if (out.length > 0) out.push("");
-    let line = "";
-    const flush = () => {
-      if (line) out.push(line);
-      line = "";
-    };
-    for (const raw of paragraph.split("\n")) {
-      if (raw.startsWith("  ")) {
-        flush();
-        out.push(raw);
-        continue;
-      }
-      for (const word of raw.trim().split(/\s+/).filter(Boolean)) {
-        if (line && line.length + 1 + word.length > width) flush();
-        line = line ? `${line} ${word}` : word;
-      }
-    }
-    flush();
-  }
-  return out.join("\n");
-}
-
-/** The `--help` text of one command (pure). */
-export function formatCommandHelp(command: Command): string {
-  const lines = [
-    `huskies ${commandName(command)}: ${command.summary}`,
-    "",
-    `Usage: ${usageLine(command)}`,
-  ];
-  if (command.description) lines.push("", reflow(command.description));
-  const positionals = command.positionals ?? [];
-  if (positionals.length > 0) {
-    lines.push("", "Arguments:");
-    const width = Math.max(...positionals.map((p) => p.name.length + 2));
-    for (const p of positionals) lines.push(`  ${`<${p.name}>`.padEnd(width)}  ${p.description}`);
-  }
-  lines.push("", "Options:", ...optionLines(command.options));
-  if (command.examples?.length) {
-    lines.push("", "Examples:", ...command.examples.map((e) => `  ${e}`));
-  }
-  return lines.join("\n");
-}
-
-/** The help of a command group such as `huskies item` (pure). */
-export function formatGroupHelp(group: string, commands: readonly Command[]): string {
-  const members = commands.filter((c) => c.path.length > 1 && c.path[0] === group);
-  const width = Math.max(...members.map((c) => commandName(c).length));
-  return [
-    `Usage: huskies ${group} <command> [options]`,
-    "",
-    "Commands:",
-    ...members.map((c) => `  ${commandName(c).padEnd(width)}  ${c.summary}`),
-    "",
-    `Run \`huskies ${group} <command> --help\` for the options of a command.`,
-  ].join("\n");
-}
-
-/** The top-level help (pure). */
-export function formatRootHelp(commands: readonly Command[], version: string): string {
-  const width = Math.max(...commands.map((c) => commandName(c).length));
-  return [
-    `huskies ${version}: replicate signed pipeline state between nodes over WebSocket`,
-    "",
-    "Usage: huskies <command> [options]",
-    "",
-    "Commands:",
-    ...commands.map((c) => `  ${commandName(c).padEnd(width)}  ${c.summary}`),
-    "",
-    "Global options (accepted by every command that uses a data folder):",
-    "  --data-dir DIR   data folder (default: data_dir from ./.huskies/project.toml, else ./.huskies)",
-    "  --config FILE    configuration file (default: <data folder>/project.toml)",
-    "  --json           print JSON instead of text, where the output is data",
-    "  -h, --help       show help (also after any command)",
-    "  -V, --version    print the version",
-    "",
-    "Exit codes: 0 ok, 1 failure, 2 bad usage or input, 3 not found, 4 no running node,",
-    "5 data folder locked, 6 data folder corrupt, 7 bad config, 8 cannot listen,",
-    "9 verify found problems, 10 refused to overwrite, 130 forced exit.",
-    "",
-    "Run `huskies <command> --help` for the options of a command.",
-  ].join("\n");
-}
-
 /** What {@link resolveCommand} found (pure). */
 export type Resolution =
   | { kind: "root-help" }
   | { kind: "version" }
   | { kind: "group-help"; group: string; missing: boolean }
+  | { kind: "command-help"; command: Command }
   | { kind: "command"; command: Command; args: string[] };
+
+/** What `huskies help [words...]` shows (pure). */
+function resolveHelp(commands: readonly Command[], words: readonly string[]): Resolution {
+  if (words.length === 0) return { kind: "root-help" };
+  const resolved = resolveCommand(commands, words);
+  switch (resolved.kind) {
+    case "command":
+      if (resolved.args.length > 0) {
+        throw new UsageError(
+          "",
+          `Cannot show help: "${words.join(" ")}" is not a command (try \`huskies help ${
+            commandName(resolved.command)
+          }\`)`,
+        );
+      }
+      return { kind: "command-help", command: resolved.command };
+    case "group-help":
+      return { ...resolved, missing: false };
+    default:
+      return resolved;
+  }
+}
 
 /**
  * Finds the command named by `argv` (pure). Global options written before the
@@ -310,7 +248,8 @@ export type Resolution =
  */
 export function resolveCommand(commands: readonly Command[], argv: readonly string[]): Resolution {
   const moved: string[] = [];
-  let i = 0;
+  // `deno task huskies -- item list` passes the `--` on: it separates nothing here.
+  let i = argv[0] === "--" ? 1 : 0;
   for (; i < argv.length && argv[i].startsWith("-"); i++) {
     const arg = argv[i];
     const bare = arg.split("=")[0];
@@ -327,6 +266,7 @@ export function resolveCommand(commands: readonly Command[], argv: readonly stri
   }
   const words = argv.slice(i);
   if (words.length === 0) return { kind: "root-help" };
+  if (words[0] === "help") return resolveHelp(commands, words.slice(1));
   const groups = new Set(commands.filter((c) => c.path.length > 1).map((c) => c.path[0]));
   const first = words[0];
   if (groups.has(first)) {
@@ -367,9 +307,28 @@ function debugEnabled(): boolean {
   }
 }
 
-/** Prints an error with its hint and returns its exit code (stack traces with HUSKIES_DEBUG=1). */
-export function reportError(error: unknown, ctx: CliContext): number {
+/** The `--json` form of an error (pure). */
+export function errorJson(failure: CliError): ErrorJson {
+  return {
+    error: {
+      code: exitCodeName(failure.exitCode),
+      exitCode: failure.exitCode,
+      message: failure.message,
+      hint: failure.hint ?? null,
+    },
+  };
+}
+
+/**
+ * Prints an error with its hint and returns its exit code (stack traces with
+ * HUSKIES_DEBUG=1). With `json`, prints one {@link ErrorJson} line instead.
+ */
+export function reportError(error: unknown, ctx: CliContext, json = false): number {
   const failure = classifyError(error);
+  if (json) {
+    ctx.err(JSON.stringify(errorJson(failure)));
+    return failure.exitCode;
+  }
   ctx.err(`error: ${failure.message}`);
   if (failure.hint) ctx.err(failure.hint);
   if (failure.exitCode === ExitCode.FAILURE && !(error instanceof CliError)) {
@@ -396,11 +355,16 @@ export async function runCli(
       case "version":
         ctx.out(`huskies ${ctx.version}`);
         return ExitCode.OK;
+      case "command-help":
+        ctx.out(formatCommandHelp(resolution.command));
+        return ExitCode.OK;
       case "group-help":
         if (resolution.missing) {
-          ctx.err(`error: Cannot run \`huskies ${resolution.group}\`: missing <command>`);
-          ctx.err(formatGroupHelp(resolution.group, commands));
-          return ExitCode.USAGE;
+          throw new UsageError(
+            resolution.group,
+            `Cannot run \`huskies ${resolution.group}\`: missing <command>`,
+            { hint: formatGroupHelp(resolution.group, commands) },
+          );
         }
         ctx.out(formatGroupHelp(resolution.group, commands));
         return ExitCode.OK;
@@ -414,8 +378,14 @@ export async function runCli(
       }
     }
   } catch (error) {
-    return reportError(error, ctx);
+    return reportError(error, ctx, wantsJson(argv));
   }
+}
+
+/** True when `--json` was given (before a `--` that ends the options, if any). */
+function wantsJson(argv: readonly string[]): boolean {
+  const end = argv.indexOf("--", 1);
+  return (end < 0 ? argv : argv.slice(0, end)).includes("--json");
 }
 
 /** The string value of option `name`, or `undefined`. */

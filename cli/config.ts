@@ -12,6 +12,10 @@
  * data_dir = "data"                         # relative to the file's folder
  * open = false                              # open mesh: any key may connect
  * public_status = false                     # serve / and /api/* to non-loopback clients
+ * public_host = "hub.example.org"           # or an array: names accepted in Host headers
+ * public_metrics = false                    # node and peer ids in /metrics for everyone
+ * max_unauthenticated = 64                  # connections still in the handshake, at once
+ * attempts_per_minute_per_address = 30      # handshake attempts per source address per minute
  * ```
  * @module
  */
@@ -20,7 +24,7 @@ import { dirname, isAbsolute, join } from "node:path";
 import { parse as parseToml, TomlError } from "smol-toml";
 import { trustKeyProblem } from "../auth/mod.ts";
 import { type ParsedArgs, stringOption } from "./args.ts";
-import { CliError, ExitCode } from "./errors.ts";
+import { CliError, ExitCode, readableOsMessage } from "./errors.ts";
 
 /** The data folder used when neither `--data-dir` nor `data_dir` says otherwise. */
 export const DEFAULT_DATA_DIR = "./.huskies";
@@ -49,6 +53,14 @@ export interface ProjectConfig {
   open?: boolean;
   /** `public_status`. */
   publicStatus?: boolean;
+  /** `public_metrics`. */
+  publicMetrics?: boolean;
+  /** `max_unauthenticated`: connections still in the handshake, at most, at once. */
+  maxUnauthenticated?: number;
+  /** `attempts_per_minute_per_address`: handshake attempts per source address per minute. */
+  attemptsPerMinutePerAddress?: number;
+  /** `public_host` (a string becomes a one-element list). */
+  publicHosts?: string[];
 }
 
 /** Keys `project.toml` may contain. */
@@ -59,6 +71,10 @@ export const CONFIG_KEYS = [
   "data_dir",
   "open",
   "public_status",
+  "public_host",
+  "public_metrics",
+  "max_unauthenticated",
+  "attempts_per_minute_per_address",
 ] as const;
 
 /**
@@ -85,6 +101,38 @@ export function hostPort(hostname: string, port: number): string {
 }
 
 /**
+ * Reads a count for an admission limit (pure): a whole number from 1 to
+ * 1,000,000. `name` is the flag or key named in the message.
+ * @throws {TypeError} it is not such a number.
+ */
+export function checkCount(text: string, name: string): number {
+  const value = Number(text.trim());
+  if (
+    !/^\d+$/.test(text.trim()) || !Number.isSafeInteger(value) || value < 1 || value > 1_000_000
+  ) {
+    throw new TypeError(`Cannot use ${name} "${text}": expected a whole number from 1 to 1000000`);
+  }
+  return value;
+}
+
+/**
+ * Checks a DNS host name for `public_host` (pure); returns it in lower case.
+ * @throws {TypeError} it is not a host name.
+ */
+export function checkHostName(text: string): string {
+  const name = text.trim().toLowerCase();
+  if (
+    !/^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/
+      .test(name)
+  ) {
+    throw new TypeError(
+      `Cannot use host name "${text}": expected a DNS name such as hub.example.org (no port)`,
+    );
+  }
+  return name;
+}
+
+/**
  * Checks a rendezvous URL (pure): it must parse and use `ws:` or `wss:`.
  * Returns the URL as given (trimmed).
  * @throws {TypeError} naming the URL and the problem.
@@ -108,10 +156,10 @@ export function checkRendezvousUrl(text: string): string {
   return trimmed;
 }
 
-function configError(file: string, reason: string, cause?: unknown): CliError {
+function configError(file: string, reason: string, cause?: unknown, hint?: string): CliError {
   return new CliError(ExitCode.CONFIG, `Cannot read config file ${file}: ${reason}`, {
     cause,
-    hint: `Fix ${file}; known keys: ${CONFIG_KEYS.join(", ")}.`,
+    hint: hint ?? `Fix ${file}; known keys: ${CONFIG_KEYS.join(", ")}.`,
   });
 }
 
@@ -177,6 +225,35 @@ export function parseProjectConfig(text: string, file: string): ProjectConfig {
         if (typeof value !== "boolean") throw bad("true or false");
         config.publicStatus = value;
         break;
+      case "public_metrics":
+        if (typeof value !== "boolean") throw bad("true or false");
+        config.publicMetrics = value;
+        break;
+      case "max_unauthenticated":
+      case "attempts_per_minute_per_address":
+        if (typeof value !== "number" && typeof value !== "bigint") {
+          throw bad("a whole number >= 1");
+        }
+        try {
+          const count = checkCount(String(value), key);
+          if (key === "max_unauthenticated") config.maxUnauthenticated = count;
+          else config.attemptsPerMinutePerAddress = count;
+        } catch (error) {
+          throw configError(file, (error as Error).message, error);
+        }
+        break;
+      case "public_host": {
+        const names = typeof value === "string" ? [value] : value;
+        if (!Array.isArray(names) || !names.every((n) => typeof n === "string")) {
+          throw bad("a host name or an array of them");
+        }
+        try {
+          config.publicHosts = names.map(checkHostName);
+        } catch (error) {
+          throw configError(file, `key "public_host": ${(error as Error).message}`, error);
+        }
+        break;
+      }
       default:
         throw configError(file, `unknown key "${key}"`);
     }
@@ -200,10 +277,16 @@ export async function loadProjectConfig(
     const absent = error instanceof Deno.errors.NotFound ||
       error instanceof Deno.errors.NotADirectory;
     if (absent && !options.required) return undefined;
-    const reason = error instanceof Deno.errors.NotFound
-      ? "it does not exist"
-      : (error as Error).message;
-    throw configError(file, reason, error);
+    if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory) {
+      throw configError(
+        file,
+        "it does not exist",
+        error,
+        "Check the path given to --config, or leave --config out to use " +
+          `<data folder>/${CONFIG_FILE_NAME} (a missing one is fine).`,
+      );
+    }
+    throw configError(file, readableOsMessage((error as Error).message), error);
   }
   return parseProjectConfig(text, file);
 }

@@ -43,12 +43,18 @@ export const ExitCode = {
   EXISTS: 10,
   /** `huskies verify`: the store is sound but this node's own key is forked (used elsewhere). */
   OWN_KEY_FORKED: 11,
-  /** A second SIGINT/SIGTERM forced the process to exit. */
+  /** A later SIGINT/SIGTERM (after the duplicate window) forced the process to exit. */
   INTERRUPTED: 130,
 } as const;
 
 /** One of the values of {@link ExitCode}. */
 export type ExitCodeValue = typeof ExitCode[keyof typeof ExitCode];
+
+/** The name of an exit code, e.g. `NOT_FOUND` for 3 (pure); `FAILURE` for unknown codes. */
+export function exitCodeName(code: number): keyof typeof ExitCode {
+  const entry = Object.entries(ExitCode).find(([, value]) => value === code);
+  return (entry?.[0] ?? "FAILURE") as keyof typeof ExitCode;
+}
 
 /** Options for {@link CliError}. */
 export interface CliErrorOptions extends ErrorOptions {
@@ -87,6 +93,61 @@ export class UsageError extends CliError {
   }
 }
 
+const OS_ACTIONS: Record<string, string> = {
+  mkdir: "create folder",
+  open: "open",
+  stat: "read",
+  lstat: "read",
+  readfile: "read",
+  writefile: "write",
+  rename: "replace",
+  remove: "remove",
+  chmod: "change the mode of",
+  copyfile: "copy",
+};
+
+function osReason(reason: string, op: string): string {
+  switch (reason.toLowerCase()) {
+    case "no such file or directory":
+      return op === "mkdir"
+        ? "a folder above it does not exist or does not allow new folders"
+        : "it does not exist";
+    case "file exists":
+      return op === "mkdir"
+        ? "a file of that name is in the way (it must be a folder)"
+        : "it exists";
+    case "not a directory":
+      return "a part of the path is a file, not a folder";
+    case "permission denied":
+      return "permission denied";
+    case "read-only file system":
+      return "the file system is read-only";
+    case "is a directory":
+      return "it is a folder, not a file";
+    default:
+      return reason.toLowerCase();
+  }
+}
+
+const OS_ERROR = /([A-Z][\w -]*?) \(os error \d+\)(?:: (\w+) '([^']*)')?/;
+
+/**
+ * Rewrites an operating-system error message such as
+ * `Not a directory (os error 20): open '/d/trust.json'` as
+ * "Cannot open /d/trust.json: a part of the path is a file, not a folder"
+ * (pure). Inside a longer message only the raw part is replaced.
+ */
+export function readableOsMessage(message: string): string {
+  const match = OS_ERROR.exec(message);
+  if (!match) return message;
+  const [raw, reason, op = "", path] = match;
+  const why = osReason(reason, op.toLowerCase());
+  if (match.index === 0 && path !== undefined) {
+    return `Cannot ${OS_ACTIONS[op.toLowerCase()] ?? op} ${path}: ${why}`;
+  }
+  return message.replace(raw, why);
+}
+
 /**
  * Maps any thrown value to a {@link CliError} (pure): library errors about
  * the data folder get their own codes, anything else is a general failure.
@@ -101,7 +162,7 @@ export function classifyError(error: unknown): CliError {
     error instanceof DataFileError || error instanceof KeyFileCorruptError ||
     error instanceof KeyFilePermissionError
   ) {
-    return new CliError(ExitCode.DATA_INVALID, error.message, { cause: error });
+    return new CliError(ExitCode.DATA_INVALID, readableOsMessage(error.message), { cause: error });
   }
   if (error instanceof KeyFileExistsError) {
     return new CliError(ExitCode.EXISTS, error.message, { cause: error });
@@ -112,7 +173,7 @@ export function classifyError(error: unknown): CliError {
       hint: "Create an identity with `huskies keys create` (or start `huskies serve` once).",
     });
   }
-  const message = error instanceof Error ? error.message : String(error);
+  const message = readableOsMessage(error instanceof Error ? error.message : String(error));
   return new CliError(ExitCode.FAILURE, message, { cause: error });
 }
 

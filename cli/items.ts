@@ -4,7 +4,7 @@
  * Turning flags into a patch ({@link buildPatch}) and formatting are pure.
  * @module
  */
-import { type StageEvent, STAGES, type WorkItem, type WorkItemPatch } from "../crdt/pipeline.ts";
+import { STAGES } from "../crdt/pipeline.ts";
 import {
   type CliContext,
   type Command,
@@ -19,6 +19,7 @@ import { locate } from "./config.ts";
 import { ExitCode, UsageError } from "./errors.ts";
 import { formatTime, shortId, table } from "./format.ts";
 import { AdminClient } from "./runtime.ts";
+import { type EventJson, type ItemJson, type ItemPatchJson, toJsonText } from "./json.ts";
 
 const STAGE_LIST = STAGES.join(", ");
 
@@ -36,10 +37,10 @@ function parseBoolean(text: string, flag: string): boolean {
  * for type here; the node checks ranges and stages.
  * @throws {UsageError} a flag value has the wrong type.
  */
-export function buildPatch(args: ParsedArgs): WorkItemPatch {
-  const patch: WorkItemPatch = {};
+export function buildPatch(args: ParsedArgs): ItemPatchJson {
+  const patch: ItemPatchJson = {};
   const stage = stringOption(args, "stage");
-  if (stage !== undefined) patch.stage = stage as WorkItemPatch["stage"];
+  if (stage !== undefined) patch.stage = stage as ItemPatchJson["stage"];
   const name = stringOption(args, "name");
   if (name !== undefined) patch.name = name;
   const agent = stringOption(args, "agent");
@@ -52,7 +53,7 @@ export function buildPatch(args: ParsedArgs): WorkItemPatch {
         `Cannot put item: --retry-count must be a whole number >= 0, got "${retries}"`,
       );
     }
-    patch.retry_count = Number(retries);
+    patch.retryCount = Number(retries);
   }
   const blocked = stringOption(args, "blocked");
   if (blocked !== undefined) patch.blocked = parseBoolean(blocked, "blocked");
@@ -60,47 +61,53 @@ export function buildPatch(args: ParsedArgs): WorkItemPatch {
   if (frozen !== undefined) patch.frozen = parseBoolean(frozen, "frozen");
   const depends = stringOption(args, "depends-on");
   if (depends !== undefined) {
-    patch.depends_on = depends.split(",").map((id) => id.trim()).filter((id) => id.length > 0);
+    patch.dependsOn = depends.split(",").map((id) => id.trim()).filter((id) => id.length > 0);
   }
   return patch;
 }
 
 /** Formats one item as aligned `field value` lines (pure). */
-export function formatItem(item: WorkItem): string {
+export function formatItem(item: ItemJson): string {
   const rows: [string, string][] = [
-    ["story_id", item.story_id],
+    ["story id", item.storyId],
     ["stage", item.stage],
     ["name", item.name],
     ["agent", item.agent ?? "-"],
-    ["retry_count", String(item.retry_count)],
+    ["retries", String(item.retryCount)],
     ["blocked", String(item.blocked)],
     ["frozen", String(item.frozen)],
-    ["depends_on", item.depends_on.length ? item.depends_on.join(", ") : "-"],
+    ["depends on", item.dependsOn.length ? item.dependsOn.join(", ") : "-"],
   ];
   return rows.map(([k, v]) => `${k.padEnd(12)} ${v}`).join("\n");
 }
 
 /** Formats items as a table (pure). */
-export function formatItems(items: WorkItem[]): string {
+export function formatItems(items: ItemJson[]): string {
   return table(
     ["STORY", "STAGE", "NAME", "AGENT", "RETRIES", "FLAGS", "DEPENDS ON"],
     items.map((item) => [
-      item.story_id,
+      item.storyId,
       item.stage,
       item.name,
       item.agent ?? "-",
-      item.retry_count,
+      item.retryCount,
       [item.blocked ? "blocked" : "", item.frozen ? "frozen" : ""].filter(Boolean).join(",") || "-",
-      item.depends_on.join(",") || "-",
+      item.dependsOn.join(",") || "-",
     ]),
   );
 }
 
 /** Formats stage events as a table (pure). */
-export function formatEvents(events: StageEvent[]): string {
+export function formatEvents(events: EventJson[]): string {
   return table(
     ["TIME", "STORY", "FROM", "TO", "NODE"],
-    events.map((e) => [formatTime(e.time), e.story, e.from ?? "(new)", e.to, shortId(e.node)]),
+    events.map((e) => [
+      formatTime(Date.parse(e.time)),
+      e.storyId,
+      e.from ?? "(new)",
+      e.to,
+      shortId(e.nodeId),
+    ]),
   );
 }
 
@@ -109,17 +116,8 @@ async function client(args: ParsedArgs, command: string): Promise<AdminClient> {
   return await AdminClient.open(dataDir, command);
 }
 
-function query(params: Record<string, string | undefined>): string {
-  const search = new URLSearchParams();
-  for (const [key, value] of Object.entries(params)) {
-    if (value !== undefined) search.set(key, value);
-  }
-  const text = search.toString();
-  return text ? `?${text}` : "";
-}
-
 function print(ctx: CliContext, args: ParsedArgs, value: unknown, text: () => string): void {
-  ctx.out(flagOption(args, "json") ? JSON.stringify(value, null, 2) : text());
+  ctx.out(flagOption(args, "json") ? toJsonText(value) : text());
 }
 
 const COMMON: Record<string, OptionSpec> = { ...JSON_OPTION, ...DATA_DIR_OPTION };
@@ -161,7 +159,7 @@ given. ${NOTE}`,
     const patch = buildPatch(args);
     const id = args.positionals[0];
     const admin = await client(args, "item put");
-    const item = await admin.request<WorkItem>("PUT", `/admin/item${query({ id })}`, patch);
+    const item = await admin.call<ItemJson>("adminItemPut", { id }, patch);
     print(ctx, args, item, () => formatItem(item));
     return ExitCode.OK;
   },
@@ -176,10 +174,7 @@ export const itemGetCommand: Command = {
   options: COMMON,
   async run(args, ctx) {
     const admin = await client(args, "item get");
-    const item = await admin.request<WorkItem>(
-      "GET",
-      `/admin/item${query({ id: args.positionals[0] })}`,
-    );
+    const item = await admin.call<ItemJson>("adminItemGet", { id: args.positionals[0] });
     print(ctx, args, item, () => formatItem(item));
     return ExitCode.OK;
   },
@@ -197,7 +192,7 @@ export const itemListCommand: Command = {
   async run(args, ctx) {
     const stage = stringOption(args, "stage");
     const admin = await client(args, "item list");
-    const items = await admin.request<WorkItem[]>("GET", `/admin/items${query({ stage })}`);
+    const items = await admin.call<ItemJson[]>("adminItems", { stage });
     print(
       ctx,
       args,
@@ -222,10 +217,8 @@ such item. ${NOTE}`,
   async run(args, ctx) {
     const [id, stage] = args.positionals;
     const admin = await client(args, "item move");
-    const item = await admin.request<WorkItem>("POST", `/admin/item/move${query({ id })}`, {
-      stage,
-    });
-    print(ctx, args, item, () => `Moved ${item.story_id} to ${item.stage}.`);
+    const item = await admin.call<ItemJson>("adminItemMove", { id }, { stage });
+    print(ctx, args, item, () => `Moved ${item.storyId} to ${item.stage}.`);
     return ExitCode.OK;
   },
 };
@@ -240,10 +233,7 @@ export const itemDeleteCommand: Command = {
   async run(args, ctx) {
     const id = args.positionals[0];
     const admin = await client(args, "item delete");
-    const result = await admin.request<{ deleted: string }>(
-      "DELETE",
-      `/admin/item${query({ id })}`,
-    );
+    const result = await admin.call<{ deleted: string }>("adminItemDelete", { id });
     print(ctx, args, result, () => `Deleted ${result.deleted}.`);
     return ExitCode.OK;
   },
@@ -261,7 +251,7 @@ export const eventsCommand: Command = {
   async run(args, ctx) {
     const story = stringOption(args, "story");
     const admin = await client(args, "events");
-    const events = await admin.request<StageEvent[]>("GET", `/admin/events${query({ story })}`);
+    const events = await admin.call<EventJson[]>("adminEvents", { story });
     print(ctx, args, events, () => events.length === 0 ? "No events." : formatEvents(events));
     return ExitCode.OK;
   },

@@ -26,6 +26,7 @@ import { locate } from "./config.ts";
 import { asUsageError, CliError, ExitCode, UsageError } from "./errors.ts";
 import { shellQuote } from "./format.ts";
 import { readServeInfo, writePrivateFile } from "./runtime.ts";
+import { toJsonText } from "./json.ts";
 
 function existsHint(path: string): string {
   return `${path} holds this node's identity; replacing it gives the node a new id. ` +
@@ -114,7 +115,7 @@ export const keysCreateCommand: Command = {
     }
     if (force) await warnIfRunning(ctx, dataDir);
     if (flagOption(args, "json")) {
-      ctx.out(JSON.stringify({ nodeId: identity.nodeId, keyFile: keyFilePath(dataDir) }, null, 2));
+      ctx.out(toJsonText({ nodeId: identity.nodeId, keyFile: keyFilePath(dataDir) }));
     } else {
       ctx.out(`Created ${keyFilePath(dataDir)}`);
       ctx.out(`node id ${identity.nodeId}`);
@@ -133,7 +134,7 @@ export const keysShowCommand: Command = {
     const { dataDir } = await locate(args);
     const identity = await readIdentity(dataDir);
     if (flagOption(args, "json")) {
-      ctx.out(JSON.stringify({ nodeId: identity.nodeId, keyFile: keyFilePath(dataDir) }, null, 2));
+      ctx.out(toJsonText({ nodeId: identity.nodeId, keyFile: keyFilePath(dataDir) }));
     } else {
       ctx.out(`node id   ${identity.nodeId}`);
       ctx.out(`key file  ${keyFilePath(dataDir)}`);
@@ -264,7 +265,7 @@ input). Refuses to replace an existing key file without --force.`,
     }
     if (flagOption(args, "force")) await warnIfRunning(ctx, dataDir);
     if (flagOption(args, "json")) {
-      ctx.out(JSON.stringify({ nodeId: identity.nodeId, keyFile: keyFilePath(dataDir) }, null, 2));
+      ctx.out(toJsonText({ nodeId: identity.nodeId, keyFile: keyFilePath(dataDir) }));
     } else {
       ctx.out(`Imported the identity into ${keyFilePath(dataDir)}`);
       ctx.out(`node id ${identity.nodeId}`);

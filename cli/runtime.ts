@@ -10,6 +10,8 @@ import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { CliError, ExitCode, UsageError } from "./errors.ts";
 import { FileAccessError, readSecretFileSync } from "../auth/files.ts";
+import { type AdminRouteName, routePath, ROUTES } from "./http/routes.ts";
+import { isLoopback } from "./http/guard.ts";
 
 /** Contents of `serve.json`. */
 export interface ServeInfo {
@@ -96,6 +98,24 @@ export function parseServeInfo(text: string): ServeInfo | undefined {
   }
 }
 
+/**
+ * Why `serve.json`'s `adminUrl` must not receive the admin token (pure):
+ * it must be `http://` to a loopback IP address (`127.x`, `::1`), never a
+ * name that DNS or /etc/hosts could point elsewhere.
+ */
+export function adminUrlProblem(text: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return "is not a URL";
+  }
+  if (url.protocol !== "http:") return `uses ${url.protocol}// instead of http://`;
+  if (url.username || url.password) return "holds credentials";
+  if (!isLoopback(url.hostname)) return "is not a loopback address";
+  return undefined;
+}
+
 /** Reads `serve.json` of `dataDir`, or `undefined` when there is none. */
 export async function readServeInfo(dataDir: string): Promise<ServeInfo | undefined> {
   try {
@@ -136,6 +156,20 @@ export class AdminClient {
   static async open(dataDir: string, command: string): Promise<AdminClient> {
     const info = await readServeInfo(dataDir);
     if (!info) throw notRunning(dataDir);
+    const problem = adminUrlProblem(info.adminUrl);
+    if (problem) {
+      throw new CliError(
+        ExitCode.DATA_INVALID,
+        `Cannot use the admin API: ${join(dataDir, SERVE_FILE_NAME)} gives adminUrl ` +
+          `${JSON.stringify(info.adminUrl)}, which ${problem}; the admin token is only ever sent ` +
+          "to a loopback address",
+        {
+          hint: `\`huskies serve\` never writes such a file: remove ${
+            join(dataDir, SERVE_FILE_NAME)
+          } and check who can write to ${dataDir}.`,
+        },
+      );
+    }
     let token: string;
     try {
       const text = readSecretFileSync(join(dataDir, ADMIN_TOKEN_FILE_NAME));
@@ -161,12 +195,18 @@ export class AdminClient {
   }
 
   /**
-   * Sends a request and returns the parsed JSON body. A 400 response becomes
-   * a {@link UsageError} (exit 2), 404 a not-found error (exit 3), 403 and
-   * others a failure; an unreachable node is exit code 4.
+   * Calls admin route `name` (see `http/routes.ts`) and returns the parsed
+   * JSON body. A 400 response becomes a {@link UsageError} (exit 2), 404 a
+   * not-found error (exit 3), 403 and others a failure; an unreachable node
+   * is exit code 4.
    */
-  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const url = new URL(path, this.info.adminUrl);
+  async call<T>(
+    name: AdminRouteName,
+    query: Record<string, string | undefined> = {},
+    body?: unknown,
+  ): Promise<T> {
+    const method = ROUTES[name].method;
+    const url = new URL(routePath(name, query), this.info.adminUrl);
     let response: Response;
     try {
       response = await fetch(url, {

@@ -20,7 +20,10 @@ import {
   stringOption,
 } from "./args.ts";
 import {
+  checkCount,
+  checkHostName,
   checkRendezvousUrl,
+  CONFIG_KEYS,
   DEFAULT_LISTEN,
   hostPort,
   type ListenAddress,
@@ -29,9 +32,12 @@ import {
   type ProjectConfig,
 } from "./config.ts";
 import { classifyError, CliError, ExitCode, UsageError } from "./errors.ts";
-import { HttpApp, isLoopback, redactUrl } from "./http.ts";
+import { HttpApp } from "./http/app.ts";
+import { isLoopback, redactUrl } from "./http/guard.ts";
 import { newAdminToken, removeRuntimeFiles, type ServeInfo, writeRuntimeFiles } from "./runtime.ts";
 import { shellQuote } from "./format.ts";
+import { DUPLICATE_SIGNAL_WINDOW_MS, listenForStop } from "./signals.ts";
+import { isWildcard, localAddress, startBanner } from "./banner.ts";
 
 /** Log levels accepted by `--log-level`. */
 export const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error"];
@@ -52,6 +58,12 @@ export interface ServeSettings {
   open: boolean;
   /** Serve the status page to non-loopback clients. */
   publicStatus: boolean;
+  /** Names the status page and admin API answer to, besides loopback names and IPs. */
+  publicHosts: string[];
+  /** Show node and peer ids in /metrics and /healthz to non-loopback clients. */
+  publicMetrics: boolean;
+  /** Admission limits for connections that have not authenticated (unset: the node's defaults). */
+  admission: { maxUnauthenticated?: number; attemptsPerMinutePerAddress?: number };
   /** JSON log lines. */
   logJson: boolean;
   /** Lowest log level printed. */
@@ -110,9 +122,44 @@ export function resolveServeSettings(args: ParsedArgs, config: ProjectConfig): S
     trustedKeys: config.trustedKeys ?? [],
     open: flagOption(args, "open") || (config.open ?? false),
     publicStatus: flagOption(args, "public-status") || (config.publicStatus ?? false),
+    publicHosts: publicHosts(args, config),
+    publicMetrics: flagOption(args, "public-metrics") || (config.publicMetrics ?? false),
+    admission: admissionLimits(args, config),
     logJson: flagOption(args, "log-json"),
     logLevel: logLevel as LogLevel,
   };
+}
+
+/** `--max-unauthenticated` and `--attempts-per-minute` over their keys (pure). */
+function admissionLimits(args: ParsedArgs, config: ProjectConfig): ServeSettings["admission"] {
+  const count = (flag: string, fallback: number | undefined) => {
+    const text = stringOption(args, flag);
+    if (text === undefined) return fallback;
+    try {
+      return checkCount(text, `--${flag}`);
+    } catch (error) {
+      throw new UsageError("serve", (error as Error).message);
+    }
+  };
+  const limits: ServeSettings["admission"] = {};
+  const max = count("max-unauthenticated", config.maxUnauthenticated);
+  if (max !== undefined) limits.maxUnauthenticated = max;
+  const attempts = count("attempts-per-minute", config.attemptsPerMinutePerAddress);
+  if (attempts !== undefined) limits.attemptsPerMinutePerAddress = attempts;
+  return limits;
+}
+
+/** `--public-host` (else `public_host`), checked (pure). */
+function publicHosts(args: ParsedArgs, config: ProjectConfig): string[] {
+  const flags = listOption(args, "public-host");
+  if (flags.length === 0) return config.publicHosts ?? [];
+  return flags.map((name) => {
+    try {
+      return checkHostName(name);
+    } catch (error) {
+      throw new UsageError("serve", `${(error as Error).message} (--public-host)`);
+    }
+  });
 }
 
 /** Explains why the node of `dataDir` could not be opened (pure). */
@@ -136,10 +183,15 @@ export function openFailure(error: unknown, dataDir: string): CliError {
     });
   }
   const classified = classifyError(error);
-  if (classified !== error && classified.exitCode === ExitCode.FAILURE) {
-    return new CliError(ExitCode.FAILURE, `Cannot open data folder ${dataDir}: ${message}`, {
-      cause: error,
-    });
+  if (
+    classified !== error && classified.exitCode === ExitCode.FAILURE &&
+    !classified.message.startsWith("Cannot ")
+  ) {
+    return new CliError(
+      ExitCode.FAILURE,
+      `Cannot open data folder ${dataDir}: ${classified.message}`,
+      { cause: error },
+    );
   }
   return classified;
 }
@@ -181,95 +233,6 @@ export function listenFailure(error: unknown, listen: ListenAddress): CliError {
   });
 }
 
-function isWildcard(hostname: string): boolean {
-  return hostname === "0.0.0.0" || hostname === "::" || hostname === "[::]";
-}
-
-/** The address other local processes use to reach a listener bound to `hostname` (pure). */
-export function localAddress(hostname: string): string {
-  if (hostname === "0.0.0.0") return "127.0.0.1";
-  if (hostname === "::" || hostname === "[::]") return "::1";
-  return hostname;
-}
-
-/** The lines printed on start (pure). */
-export function startBanner(options: {
-  version: string;
-  nodeId: string;
-  dataDir: string;
-  bound: ListenAddress;
-  syncUrl: string;
-  statusUrl: string;
-  adminUrl: string;
-  settings: ServeSettings;
-}): string[] {
-  const { settings, bound } = options;
-  const loopbackOnly = isLoopback(bound.hostname) || bound.hostname === "localhost";
-  const publicUrl = isWildcard(bound.hostname)
-    ? `ws://<this host>:${bound.port}${SYNC_PATH}`
-    : options.syncUrl;
-  const dataDirArg = `--data-dir ${shellQuote(options.dataDir)}`;
-  const lines = [
-    `huskies ${options.version}: node running`,
-    `  node id      ${options.nodeId}`,
-    `  sync         ${options.syncUrl}`,
-    `  status page  ${options.statusUrl}`,
-    `  metrics      ${new URL("metrics", options.statusUrl)}`,
-  ];
-  if (isWildcard(bound.hostname)) {
-    lines.push(`  listening    ${hostPort(bound.hostname, bound.port)} (every interface)`);
-  }
-  if (!options.adminUrl.startsWith(options.statusUrl)) {
-    lines.push(`  admin API    ${options.adminUrl} (loopback only)`);
-  }
-  lines.push(
-    `  data folder  ${options.dataDir}`,
-    `  mesh         ${
-      settings.open
-        ? "OPEN: any node may connect and write"
-        : "closed: only trusted keys and join tokens"
-    }`,
-  );
-  for (const url of settings.rendezvous) {
-    lines.push(
-      `  rendezvous   ${redactUrl(url)}${
-        settings.join ? ` (joining with token ${settings.join.id})` : ""
-      }`,
-    );
-  }
-  lines.push(
-    "",
-    "To let another node join this one:",
-    `  1. here:            huskies token create ${dataDirArg}`,
-    `  2. on the other:    huskies serve --rendezvous ${publicUrl} --join <token>`,
-  );
-  if (loopbackOnly) {
-    lines.push(
-      `  (this node listens on loopback only; use --listen 0.0.0.0:${bound.port} to accept other hosts)`,
-    );
-  }
-  lines.push("Stop with Ctrl+C.");
-  return lines;
-}
-
-function waitForSignal(ctx: CliContext): Promise<Deno.Signal> {
-  const { promise, resolve } = Promise.withResolvers<Deno.Signal>();
-  let count = 0;
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    try {
-      Deno.addSignalListener(signal, () => {
-        count++;
-        if (count === 1) return resolve(signal);
-        ctx.err("error: second signal received; exiting without a clean stop");
-        Deno.exit(ExitCode.INTERRUPTED);
-      });
-    } catch {
-      // SIGTERM is not available on every platform.
-    }
-  }
-  return promise;
-}
-
 function listen(
   address: ListenAddress,
   handler: Deno.ServeHandler<Deno.NetAddr>,
@@ -281,15 +244,65 @@ function listen(
   }
 }
 
+/** Answers requests that arrive after the listener is bound but before the node is open. */
+function notReady(): Response {
+  return new Response("Cannot answer yet: the node is starting\n", {
+    status: 503,
+    headers: { "retry-after": "1" },
+  });
+}
+
+/**
+ * Binds every listener `serve` needs, before anything is written to the
+ * data folder: the main one, and a loopback one for the admin API when the
+ * main one is on a specific non-loopback address.
+ */
+function bindListeners(
+  address: ListenAddress,
+  handler: Deno.ServeHandler<Deno.NetAddr>,
+): { servers: Deno.HttpServer<Deno.NetAddr>[]; bound: ListenAddress; adminBase?: string } {
+  const servers = [listen(address, handler)];
+  const bound = { hostname: servers[0].addr.hostname, port: servers[0].addr.port };
+  if (isLoopback(bound.hostname) || isWildcard(bound.hostname)) return { servers, bound };
+  try {
+    // Admin requests must come from loopback: give them a loopback listener of their own.
+    servers.push(listen({ hostname: "127.0.0.1", port: 0 }, handler));
+  } catch (error) {
+    servers[0].shutdown().catch(() => {});
+    throw error;
+  }
+  return { servers, bound, adminBase: `http://127.0.0.1:${servers[1].addr.port}/` };
+}
+
 /** Runs `huskies serve` until a signal stops it; resolves to the exit code. */
 export async function runServe(args: ParsedArgs, ctx: CliContext): Promise<number> {
   const location = await locate(args);
   const settings = resolveServeSettings(args, location.config);
   const { dataDir } = location;
-  // Listen for signals before anything starts, so that an early Ctrl+C still stops cleanly.
-  const stopSignal = waitForSignal(ctx);
   const logger: Logger = consoleLogger({ json: settings.logJson, level: settings.logLevel });
+  // Listen for signals before anything starts, so that an early Ctrl+C still stops cleanly.
+  const stop = listenForStop({
+    ignored: (signal) => logger.log("debug", "duplicate stop signal ignored", { signal }),
+    force: (signal) => {
+      ctx.err(`error: ${signal} received again while stopping; exiting without a clean stop`);
+      Deno.exit(ExitCode.INTERRUPTED);
+    },
+  });
   if (location.configFile) logger.log("info", "configuration read", { file: location.configFile });
+
+  // Listen first: a node that cannot listen must leave no key or store behind.
+  const ready: { app?: HttpApp } = {};
+  const handler = (request: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) =>
+    ready.app ? ready.app.handle(request, info) : notReady();
+  let listeners: ReturnType<typeof bindListeners>;
+  try {
+    listeners = bindListeners(settings.listen, handler);
+  } catch (error) {
+    stop.dispose();
+    throw error;
+  }
+  const { servers, bound } = listeners;
+  const shutdownServers = () => Promise.all(servers.map((server) => server.shutdown()));
 
   let node: HuskiesNode;
   try {
@@ -297,9 +310,12 @@ export async function runServe(args: ParsedArgs, ctx: CliContext): Promise<numbe
       dataDir,
       trustedKeys: settings.trustedKeys,
       open: settings.open,
+      admission: settings.admission,
       logger,
     });
   } catch (error) {
+    await shutdownServers();
+    stop.dispose();
     throw openFailure(error, dataDir);
   }
   if (settings.open) {
@@ -311,37 +327,32 @@ export async function runServe(args: ParsedArgs, ctx: CliContext): Promise<numbe
   }
   const startedAt = Date.now();
   const adminToken = newAdminToken();
-  const urls = { sync: "", status: "" };
-  const app = new HttpApp({
+  const local = hostPort(localAddress(bound.hostname), bound.port);
+  const urls = { sync: `ws://${local}${SYNC_PATH}`, status: `http://${local}/` };
+  const adminUrl = listeners.adminBase ?? urls.status;
+  const stopRequest = Promise.withResolvers<"admin request">();
+  const app = ready.app = new HttpApp({
+    onStopRequest: () => stopRequest.resolve("admin request"),
     node,
     version: ctx.version,
     adminToken,
     urls,
     publicStatus: settings.publicStatus,
+    publicMetrics: settings.publicMetrics,
+    // A listener bound to a name (not an address) answers to that name too.
+    publicHosts: isWildcard(bound.hostname) || isLoopback(bound.hostname)
+      ? settings.publicHosts
+      : [...settings.publicHosts, bound.hostname],
     open: settings.open,
     logger,
     startedAt,
   });
-  const handler = (request: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) =>
-    app.handle(request, info);
-  const servers: Deno.HttpServer<Deno.NetAddr>[] = [];
   const stopAll = async () => {
     app.close();
     await node.close();
-    await Promise.all(servers.map((server) => server.shutdown()));
+    await shutdownServers();
   };
   try {
-    servers.push(listen(settings.listen, handler));
-    const bound = { hostname: servers[0].addr.hostname, port: servers[0].addr.port };
-    const local = hostPort(localAddress(bound.hostname), bound.port);
-    urls.sync = `ws://${local}${SYNC_PATH}`;
-    urls.status = `http://${local}/`;
-    let adminUrl = urls.status;
-    if (!isLoopback(bound.hostname) && !isWildcard(bound.hostname)) {
-      // Admin requests must come from loopback: give them a loopback listener of their own.
-      servers.push(listen({ hostname: "127.0.0.1", port: 0 }, handler));
-      adminUrl = `http://127.0.0.1:${servers[1].addr.port}/`;
-    }
     const info: ServeInfo = {
       version: 1,
       pid: Deno.pid,
@@ -377,11 +388,12 @@ export async function runServe(args: ParsedArgs, ctx: CliContext): Promise<numbe
   } catch (error) {
     await removeRuntimeFiles(dataDir);
     await stopAll();
+    stop.dispose();
     throw error;
   }
 
-  const signal = await stopSignal;
-  logger.log("info", "stopping", { signal });
+  const cause = await Promise.race([stop.signal, stopRequest.promise]);
+  logger.log("info", "stopping", cause === "admin request" ? { by: cause } : { signal: cause });
   const timer = setTimeout(() => {
     ctx.err(
       `error: Cannot stop cleanly: still stopping after ${SHUTDOWN_TIMEOUT_MS / 1000} s; exiting`,
@@ -393,6 +405,7 @@ export async function runServe(args: ParsedArgs, ctx: CliContext): Promise<numbe
     await stopAll();
   } finally {
     clearTimeout(timer);
+    stop.dispose();
   }
   logger.log("info", "stopped");
   return ExitCode.OK;
@@ -408,9 +421,13 @@ for peers on ws://HOST:PORT/crdt-sync and serves the status page (/), /healthz,
 /metrics and the admin API used by the item commands. Works with no
 configuration: data folder ./.huskies, listening on 127.0.0.1:3001, closed mesh.
 
-Settings come from flags, then <data folder>/project.toml (keys: listen,
-rendezvous, trusted_keys, data_dir, open, public_status), then defaults.
-SIGINT or SIGTERM stops the node cleanly (exit 0); a second signal forces exit 130.`,
+Settings come from flags, then <data folder>/project.toml (keys: ${CONFIG_KEYS.join(", ")}),
+then defaults.
+SIGINT or SIGTERM stops the node cleanly (exit 0). Copies of the signal that
+arrive within ${
+    DUPLICATE_SIGNAL_WINDOW_MS / 1000
+  } s (a terminal and a task runner both deliver Ctrl+C) are
+ignored; a signal after that forces exit 130.`,
   options: {
     listen: {
       type: "string",
@@ -433,6 +450,28 @@ SIGINT or SIGTERM stops the node cleanly (exit 0); a second signal forces exit 1
     "public-status": {
       type: "boolean",
       description: "serve the status page and /api/* to non-loopback clients too",
+    },
+    "max-unauthenticated": {
+      type: "string",
+      value: "N",
+      description: "connections still in the handshake, at most, at once (default 64)",
+    },
+    "attempts-per-minute": {
+      type: "string",
+      value: "N",
+      description: "handshake attempts per source address per minute (default 30); raise it " +
+        "for many nodes behind one address (NAT, one host)",
+    },
+    "public-metrics": {
+      type: "boolean",
+      description: "show node and peer ids in /metrics and /healthz to non-loopback clients",
+    },
+    "public-host": {
+      type: "string",
+      multiple: true,
+      value: "NAME",
+      description: "a DNS name this node is reached by, accepted in Host headers " +
+        "(loopback names and IP addresses always are)",
     },
     "log-json": { type: "boolean", description: "log JSON lines instead of readable text" },
     "log-level": {

@@ -7,20 +7,22 @@
 import { type Command, DATA_DIR_OPTION, flagOption, JSON_OPTION } from "./args.ts";
 import { locate } from "./config.ts";
 import { ExitCode } from "./errors.ts";
-import { formatBytes, formatDuration, shortId, table } from "./format.ts";
-import type { StatusSnapshot } from "./http.ts";
+import { formatBytes, formatDuration, formatTime, shortId, table } from "./format.ts";
+import type { StatusSnapshot } from "./http/app.ts";
 import { AdminClient } from "./runtime.ts";
+import { toJsonText } from "./json.ts";
 
 /** Formats a status snapshot as readable text (pure). */
 export function formatStatus(s: StatusSnapshot, now: number = Date.now()): string {
   const lines = [
     `node id      ${s.nodeId}`,
-    `version      ${s.version}, up ${formatDuration(s.uptimeSeconds * 1000)}`,
+    `version      ${s.version}, up ${formatDuration(s.uptimeMs)}`,
     `sync         ${s.urls.sync}`,
     `status page  ${s.urls.status}`,
     `mesh         ${s.open ? "open" : "closed"}`,
     `operations   ${s.operations} held; ${s.counters.applied} applied since start; rejected ` +
     `${s.counters.invalid} invalid, ${s.counters.unauthorized} unauthorized`,
+    `state hash   ${s.stateHash} (equal on nodes that have converged)`,
     `pending      ${s.pending.count} operations (${
       formatBytes(s.pending.bytes)
     }) waiting for dependencies`,
@@ -47,7 +49,7 @@ export function formatStatus(s: StatusSnapshot, now: number = Date.now()): strin
           "SINCE",
         ],
         s.peers.map((p) => [
-          shortId(p.peer),
+          p.label ? `${p.label} (${shortId(p.peer)})` : shortId(p.peer),
           p.direction,
           p.state + (p.legacy ? " (v1)" : ""),
           p.clockLag,
@@ -56,7 +58,23 @@ export function formatStatus(s: StatusSnapshot, now: number = Date.now()): strin
           formatBytes(p.bytesIn),
           formatBytes(p.bytesOut),
           p.queuedOps,
-          formatDuration(now - p.since),
+          formatDuration(now - Date.parse(p.since)),
+        ]),
+      ),
+    );
+  }
+  if (s.departedPeers.length > 0) {
+    lines.push(
+      "",
+      `Gone (${s.departedPeers.length}):`,
+      table(
+        ["PEER", "DIRECTION", "LAST SEEN"],
+        s.departedPeers.map((p) => [
+          p.label ? `${p.label} (${shortId(p.peer)})` : shortId(p.peer),
+          p.direction,
+          `${formatTime(Date.parse(p.lastSeenAt))} (${
+            formatDuration(now - Date.parse(p.lastSeenAt))
+          } ago)`,
         ]),
       ),
     );
@@ -67,8 +85,16 @@ export function formatStatus(s: StatusSnapshot, now: number = Date.now()): strin
     lines.push(
       `Rendezvous (${s.rendezvous.length}):`,
       table(
-        ["URL", "STATE", "FAILURES", "LAST ERROR"],
-        s.rendezvous.map((r) => [r.url, r.state, r.failures, r.lastError ?? "-"]),
+        ["URL", "STATE", "FAILURES", "NEXT TRY", "LAST ERROR"],
+        s.rendezvous.map((r) => [
+          r.url,
+          r.state,
+          r.failures,
+          r.nextRetryAt === null
+            ? "-"
+            : `in ${formatDuration(Math.max(0, Date.parse(r.nextRetryAt) - now))}`,
+          r.lastError ?? "-",
+        ]),
       ),
     );
   }
@@ -84,8 +110,8 @@ export const statusCommand: Command = {
   async run(args, ctx) {
     const { dataDir } = await locate(args);
     const admin = await AdminClient.open(dataDir, "status");
-    const snapshot = await admin.request<StatusSnapshot>("GET", "/admin/status");
-    ctx.out(flagOption(args, "json") ? JSON.stringify(snapshot, null, 2) : formatStatus(snapshot));
+    const snapshot = await admin.call<StatusSnapshot>("adminStatus");
+    ctx.out(flagOption(args, "json") ? toJsonText(snapshot) : formatStatus(snapshot));
     return ExitCode.OK;
   },
 };

@@ -9,6 +9,12 @@
  * @module
  */
 import { createHash } from "node:crypto";
+import { ROUTES } from "./http/routes.ts";
+
+/** A route's path relative to the page, so the page also works behind a path prefix. */
+function relative(name: "apiStatus" | "apiEvents"): string {
+  return ROUTES[name].path.slice(1);
+}
 
 /** The page's stylesheet. */
 export const STATUS_PAGE_STYLE = `
@@ -22,20 +28,24 @@ header { display: flex; flex-wrap: wrap; gap: .5rem 1.5rem; align-items: baselin
   border-bottom: 1px solid var(--line); background: var(--card); }
 header h1 { font-size: 1.25rem; margin: 0; }
 code { font: 12px ui-monospace, monospace; word-break: break-all; }
-main { padding: 1rem 1.5rem 2rem; display: grid; gap: 1.25rem; }
+main { padding: 1rem 1.5rem 2rem; display: grid; gap: 1.25rem; min-width: 0; }
+main > section { min-width: 0; }
+@media (max-width: 600px) { header, main, footer { padding-left: .75rem; padding-right: .75rem; } }
 h2 { font-size: 1rem; margin: 0 0 .5rem; }
 .badge { display: inline-block; padding: 0 .5rem; border-radius: 999px; font-size: 12px;
   border: 1px solid var(--line); }
 .live { color: var(--ok); border-color: var(--ok); }
 .syncing, .waiting, .connecting { color: var(--warn); border-color: var(--warn); }
-.down, .stopped, .blocked { color: var(--bad); border-color: var(--bad); }
+.down, .stopped, .blocked, .gone { color: var(--bad); border-color: var(--bad); }
 .frozen { color: var(--accent); border-color: var(--accent); }
 .stats { display: flex; flex-wrap: wrap; gap: .75rem; }
 .stat { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: .5rem .75rem;
   min-width: 8rem; }
 .stat b { display: block; font-size: 1.2rem; }
 .stat span { color: var(--muted); font-size: 12px; }
+.scroll { overflow-x: auto; max-width: 100%; }
 table { border-collapse: collapse; width: 100%; background: var(--card); border: 1px solid var(--line); }
+.muted { color: var(--muted); font-size: 12px; }
 th, td { text-align: left; padding: .35rem .6rem; border-bottom: 1px solid var(--line); white-space: nowrap; }
 th { color: var(--muted); font-weight: 600; font-size: 12px; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
@@ -79,39 +89,72 @@ function stat(value, label) {
   box.append(el("b", "", value), el("span", "", label));
   return box;
 }
-function row(cells) {
-  const tr = el("tr");
-  for (const [text, className] of cells) tr.append(el("td", className || "", text));
-  return tr;
+function ago(iso) {
+  return duration((Date.now() - Date.parse(iso)) / 1000) + " ago";
 }
-function renderPeers(peers) {
-  const body = $("peers-body");
-  body.replaceChildren(...peers.map((p) => {
-    const tr = row([
-      [p.peer.slice(0, 16) + "\\u2026"],
-      [p.direction],
-      [""],
-      [p.clockLag, "num"],
-      [p.opsIn, "num"],
-      [p.opsOut, "num"],
-      [bytes(p.bytesIn), "num"],
-      [bytes(p.bytesOut), "num"],
-      [p.catchupMs === undefined ? "\\u2013" : (p.catchupMs / 1000).toFixed(1) + " s", "num"],
-    ]);
-    tr.title = p.peer;
-    tr.children[2].append(el("span", "badge " + p.state, p.state));
+function peerCell(id, label) {
+  const cell = el("td");
+  cell.append(el("span", "", label || id.slice(0, 12) + "\u2026"));
+  if (label) cell.append(el("div", "muted", id.slice(0, 12) + "\u2026"));
+  cell.title = id;
+  return cell;
+}
+function badgeCell(state, text) {
+  const cell = el("td");
+  cell.append(el("span", "badge " + state, text || state));
+  return cell;
+}
+function numCell(text) {
+  return el("td", "num", text);
+}
+function renderPeers(peers, departed) {
+  const rows = peers.map((p) => {
+    const tr = el("tr");
+    tr.dataset.peer = p.peer;
+    tr.append(
+      peerCell(p.peer, p.label), el("td", "", p.direction), badgeCell(p.state),
+      numCell(p.clockLag), numCell(p.opsIn), numCell(p.opsOut), numCell(bytes(p.bytesIn)),
+      numCell(bytes(p.bytesOut)),
+      numCell(p.catchupMs === null ? "\u2013" : (p.catchupMs / 1000).toFixed(1) + " s"),
+      el("td", "", "connected " + ago(p.since)),
+    );
     return tr;
-  }));
-  $("peers-table").hidden = peers.length === 0;
-  $("peers-empty").hidden = peers.length !== 0;
+  });
+  for (const p of departed) {
+    const tr = el("tr");
+    tr.dataset.peer = p.peer;
+    tr.append(peerCell(p.peer, p.label), el("td", "", p.direction), badgeCell("gone"));
+    for (let i = 0; i < 6; i++) tr.append(numCell("\u2013"));
+    tr.append(el("td", "", "last seen " + ago(p.lastSeenAt)));
+    rows.push(tr);
+  }
+  $("peers-body").replaceChildren(...rows);
+  $("peers-table").hidden = rows.length === 0;
+  $("peers-empty").hidden = rows.length !== 0;
 }
 function renderRendezvous(clients) {
   $("rendezvous").hidden = clients.length === 0;
   $("rendezvous-body").replaceChildren(...clients.map((c) => {
-    const tr = row([[c.url], [""], [c.failures, "num"], [c.lastError || ""]]);
-    tr.children[1].append(el("span", "badge " + c.state, c.state));
+    const tr = el("tr");
+    const next = c.nextRetryAt
+      ? "next try in " + duration(Math.max(0, Date.parse(c.nextRetryAt) - Date.now()) / 1000)
+      : c.state === "waiting" ? "retrying with backoff" : "";
+    tr.append(el("td", "", c.url), badgeCell(c.state), numCell(c.failures),
+      el("td", "", c.lastError || ""), el("td", "", next));
     return tr;
   }));
+}
+/**
+ * One word for the whole mesh, from the same data as the tables (so the
+ * header never contradicts them): live when a session is live, else the
+ * most hopeful state of a session or rendezvous client.
+ */
+function meshState(s) {
+  const states = s.peers.map((p) => p.state).concat(s.rendezvous.map((r) => r.state));
+  for (const state of ["live", "syncing", "connected", "connecting", "waiting", "stopped"]) {
+    if (states.includes(state)) return state === "connected" ? "syncing" : state;
+  }
+  return s.departedPeers.length > 0 ? "gone" : "alone";
 }
 function renderBoard(stages, items) {
   $("board").replaceChildren(...stages.map((stage) => {
@@ -123,13 +166,13 @@ function renderBoard(stages, items) {
     column.append(title);
     for (const item of inStage) {
       const card = el("article", "item");
-      card.dataset.story = item.story_id;
-      card.append(el("div", "id", item.story_id));
-      if (item.name && item.name !== item.story_id) card.append(el("div", "name", item.name));
+      card.dataset.story = item.storyId;
+      card.append(el("div", "id", item.storyId));
+      if (item.name && item.name !== item.storyId) card.append(el("div", "name", item.name));
       const meta = [];
       if (item.agent) meta.push("agent " + item.agent);
-      if (item.retry_count) meta.push(item.retry_count + " retries");
-      if (item.depends_on.length) meta.push("after " + item.depends_on.join(", "));
+      if (item.retryCount) meta.push(item.retryCount + " retries");
+      if (item.dependsOn.length) meta.push("after " + item.dependsOn.join(", "));
       if (meta.length) card.append(el("div", "meta", meta.join(" \\u00b7 ")));
       if (item.blocked) card.append(el("span", "badge blocked", "blocked"));
       if (item.frozen) card.append(el("span", "badge frozen", "frozen"));
@@ -142,26 +185,35 @@ function render(s) {
   $("node-id").textContent = s.nodeId;
   $("version").textContent = "huskies " + s.version;
   $("mesh").textContent = s.open ? "open mesh" : "closed mesh";
+  $("state-hash").textContent = s.stateHash;
   $("stats").replaceChildren(
     stat(s.operations, "operations held"),
     stat(s.counters.applied, "applied since start"),
     stat(s.counters.invalid + s.counters.unauthorized, "rejected"),
     stat(s.pending.count, "pending (" + bytes(s.pending.bytes) + ")"),
     stat(s.forks.length, "forks detected"),
-    stat(duration(s.uptimeSeconds), "uptime"),
+    stat(duration(s.uptimeMs / 1000), "uptime"),
   );
-  renderPeers(s.peers);
+  renderPeers(s.peers, s.departedPeers);
   renderRendezvous(s.rendezvous);
+  const mesh = meshState(s);
+  $("mesh-state").className = "badge " + mesh;
+  $("mesh-state").textContent = mesh === "alone" ? "no peers" : "peers: " + mesh;
   renderBoard(s.stages, s.items || []);
   $("updated").textContent = "updated " + new Date().toLocaleTimeString();
 }
 function setConnection(state) {
   const badge = $("connection");
   badge.className = "badge " + state;
-  badge.textContent = state === "live" ? "live" : state === "down" ? "disconnected" : "connecting";
+  // The page's own feed, in words that are not peer states.
+  badge.textContent = state === "live"
+    ? "updating live"
+    : state === "down"
+    ? "no updates: node unreachable"
+    : "reconnecting to the node";
 }
 async function refresh() {
-  const response = await fetch("api/status", { cache: "no-store" });
+  const response = await fetch(${JSON.stringify(relative("apiStatus"))}, { cache: "no-store" });
   if (!response.ok) throw new Error("HTTP " + response.status);
   render(await response.json());
 }
@@ -171,7 +223,7 @@ function poll() {
 }
 function start() {
   if (!("EventSource" in window)) return poll();
-  const source = new EventSource("api/events");
+  const source = new EventSource(${JSON.stringify(relative("apiEvents"))});
   source.addEventListener("status", (event) => {
     setConnection("live");
     render(JSON.parse(event.data));
@@ -213,8 +265,11 @@ export const STATUS_PAGE_HTML = `<!doctype html>
 <header>
   <h1>huskies</h1>
   <div>node <code id="node-id">loading\u2026</code></div>
+  <div title="hash of the visible state: equal on nodes that have converged">state
+    <code id="state-hash"></code></div>
   <span id="mesh" class="badge"></span>
-  <span id="connection" class="badge connecting">connecting</span>
+  <span id="mesh-state" class="badge" title="the best state among the peers and rendezvous clients below"></span>
+  <span id="connection" class="badge connecting" title="this page's live feed">reconnecting to the node</span>
   <span id="version" class="empty"></span>
 </header>
 <main>
@@ -222,19 +277,20 @@ export const STATUS_PAGE_HTML = `<!doctype html>
   <section>
     <h2>Peers</h2>
     <p id="peers-empty" class="empty">No peers connected.</p>
-    <table id="peers-table" hidden>
+    <div class="scroll"><table id="peers-table" hidden>
       <thead><tr><th>Peer</th><th>Direction</th><th>State</th><th class="num">Lag (ops)</th>
         <th class="num">Ops in</th><th class="num">Ops out</th><th class="num">Bytes in</th>
-        <th class="num">Bytes out</th><th class="num">Catch-up</th></tr></thead>
+        <th class="num">Bytes out</th><th class="num">Catch-up</th><th>Seen</th></tr></thead>
       <tbody id="peers-body"></tbody>
-    </table>
+    </table></div>
   </section>
   <section id="rendezvous" hidden>
     <h2>Rendezvous</h2>
-    <table>
-      <thead><tr><th>URL</th><th>State</th><th class="num">Failures</th><th>Last error</th></tr></thead>
+    <div class="scroll"><table>
+      <thead><tr><th>URL</th><th>State</th><th class="num">Failures</th><th>Last error</th>
+        <th>Next</th></tr></thead>
       <tbody id="rendezvous-body"></tbody>
-    </table>
+    </table></div>
   </section>
   <section>
     <h2>Pipeline</h2>

@@ -11,6 +11,7 @@ import { DEFAULT_LISTEN, locate } from "./config.ts";
 import { asUsageError, CliError, ExitCode, UsageError } from "./errors.ts";
 import { formatDuration, formatTime, table } from "./format.ts";
 import { readServeInfo } from "./runtime.ts";
+import { isoTime, toJsonText, tokenJson } from "./json.ts";
 import { scopeOption } from "./trust.ts";
 
 /** Default lifetime of a token. */
@@ -104,18 +105,14 @@ first connects with the token. Creates this data folder's identity if it has non
       throw asUsageError(command, error);
     }
     if (flagOption(args, "json")) {
-      ctx.out(JSON.stringify(
-        {
-          token: made.token,
-          id: made.id,
-          hubNodeId: identity.nodeId,
-          scope,
-          uses,
-          expiresAt: made.expiresAt,
-        },
-        null,
-        2,
-      ));
+      ctx.out(toJsonText({
+        token: made.token,
+        id: made.id,
+        hubNodeId: identity.nodeId,
+        scope,
+        uses,
+        expiresAt: isoTime(made.expiresAt),
+      }));
       return ExitCode.OK;
     }
     ctx.out(made.token);
@@ -128,10 +125,10 @@ first connects with the token. Creates this data folder's identity if it has non
       : `expires ${formatTime(made.expiresAt)}`;
     ctx.err("");
     ctx.err(`Token ${made.id}: ${scope} scope, ${uses} use${uses === 1 ? "" : "s"}, ${expires}.`);
-    ctx.err("It is shown only once. On the node that should join, run:");
-    ctx.err(
-      `  huskies serve --rendezvous ws://<this host>:${port}${SYNC_PATH} --join <the token above>`,
-    );
+    // Under `TOKEN=$(huskies token create)` the token is not "above": it went to the variable.
+    const where = Deno.stdout.isTerminal() ? "the token above" : "the token from standard output";
+    ctx.err(`It is shown only once. On the node that should join, run:`);
+    ctx.err(`  huskies serve --rendezvous ws://<this host>:${port}${SYNC_PATH} --join <${where}>`);
     if (!serve) ctx.err(`(start this node with \`huskies serve\` so that it can accept the join)`);
     return ExitCode.OK;
   },
@@ -145,7 +142,7 @@ export const tokenListCommand: Command = {
   async run(args, ctx) {
     const { dataDir } = await locate(args);
     const tokens = TokenStore.open(dataDir).list();
-    if (flagOption(args, "json")) ctx.out(JSON.stringify(tokens, null, 2));
+    if (flagOption(args, "json")) ctx.out(toJsonText(tokens.map(tokenJson)));
     else ctx.out(tokens.length === 0 ? "No join tokens." : formatTokens(tokens));
     return ExitCode.OK;
   },

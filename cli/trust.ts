@@ -16,6 +16,7 @@ import {
 import { locate, type ResolvedLocation } from "./config.ts";
 import { asUsageError, CliError, ExitCode, UsageError } from "./errors.ts";
 import { formatTime, table } from "./format.ts";
+import { toJsonText, trustJson } from "./json.ts";
 
 /** Reads `--scope` (pure); `write` when absent. */
 export function scopeOption(args: ParsedArgs, command: string): Scope {
@@ -55,7 +56,8 @@ const SCOPE_HELP = "write (sync and author operations) or read (sync only); defa
 export const trustAddCommand: Command = {
   path: ["trust", "add"],
   summary: "trust a node key (write or read scope)",
-  description: "Adds the key to <data dir>/trust.json, or changes its scope and label.",
+  description:
+    "Adds the key to <data dir>/trust.json, or changes its scope (and its label, if --label is given).",
   positionals: [{
     name: "key",
     description: "the node id (64 hex), e.g. from `huskies keys export-public`",
@@ -72,13 +74,24 @@ export const trustAddCommand: Command = {
     const label = stringOption(args, "label");
     const location = await locate(args);
     const trust = openTrust(location);
+    // Changing the scope keeps the label unless a new one is given.
+    const existing = trust.list().find((e) => e.key === key && e.source === "store");
     try {
-      trust.add(key, scope, label);
+      trust.add(key, scope, label ?? existing?.label);
     } catch (error) {
       throw asUsageError("trust add", error);
     }
-    if (flagOption(args, "json")) ctx.out(JSON.stringify({ key, scope, label }, null, 2));
-    else ctx.out(`Trusted ${key} with ${scope} scope.`);
+    if (flagOption(args, "json")) {
+      const entry = trust.list().find((e) => e.key === key && e.source === "store");
+      ctx.out(toJsonText(entry ? trustJson(entry) : { key, scope, label: label ?? null }));
+    } else {
+      const before = existing === undefined
+        ? ""
+        : existing.scope === scope
+        ? " (it was trusted already)"
+        : ` (it had ${existing.scope} scope)`;
+      ctx.out(`Trusted ${key} with ${scope} scope${before}.`);
+    }
     return ExitCode.OK;
   },
 };
@@ -117,7 +130,7 @@ export const trustListCommand: Command = {
   options: { ...JSON_OPTION, ...DATA_DIR_OPTION },
   async run(args, ctx) {
     const entries = openTrust(await locate(args)).list();
-    if (flagOption(args, "json")) ctx.out(JSON.stringify(entries, null, 2));
+    if (flagOption(args, "json")) ctx.out(toJsonText(entries.map(trustJson)));
     else ctx.out(entries.length === 0 ? "No trusted keys." : formatTrust(entries));
     return ExitCode.OK;
   },

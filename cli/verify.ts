@@ -20,6 +20,7 @@ import { type Command, DATA_DIR_OPTION, flagOption, JSON_OPTION } from "./args.t
 import { locate } from "./config.ts";
 import { CliError, ExitCode } from "./errors.ts";
 import { shellQuote, shortId } from "./format.ts";
+import { toJsonText, verifyReportJson } from "./json.ts";
 
 /** How many problems the text output lists. */
 export const LISTED_PROBLEMS = 20;
@@ -417,7 +418,7 @@ ${ExitCode.OWN_KEY_FORKED} when the store is sound but this node's OWN key (node
     } finally {
       if (tty) Deno.stderr.writeSync(encoder.encode("\r\x1b[2K"));
     }
-    if (flagOption(args, "json")) ctx.out(JSON.stringify(report, null, 2));
+    if (flagOption(args, "json")) ctx.out(toJsonText(verifyReportJson(report)));
     else {
       ctx.out(`Store ${report.store}`);
       ctx.out(formatReport(report));

@@ -2,12 +2,11 @@ import assert from "node:assert/strict";
 import {
   type Command,
   editDistance,
-  formatCommandHelp,
   parseCommandArgs,
-  reflow,
   resolveCommand,
   suggest,
 } from "../cli/args.ts";
+import { formatCommandHelp, reflow } from "../cli/help.ts";
 import { UsageError } from "../cli/errors.ts";
 import { COMMANDS } from "../main.ts";
 
@@ -54,6 +53,10 @@ Deno.test("parseCommandArgs checks options and positionals", () => {
   assert.equal(parsed.values.stage, "qa");
   assert.equal(parsed.values.json, true);
   assert.equal(parseCommandArgs(put, ["--help"]), "help");
+  // A negative number is a value (for the command's range check), not an option.
+  const negative = parseCommandArgs(put, ["S-1", "--retry-count", "-1"]);
+  assert.ok(negative !== "help");
+  assert.equal(negative.values["retry-count"], "-1");
 
   const repeated = parseCommandArgs(serve, [
     "--rendezvous",
@@ -67,7 +70,7 @@ Deno.test("parseCommandArgs checks options and positionals", () => {
   const cases: [string[], RegExp][] = [
     [["S-1", "--stag", "qa"], /unknown option --stag \(did you mean --stage\?\)/],
     [["S-1", "--stage"], /option --stage needs a value$/],
-    [["S-1", "--retry-count", "-1"], /write --retry-count=-VALUE/],
+    [["S-1", "--name", "-x"], /write --name=-VALUE/],
     [["S-1", "--json=yes"], /option --json takes no value/],
     [[], /missing <story_id>/],
     [["S-1", "S-2"], /unexpected argument "S-2"/],
@@ -101,4 +104,27 @@ Deno.test("suggest and editDistance find near misses only", () => {
 Deno.test("reflow wraps paragraphs and keeps indented lines", () => {
   const text = reflow("one two three four\nfive\n\n  keep   this\nsix seven", 9);
   assert.equal(text, "one two\nthree\nfour five\n\n  keep   this\nsix seven");
+});
+
+Deno.test("`huskies help [command]` resolves to the help it names; a leading -- is skipped", () => {
+  assert.deepEqual(resolveCommand(COMMANDS, ["help"]), { kind: "root-help" });
+  assert.deepEqual(resolveCommand(COMMANDS, ["help", "item", "put"]), {
+    kind: "command-help",
+    command: put,
+  });
+  assert.deepEqual(resolveCommand(COMMANDS, ["help", "serve"]), {
+    kind: "command-help",
+    command: serve,
+  });
+  assert.deepEqual(resolveCommand(COMMANDS, ["help", "item"]), {
+    kind: "group-help",
+    group: "item",
+    missing: false,
+  });
+  assert.throws(() => resolveCommand(COMMANDS, ["help", "serv"]), /did you mean "serve"/);
+  assert.throws(() => resolveCommand(COMMANDS, ["help", "serve", "x"]), /not a command/);
+  const found = resolveCommand(COMMANDS, ["--", "item", "list", "--json"]);
+  assert.equal(found.kind, "command");
+  if (found.kind === "command") assert.deepEqual(found.args, ["--json"]);
+  assert.deepEqual(resolveCommand(COMMANDS, ["--", "--version"]), { kind: "version" });
 });

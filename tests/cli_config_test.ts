@@ -107,6 +107,9 @@ Deno.test("serve settings: flags win over the file, which wins over defaults", (
     trustedKeys: [],
     open: false,
     publicStatus: false,
+    publicHosts: [],
+    publicMetrics: false,
+    admission: {},
     logJson: false,
     logLevel: "info",
   });
@@ -154,13 +157,13 @@ Deno.test("buildPatch turns item put flags into a typed patch", () => {
     stage: "qa",
     name: "N",
     agent: null,
-    retry_count: 3,
+    retryCount: 3,
     blocked: true,
     frozen: false,
-    depends_on: ["A", "B", "C"],
+    dependsOn: ["A", "B", "C"],
   });
   assert.deepEqual(buildPatch({ values: { "depends-on": "" }, positionals: [] }), {
-    depends_on: [],
+    dependsOn: [],
   });
   assert.throws(
     () => buildPatch({ values: { "retry-count": "1.5" }, positionals: [] }),

@@ -1,11 +1,8 @@
 import assert from "node:assert/strict";
-import {
-  bearerMatches,
-  HttpApp,
-  isLoopback,
-  MAX_ADMIN_BODY_BYTES,
-  redactUrl,
-} from "../cli/http.ts";
+import { MAX_ADMIN_BODY_BYTES } from "../cli/http/admin.ts";
+import { HttpApp } from "../cli/http/app.ts";
+import { bearerMatches, isLoopback, redactUrl } from "../cli/http/guard.ts";
+import { matchRoute, type RouteName, routePath, ROUTES } from "../cli/http/routes.ts";
 import { escapeLabel, Histogram, renderMetrics, SessionTracker } from "../cli/metrics.ts";
 import { STATUS_PAGE_CSP, STATUS_PAGE_HTML } from "../cli/status_page.ts";
 import { silentLogger } from "../sync/logger.ts";
@@ -145,7 +142,10 @@ Deno.test("the status page is served to loopback only unless public, with a stri
     await remoteApi.body?.cancel();
     const health = await app.handle(new Request("http://h/healthz"), info("192.0.2.7"));
     assert.equal(health.status, 200, "health checks work from anywhere");
-    await health.body?.cancel();
+    assert.deepEqual(await health.json(), { status: "ok" }, "without the node id");
+    const metrics = await app.handle(new Request("http://h/metrics"), info("192.0.2.7"));
+    const text = await metrics.text();
+    assert.match(text, /^huskies_info\{version="[^"]*"\} 1$/m, "no node_id label remotely");
 
     const page = await app.handle(new Request("http://h/"), info("127.0.0.1"));
     assert.equal(page.status, 200);
@@ -239,6 +239,7 @@ Deno.test("renderMetrics writes valid text format with escaped labels", () => {
     status: {
       nodeId: 'n"1',
       operations: 12,
+      stateHash: "ab12",
       pending: { count: 2, bytes: 300 },
       forks: ["x"],
       counters: { applied: 10, invalid: 1, unauthorized: 2 },
@@ -253,6 +254,7 @@ Deno.test("renderMetrics writes valid text format with escaped labels", () => {
   assert.equal(escapeLabel('a\\b"c\nd'), 'a\\\\b\\"c\\nd');
   assert.match(text, /^huskies_info\{node_id="n\\"1",version="1\.0\.0"\} 1$/m);
   assert.match(text, /^huskies_peers\{direction="outbound",state="live"\} 1$/m);
+  assert.match(text, /^huskies_state_info\{state_hash="ab12"\} 1$/m);
   assert.match(text, /^huskies_operations_rejected_total\{reason="invalid"\} 1$/m);
   assert.match(text, /^huskies_outbound_queue_operations 5$/m);
   assert.match(text, /^huskies_pending_bytes 300$/m);
@@ -273,4 +275,32 @@ Deno.test("renderMetrics writes valid text format with escaped labels", () => {
       assert.match(line, /^[a-z_]+(\{[^}]*\})? [0-9.e+-]+$/);
     }
   }
+});
+
+Deno.test("every route of the table is served; unknown paths and methods are 404 and 405", async () => {
+  await withApp(async (app) => {
+    for (const [name, route] of Object.entries(ROUTES)) {
+      if (name === "sync" || name === "adminStop" || name === "apiEvents") continue;
+      const path = routePath(name as RouteName, { id: "S-1" });
+      const body = route.method === "PUT" || route.method === "POST" ? '{"stage":"qa"}' : undefined;
+      const response = await app.handle(
+        admin(path, { method: route.method, body }),
+        info("127.0.0.1"),
+      );
+      assert.ok(![404, 405, 500].includes(response.status) || name.startsWith("adminItem"), name);
+      if (response.status === 404) assert.match((await response.json()).error, /no item S-1/, name);
+      else await response.body?.cancel();
+    }
+    const unknown = await app.handle(admin("/admin/nope"), info("127.0.0.1"));
+    assert.equal(unknown.status, 404);
+    await unknown.body?.cancel();
+    const wrong = await app.handle(admin("/admin/item/move"), info("127.0.0.1"));
+    assert.equal(wrong.status, 405);
+    assert.equal(wrong.headers.get("allow"), "POST");
+    await wrong.body?.cancel();
+  });
+  assert.deepEqual(matchRoute("HEAD", "/healthz"), { kind: "route", name: "health" });
+  assert.deepEqual(matchRoute("GET", "/admin/x"), { kind: "none", access: "admin" });
+  assert.equal(routePath("adminItems", { stage: undefined }), "/admin/items");
+  assert.equal(routePath("adminItemGet", { id: "a b" }), "/admin/item?id=a+b");
 });

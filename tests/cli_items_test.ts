@@ -3,14 +3,14 @@ import { join } from "node:path";
 import { huskies, removeDir, ServeProcess, tempDir, waitFor } from "./cli_helpers.ts";
 
 interface Item {
-  story_id: string;
+  storyId: string;
   stage: string;
   name: string;
   agent: string | null;
-  retry_count: number;
+  retryCount: number;
   blocked: boolean;
   frozen: boolean;
-  depends_on: string[];
+  dependsOn: string[];
 }
 
 async function getItem(dataDir: string, id: string): Promise<Item | undefined> {
@@ -80,14 +80,14 @@ Deno.test("items put on one node show up on the other; move, list, events and de
       "S-1 to reach node A",
     );
     assert.deepEqual(onA, {
-      story_id: "S-1",
+      storyId: "S-1",
       stage: "coding",
       name: "Login page",
       agent: "alice",
-      retry_count: 2,
+      retryCount: 2,
       blocked: true,
       frozen: false,
-      depends_on: [],
+      dependsOn: [],
     });
 
     // Changes on A flow back to B.
@@ -119,7 +119,7 @@ Deno.test("items put on one node show up on the other; move, list, events and de
     const qa = JSON.parse(
       (await huskies(["item", "list", "--stage", "qa", "--json", "--data-dir", bDir])).stdout,
     );
-    assert.deepEqual(qa.map((item: Item) => item.story_id), ["S-1"]);
+    assert.deepEqual(qa.map((item: Item) => item.storyId), ["S-1"]);
     const none = await huskies(["item", "list", "--stage", "done", "--data-dir", bDir]);
     assert.equal(none.stdout.trim(), "No items in stage done.");
 
@@ -127,8 +127,10 @@ Deno.test("items put on one node show up on the other; move, list, events and de
       (await huskies(["events", "--story", "S-1", "--json", "--data-dir", bDir])).stdout,
     );
     assert.deepEqual(
-      events.map((e: { from: string | null; to: string }) => [e.from, e.to]),
-      [[null, "coding"], ["coding", "qa"]],
+      events.map((
+        e: { storyId: string; from: string | null; to: string },
+      ) => [e.storyId, e.from, e.to]),
+      [["S-1", null, "coding"], ["S-1", "coding", "qa"]],
     );
     const eventText = await huskies(["events", "--data-dir", aDir]);
     assert.match(eventText.stdout, /TIME\s+STORY\s+FROM\s+TO\s+NODE/);
@@ -153,7 +155,7 @@ Deno.test("status shows the peers, the rendezvous client and the counters", asyn
   let nodes: Awaited<ReturnType<typeof twoNodes>> | undefined;
   try {
     nodes = await twoNodes(dir);
-    const { a, b, bDir } = nodes;
+    const { a, b, aDir, bDir } = nodes;
     await huskies(["item", "put", "S-9", "--data-dir", bDir]);
     const status = await waitFor(async () => {
       const result = await huskies(["status", "--json", "--data-dir", bDir]);
@@ -169,6 +171,32 @@ Deno.test("status shows the peers, the rendezvous client and the counters", asyn
     assert.deepEqual(status.forks, []);
     assert.deepEqual(status.pending, { count: 0, bytes: 0 });
 
+    // Converged nodes report the same state hash, in status and in /metrics.
+    const hashes = await waitFor(async () => {
+      const [onA, onB] = await Promise.all(
+        [aDir, bDir].map(async (dir) =>
+          JSON.parse((await huskies(["status", "--json", "--data-dir", dir])).stdout).stateHash
+        ),
+      );
+      return onA === onB ? onB as string : undefined;
+    }, "A and B to converge");
+    assert.match(hashes, /^\S{8,}$/);
+    const metrics = await (await fetch(new URL("metrics", a.statusUrl))).text();
+    assert.ok(metrics.includes(`huskies_state_info{state_hash="${hashes}"} 1`), metrics);
+    // With -A, /proc/self/fd is readable: descriptors and sockets are counted.
+    const sockets = Number(/^huskies_open_sockets (\d+)$/m.exec(metrics)?.[1]);
+    assert.ok(sockets >= 2, `the listener and B's session at least, got ${sockets}`);
+    assert.ok(Number(/^process_open_fds (\d+)$/m.exec(metrics)?.[1]) >= sockets);
+    // A received the item B wrote: a batch from a peer, and B's catch-up time as a gauge.
+    assert.match(metrics, /^huskies_applied_batch_operations_count\{origin="peer"\} [1-9]\d*$/m);
+    assert.match(
+      metrics,
+      new RegExp(
+        `^huskies_peer_catchup_duration_seconds\\{peer="${b.nodeId}",direction="inbound"\\} [0-9.e-]+$`,
+        "m",
+      ),
+    );
+
     const text = await huskies(["status", "--data-dir", bDir]);
     assert.equal(text.code, 0, text.stderr);
     assert.match(text.stdout, new RegExp(`node id\\s+${b.nodeId}`));
@@ -178,6 +206,7 @@ Deno.test("status shows the peers, the rendezvous client and the counters", asyn
     );
     assert.match(text.stdout, /outbound\s+live/);
     assert.match(text.stdout, /forks\s+none detected/);
+    assert.match(text.stdout, new RegExp(`state hash\\s+${hashes}`));
     assert.match(text.stdout, new RegExp(`${a.syncUrl.replaceAll(".", "\\.")}\\s+connected`));
   } finally {
     await nodes?.b.kill();

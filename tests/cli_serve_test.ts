@@ -33,7 +33,10 @@ Deno.test("serve starts with defaults, answers healthz and metrics, and stops cl
     assert.match(serve.stdout, /data folder\s+\.\/\.huskies/);
     assert.match(serve.stdout, /mesh\s+closed/);
     assert.match(serve.stdout, /huskies token create --data-dir \.\/\.huskies/);
-    assert.match(serve.stdout, /huskies serve --rendezvous ws:\/\/\S+ --join <token>/);
+    assert.match(
+      serve.stdout,
+      /on this machine: huskies serve --data-dir <another folder> --listen 127\.0\.0\.1:0 --rendezvous ws:\/\/\S+ --join <token>/,
+    );
     assert.ok(await exists(join(data, "node.key")));
 
     const info = JSON.parse(await Deno.readTextFile(join(data, "serve.json")));
@@ -68,6 +71,14 @@ Deno.test("serve starts with defaults, answers healthz and metrics, and stops cl
       assert.match(text, new RegExp(`^# TYPE ${family} (gauge|counter|histogram)$`, "m"), family);
     }
     assert.match(text, /^huskies_operations_rejected_total\{reason="unauthorized"\} 0$/m);
+    // Standard process metrics, measured by hand (see cli/process_metrics.ts).
+    const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1]);
+    assert.ok(value("process_cpu_seconds_total") > 0, "CPU seconds");
+    assert.ok(value("process_resident_memory_bytes") > 10 * 1024 * 1024, "RSS");
+    // Deno lets only --allow-all read /proc/self/fd: under the task's permissions they are left out.
+    assert.doesNotMatch(text, /^(process_open_fds|huskies_open_sockets) /m);
+    assert.ok(value("huskies_event_loop_lag_max_seconds") >= 0);
+    assert.match(text, /^huskies_local_write_duration_seconds_count 0$/m);
 
     const other = await fetch(new URL("nope", serve.statusUrl));
     assert.equal(other.status, 404);
@@ -212,62 +223,75 @@ Deno.test("./.huskies/project.toml configures serve: listen, data_dir and open",
   }
 });
 
-Deno.test("serve reports a port in use with exit 8 and releases the data folder", async () => {
+Deno.test("serve reports a port in use with exit 8 and creates nothing", async () => {
   const dir = await tempDir();
   const blocker = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   try {
     const port = (blocker.addr as Deno.NetAddr).port;
-    const result = await huskies(["serve", "--data-dir", dir, "--listen", `127.0.0.1:${port}`]);
+    const data = join(dir, "data");
+    const result = await huskies(["serve", "--data-dir", data, "--listen", `127.0.0.1:${port}`]);
     assert.equal(result.code, 8, result.stderr);
     assert.match(
       result.stderr,
       new RegExp(`Cannot listen on 127\\.0\\.0\\.1:${port}: the address is already in use`),
     );
     assert.match(result.stderr, /127\.0\.0\.1:0 picks a free port/);
-    assert.ok(!(await exists(join(dir, "serve.json"))));
+    // No identity, no store, not even the folder: a failed start leaves nothing to clean up.
+    assert.ok(!(await exists(data)), "the data folder was not created");
+
+    // An existing folder stays as it was.
+    await Deno.mkdir(data);
+    const again = await huskies(["serve", "--data-dir", data, "--listen", `127.0.0.1:${port}`]);
+    assert.equal(again.code, 8, again.stderr);
+    assert.deepEqual([...Deno.readDirSync(data)], []);
   } finally {
     blocker.close();
     await removeDir(dir);
   }
 });
 
-Deno.test("a second signal forces serve to exit with 130", async () => {
+Deno.test("the banner's join hint, filled in as printed, joins a second node on this machine", async () => {
+  const dir = await tempDir();
+  let hub: ServeProcess | undefined;
+  let spoke: ServeProcess | undefined;
+  try {
+    const hubDir = join(dir, "hub");
+    hub = await ServeProcess.start(["--data-dir", hubDir, "--listen", "127.0.0.1:0"]);
+    const token = await huskies(["token", "create", "--data-dir", hubDir]);
+    assert.equal(token.code, 0, token.stderr);
+    assert.match(token.stderr, /--join <the token from standard output>/);
+    const hint = /on this machine: huskies serve (.+)$/m.exec(hub.stdout)![1];
+    const args = hint.replace("<another folder>", join(dir, "spoke"))
+      .replace("<token>", token.stdout.trim()).split(" ");
+    spoke = await ServeProcess.start(args.slice(0));
+    const joined = await waitFor(async () => {
+      const status = await huskies(["status", "--json", "--data-dir", hubDir]);
+      const peers = JSON.parse(status.stdout).peers as { peer: string; state: string }[];
+      return peers.find((p) => p.peer === spoke!.nodeId && p.state === "live");
+    }, "the spoke to join the hub");
+    assert.equal(joined.peer, spoke.nodeId);
+    assert.equal(await spoke.stop(), 0);
+    assert.equal(await hub.stop(), 0);
+  } finally {
+    await spoke?.kill();
+    await hub?.kill();
+    await removeDir(dir);
+  }
+});
+
+Deno.test("huskies stop stops the running node cleanly; with none running it exits 4", async () => {
   const dir = await tempDir();
   let serve: ServeProcess | undefined;
   try {
-    // A rendezvous peer that never answers the handshake keeps the client busy during shutdown.
-    const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const held: Deno.Conn[] = [];
-    const accepting = (async () => {
-      try {
-        for await (const conn of silent) held.push(conn);
-      } catch {
-        // Listener closed.
-      }
-    })();
-    try {
-      const port = (silent.addr as Deno.NetAddr).port;
-      serve = await ServeProcess.start([
-        "--data-dir",
-        dir,
-        "--listen",
-        "127.0.0.1:0",
-        "--rendezvous",
-        `ws://127.0.0.1:${port}/crdt-sync`,
-      ]);
-      await waitFor(() => held.length > 0 || undefined, "the rendezvous client to connect");
-      serve.child.kill("SIGINT");
-      await serve.waitForStderr(/stopping signal=SIGINT/);
-      serve.child.kill("SIGINT");
-      const code = await serve.stop("SIGINT");
-      // Either the clean stop finished first (0) or the second signal forced the exit (130).
-      assert.ok(code === 130 || code === 0, `exit code ${code}`);
-      if (code === 130) assert.match(serve.stderr, /second signal/);
-    } finally {
-      silent.close();
-      for (const conn of held) conn.close();
-      await accepting;
-    }
+    serve = await ServeProcess.start(["--data-dir", dir, "--listen", "127.0.0.1:0"]);
+    const stopped = await huskies(["stop", "--data-dir", dir]);
+    assert.equal(stopped.code, 0, stopped.stderr);
+    assert.equal(stopped.stdout.trim(), `Stopped node ${serve.nodeId} (pid ${serve.child.pid}).`);
+    assert.equal((await serve.exited).code, 0, serve.stderr);
+    assert.match(serve.stderr, /stopping by=admin request/);
+    assert.ok(!(await exists(join(dir, "serve.json"))));
+    const again = await huskies(["stop", "--data-dir", dir]);
+    assert.equal(again.code, 4, again.stderr);
   } finally {
     await serve?.kill();
     await removeDir(dir);

@@ -67,7 +67,9 @@ Deno.test("token create --json gives the token and its details", async () => {
     assert.match(value.token, TOKEN);
     assert.equal(value.scope, "read");
     assert.equal(value.uses, 1);
-    assert.ok(value.expiresAt > Date.now() + 59 * 60_000, "the default lifetime is one hour");
+    assert.match(value.expiresAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/, "an ISO 8601 time");
+    const expires = Date.parse(value.expiresAt);
+    assert.ok(expires > Date.now() + 59 * 60_000, "the default lifetime is one hour");
   } finally {
     await removeDir(dir);
   }
