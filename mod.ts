@@ -137,7 +137,14 @@ export {
   type WorkItem,
   type WorkItemPatch,
 } from "./crdt/pipeline.ts";
-export { type AppendOptions, type ForkProof, MemoryStore, type Store } from "./crdt/store.ts";
+export {
+  type AppendOptions,
+  type ForkProof,
+  MemoryStore,
+  type OwnHead,
+  type Store,
+} from "./crdt/store.ts";
+export type { ForkProofLimits } from "./crdt/forks.ts";
 export {
   SqliteStore,
   type SqliteStoreOptions,

@@ -7,7 +7,7 @@
  */
 
 import { loadOrCreateKey } from "./key_file.ts";
-import { registerConformanceTests } from "./deno_test.ts";
+import { registerConformanceTests } from "./register_tests.ts";
 
 const keyFile = Deno.env.get("HUSKIES_KEY_FILE");
 registerConformanceTests({

@@ -38,7 +38,7 @@ export {
 } from "./context.ts";
 export { type ConformanceReport, formatResult, formatSummary, runConformance } from "./runner.ts";
 export { ListenServer } from "./listen.ts";
-export { registerConformanceTests } from "./deno_test.ts";
+export { registerConformanceTests } from "./register_tests.ts";
 export { loadOrCreateKey } from "./key_file.ts";
 export { KeyPair } from "./wire/ed25519.ts";
 export type {

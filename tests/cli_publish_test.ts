@@ -55,7 +55,7 @@ Deno.test("deno publish lists only the library, the CLI and the docs, even besid
     assert.ok(files.includes("cli/USAGE.md") && files.includes("README.md"));
     assert.ok(files.includes("PROTOCOL.md") && files.includes("deno.json"));
     const allowed =
-      /^(mod\.ts|main\.ts|deno\.json|data_dir\.ts|README\.md|PROTOCOL\.md|(protocol|crdt|auth|sync|cli)\/([\w-]+\/)*[\w-]+\.(ts|md))$/;
+      /^(mod\.ts|main\.ts|testing\.ts|deno\.json|data_dir\.ts|README\.md|PROTOCOL\.md|(protocol|crdt|auth|sync|cli|testing|conformance)\/([\w-]+\/)*[\w-]+\.(ts|md))$/;
     const unexpected = files.filter((file) => !allowed.test(file) || file.endsWith("_test.ts"));
     assert.deepEqual(unexpected, [], "nothing but source and docs is published");
   } finally {
