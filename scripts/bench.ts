@@ -19,6 +19,7 @@ import { STAGES } from "../crdt/pipeline.ts";
 import { Replica } from "../crdt/replica.ts";
 import { SqliteStore } from "../crdt/sqlite_store.ts";
 import { HuskiesNode } from "../sync/node.ts";
+import { stampedValue } from "./compare/proc.ts";
 
 const args = Deno.args;
 const json = args.includes("--json");
@@ -150,7 +151,7 @@ async function fanoutRun(
       hub.replica.commit([{
         type: "update",
         path: ["items", `F-${made % 100}`],
-        fields: { retry_count: made, sent_at_us: Math.round(now() * 1000) },
+        fields: { retry_count: made, value: stampedValue(now()) },
       }]);
       made++;
     }
