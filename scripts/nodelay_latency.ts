@@ -10,7 +10,15 @@
  */
 import { parseArgs } from "node:util";
 import WS from "ws";
-import { cpuMs, JsonChild, median, nowMs, quantile, STAMP, stampedValue } from "./compare/proc.ts";
+import {
+  cpuMs,
+  forEachStamp,
+  JsonChild,
+  median,
+  nowMs,
+  quantile,
+  stampedValue,
+} from "./compare/proc.ts";
 
 const { values: flags } = parseArgs({
   args: Deno.args,
@@ -70,10 +78,8 @@ async function openSubscribers(url: string, expected: number, latencies: number[
     let seen = 0;
     socket.onmessage = (event) => {
       const arrived = nowMs();
-      for (const match of String(event.data).matchAll(STAMP)) {
-        latencies.push(arrived - Number(match[1]) / 1000);
-        if (++seen === expected) finished.resolve();
-      }
+      seen += forEachStamp(String(event.data), (sentAt) => latencies.push(arrived - sentAt));
+      if (seen >= expected) finished.resolve();
     };
     await new Promise((resolve) => socket.onopen = resolve);
     sockets.push(socket);

@@ -7,10 +7,9 @@
  */
 import { ClientHandshake } from "../../auth/handshake.ts";
 import { Identity } from "../../crdt/identity.ts";
-import { nowMs, STAMP } from "./proc.ts";
+import { forEachStamp, nowMs } from "./proc.ts";
 
 const READY = '{"type":"ready"}';
-const decoder = new TextDecoder();
 
 /** A connected peer: resolves `done` when it has seen `expected` stamps. */
 export interface CountingPeer {
@@ -52,12 +51,10 @@ export function connectCountingPeer(
       return;
     }
     const arrived = nowMs();
-    const text = typeof event.data === "string" ? event.data : decoder.decode(event.data);
-    if (text === READY) ready.resolve(peer);
-    for (const match of text.matchAll(STAMP)) {
-      latencies.push(arrived - Number(match[1]) / 1000);
-      if (++seen === expected) done.resolve();
-    }
+    const data = typeof event.data === "string" ? event.data : new Uint8Array(event.data);
+    if (data === READY) ready.resolve(peer);
+    seen += forEachStamp(data, (sentAt) => latencies.push(arrived - sentAt));
+    if (seen >= expected) done.resolve();
   };
   socket.onerror = () => {};
   socket.onclose = (event) => {

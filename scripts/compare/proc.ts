@@ -116,8 +116,47 @@ export function stampedValue(nowMs: number, size = 100): string {
   return stamp + "x".repeat(Math.max(0, size - stamp.length));
 }
 
-/** Matches every stamp in a frame's text. */
-export const STAMP = /t=(\d{16});/g;
+const STAMP_DIGITS = 16;
+
+/**
+ * Calls `onStamp` with the send time (ms since the epoch) of every stamp in a
+ * frame, text or bytes, without decoding it; returns how many it found. Cheap
+ * on purpose: the subscribers share one process and must not be the bottleneck.
+ */
+export function forEachStamp(
+  data: string | Uint8Array,
+  onStamp: (sentAtMs: number) => void,
+): number {
+  let found = 0;
+  if (typeof data === "string") {
+    for (let at = data.indexOf("t="); at >= 0; at = data.indexOf("t=", at + 2)) {
+      const end = at + 2 + STAMP_DIGITS;
+      if (data.charCodeAt(end) !== 59 /* ; */) continue;
+      const micros = Number(data.slice(at + 2, end));
+      if (Number.isInteger(micros)) {
+        onStamp(micros / 1000);
+        found++;
+      }
+    }
+    return found;
+  }
+  for (let at = data.indexOf(116 /* t */); at >= 0; at = data.indexOf(116, at + 1)) {
+    const end = at + 2 + STAMP_DIGITS;
+    if (data[at + 1] !== 61 /* = */ || data[end] !== 59 /* ; */) continue;
+    let micros = 0;
+    let digits = 0;
+    for (let i = at + 2; i < end; i++, digits++) {
+      const digit = data[i] - 48;
+      if (digit < 0 || digit > 9) break;
+      micros = micros * 10 + digit;
+    }
+    if (digits === STAMP_DIGITS) {
+      onStamp(micros / 1000);
+      found++;
+    }
+  }
+  return found;
+}
 
 /** The current time in milliseconds since the epoch, sub-millisecond precision. */
 export const nowMs = (): number => performance.timeOrigin + performance.now();

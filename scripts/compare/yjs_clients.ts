@@ -18,13 +18,12 @@ import * as Y from "yjs";
 import * as syncProtocol from "y-protocols/sync";
 import * as encoding from "lib0/encoding";
 import * as decoding from "lib0/decoding";
-import { clientTcpBytes, nowMs, quantile, STAMP, stampedValue } from "./proc.ts";
+import { clientTcpBytes, forEachStamp, nowMs, quantile, stampedValue } from "./proc.ts";
 
 const MESSAGE_SYNC = 0;
 const [mode, url, ...rest] = Deno.args;
 const print = (value: unknown) => console.log(JSON.stringify(value));
 const tick = () => new Promise((resolve) => setTimeout(resolve, 1));
-const latin1 = new TextDecoder("latin1");
 
 /** A message carrying sync step 1 for `doc` (its state vector). */
 function syncStep1(doc: Y.Doc): Uint8Array {
@@ -87,10 +86,8 @@ async function connectCounter(expected: number, latencies: number[]) {
       if (reply) socket.send(reply);
       return;
     }
-    for (const match of latin1.decode(data).matchAll(STAMP)) {
-      latencies.push(arrived - Number(match[1]) / 1000);
-      if (++seen === expected) done.resolve();
-    }
+    seen += forEachStamp(data, (sentAt) => latencies.push(arrived - sentAt));
+    if (seen >= expected) done.resolve();
   };
   socket.onclose = (event) => {
     const error = new Error(`Cannot stay connected: closed ${event.code} ${event.reason}`);
