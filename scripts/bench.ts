@@ -407,7 +407,9 @@ try {
         "bytes",
         `(RSS after replay - RSS of an empty node) / 1,000,000, after a full GC; RSS ${
           Math.round(replay.rssBytes / 2 ** 20)
-        } MiB, empty node ${Math.round(replay.rssBaseBytes / 2 ** 20)} MiB`,
+        } MiB (${Math.round(replay.rssBeforeGcBytes / 2 ** 20)} MiB before the GC), empty node ${
+          Math.round(replay.rssBaseBytes / 2 ** 20)
+        } MiB`,
       );
     }
   }

@@ -2,7 +2,7 @@
  * Start-up and memory of a hub over a large store, in a fresh process so the
  * figures are the node's alone: opens a node on an empty data folder (the
  * baseline), then on `<data dir>` (replaying every operation), and prints
- * `{"replayMs", "operations", "rssBaseBytes", "rssBytes", "rssPerOpBytes"}`.
+ * `{"replayMs", "operations", "rssBaseBytes", "rssBeforeGcBytes", "rssBytes", "rssPerOpBytes"}`.
  * RSS is read after a full garbage collection, so it counts what the node
  * keeps, not garbage from loading. Run by scripts/bench.ts.
  *
@@ -28,12 +28,14 @@ try {
   if (node.replica.size !== Number(expectedArg)) {
     throw new Error(`Cannot measure: replayed ${node.replica.size} of ${expectedArg} operations`);
   }
+  const rssBeforeGcBytes = rssBytes(Deno.pid);
   collect();
   const rss = rssBytes(Deno.pid);
   console.log(JSON.stringify({
     replayMs,
     operations: node.replica.size,
     rssBaseBytes,
+    rssBeforeGcBytes,
     rssBytes: rss,
     rssPerOpBytes: (rss - rssBaseBytes) / node.replica.size,
   }));

@@ -7,7 +7,8 @@
  * - fan-out: K subscribers; one writer (a huskies spoke node, or a Y.Doc over
  *   y-websocket's protocol) sets `--rate` 100-byte values per second; latency
  *   from the writer's call to each subscriber's arrival, p50/p99, and the
- *   server's CPU over the writing period (% of one core);
+ *   server's CPU over the writing period (% of one core), and the client
+ *   side's (near 100 %: the subscribers, not the server, bound the figure);
  * - live load: the writer sets `--cold` distinct keys through the server;
  *   the server's RSS once a watching subscriber has seen them all;
  * - cold sync: a fresh client syncs all of them from that server: time, and
@@ -16,6 +17,7 @@
  * Usage: deno run -A scripts/compare_yjs.ts [--json] [--runs 3] [--k 10,100,300]
  *        [--big-k-runs 1] [--rate 1000] [--updates 5000] [--cold 100000]
  *        [--writer native|ws] [--cold-store sqlite|memory] [--only fanout,cold]
+ *        [--live-batch-ms N]   (huskies hub's and writer's live batching window; default 2)
  */
 import { parseArgs } from "node:util";
 import { cpuMs, JsonChild, median, rssBytes } from "./compare/proc.ts";
@@ -33,6 +35,7 @@ const { values: flags } = parseArgs({
     writer: { type: "string", default: "native" },
     "cold-store": { type: "string", default: "sqlite" },
     only: { type: "string", default: "fanout,cold" },
+    "live-batch-ms": { type: "string" },
   },
 });
 const runs = Number(flags.runs);
@@ -53,7 +56,11 @@ async function startServer(
     return { child, url: `ws://127.0.0.1:${port}/bench` };
   }
   const dir = await Deno.makeTempDir({ prefix: "huskies-compare-hub-" });
-  const child = new JsonChild(here("./compare/huskies_server.ts"), [`${dir}/hub`]);
+  const liveBatch = flags["live-batch-ms"];
+  const child = new JsonChild(
+    here("./compare/huskies_server.ts"),
+    [`${dir}/hub`, ...(liveBatch !== undefined ? [liveBatch] : [])],
+  );
   const { port } = await child.next<{ port: number }>();
   return { child, url: `ws://127.0.0.1:${port}/crdt-sync`, dir };
 }
@@ -64,6 +71,8 @@ async function stopServer(server: { child: JsonChild; dir?: string }): Promise<v
 }
 
 function clients(system: System, args: string[]): JsonChild {
+  const liveBatch = flags["live-batch-ms"];
+  if (liveBatch !== undefined) Deno.env.set("HUSKIES_LIVE_BATCH_MS", liveBatch);
   return new JsonChild(here(`./compare/${system}_clients.ts`), args);
 }
 
@@ -71,6 +80,8 @@ interface FanoutFigures {
   p50: number;
   p99: number;
   serverCpuPct: number;
+  /** The client side's CPU: near 100 % means the figure is bound by the subscribers, not the server. */
+  clientsCpuPct: number;
   deliveries: number;
 }
 
@@ -82,14 +93,23 @@ async function fanout(system: System, k: number): Promise<FanoutFigures> {
     try {
       await child.next(); // {"phase": "writing"}
       const cpuBefore = cpuMs(server.child.pid);
+      const clientsCpuBefore = cpuMs(child.pid);
       const t = performance.now();
       const { result } = await child.next<{ result: Record<string, number> }>();
-      const serverCpuPct = (cpuMs(server.child.pid) - cpuBefore) / (performance.now() - t) * 100;
+      const wall = performance.now() - t;
+      const serverCpuPct = (cpuMs(server.child.pid) - cpuBefore) / wall * 100;
+      const clientsCpuPct = (cpuMs(child.pid) - clientsCpuBefore) / wall * 100;
       const expected = k * Number(flags.updates);
       if (result.deliveries !== expected) {
         throw new Error(`Cannot measure: ${system} delivered ${result.deliveries} of ${expected}`);
       }
-      return { p50: result.p50, p99: result.p99, serverCpuPct, deliveries: result.deliveries };
+      return {
+        p50: result.p50,
+        p99: result.p99,
+        serverCpuPct,
+        clientsCpuPct,
+        deliveries: result.deliveries,
+      };
     } finally {
       await child.stop();
     }
@@ -152,7 +172,8 @@ function record(figure: string, system: System, value: number): void {
   samples.get(figure)![system].push(value);
 }
 
-const load = (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(" ");
+const loadAverage = () => Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
+const loadAtStart = loadAverage();
 for (let run = 0; run < runs; run++) {
   const order: System[] = run % 2 === 0 ? ["huskies", "yjs"] : ["yjs", "huskies"];
   if (only.has("fanout")) {
@@ -163,6 +184,7 @@ for (let run = 0; run < runs; run++) {
         record(`fanout K=${k} p50 ms`, system, f.p50);
         record(`fanout K=${k} p99 ms`, system, f.p99);
         record(`fanout K=${k} server CPU %`, system, f.serverCpuPct);
+        record(`fanout K=${k} clients CPU %`, system, f.clientsCpuPct);
         if (!flags.json) console.error(`# run ${run + 1} ${system} K=${k}: ${JSON.stringify(f)}`);
       }
     }
@@ -179,10 +201,11 @@ for (let run = 0; run < runs; run++) {
   }
 }
 
+const load = `${loadAtStart} at start, ${loadAverage()} at end`;
 const fmt = (v: number) => (Number.isNaN(v) ? "-" : v < 10 ? v.toFixed(2) : v.toFixed(0));
 if (!flags.json) {
   console.log(
-    `# ${new Date().toISOString()}, load average at start ${load}, writer ${flags.writer}`,
+    `# ${new Date().toISOString()}, load average ${load}, writer ${flags.writer}`,
   );
   console.log("| figure (median of runs) | y-websocket | huskies | huskies / yjs | runs |");
   console.log("|---|---|---|---|---|");

@@ -5,8 +5,10 @@
  * process; the writer and `--subscribers` native subscribers share this
  * process, so send and arrival times come from one clock. Runs alternate.
  *
+ * `--echo` makes the hub answer each of the writer's messages (two-way traffic).
+ *
  * Usage: deno run -A scripts/nodelay_latency.ts [--json] [--runs 3] [--subscribers 10]
- *        [--rate 1000] [--messages 5000]
+ *        [--rate 1000] [--messages 5000] [--echo]
  */
 import { parseArgs } from "node:util";
 import WS from "ws";
@@ -28,6 +30,7 @@ const { values: flags } = parseArgs({
     subscribers: { type: "string", default: "10" },
     rate: { type: "string", default: "1000" },
     messages: { type: "string", default: "5000" },
+    echo: { type: "boolean", default: false },
   },
 });
 const runs = Number(flags.runs);
@@ -130,7 +133,10 @@ async function sendCost(client: Client, port: number, count = 50_000): Promise<n
   return cost;
 }
 
-const hub = new JsonChild(new URL("./compare/relay_hub.ts", import.meta.url), []);
+const hub = new JsonChild(
+  new URL("./compare/relay_hub.ts", import.meta.url),
+  flags.echo ? ["--echo"] : [],
+);
 try {
   const { port } = await hub.next<{ port: number }>();
   const results: Record<Client, { p50: number[]; p99: number[]; cpu: number[]; send: number[] }> = {
@@ -156,6 +162,7 @@ try {
       clients_cpu_ms: median(r.cpu),
       send_cpu_us_per_msg: median(r.send),
       runs,
+      echo: flags.echo,
       subscribers: subscriberCount,
       rate,
       messages,

@@ -15,6 +15,9 @@
  * counting peers keep the native client): a measurement of TCP_NODELAY on the
  * real node's dial path without changing the node.
  *
+ * `HUSKIES_LIVE_BATCH_MS` in the environment overrides the writer's live
+ * batching window (default 2 ms).
+ *
  * Each step prints one JSON line: `{"phase": "writing"}` when the measured
  * period starts, then `{"result": {...}}`.
  * @module
@@ -41,7 +44,11 @@ async function waitFor(check: () => boolean, what: string, ms = 60_000): Promise
 async function openWriter(client: string): Promise<HuskiesNode> {
   if (client === "ws") (globalThis as { WebSocket: unknown }).WebSocket = WS;
   else if (client !== "native") throw new Error(`Cannot measure: unknown client ${client}`);
-  const writer = await HuskiesNode.open({ open: true });
+  const liveBatchMs = Deno.env.get("HUSKIES_LIVE_BATCH_MS");
+  const writer = await HuskiesNode.open({
+    open: true,
+    ...(liveBatchMs !== undefined ? { liveBatchMs: Number(liveBatchMs) } : {}),
+  });
   writer.connect(url);
   await waitFor(() => writer.sessions().some((s) => s.stats().state === "live"), "writer live");
   return writer;

@@ -4,13 +4,16 @@
  * admission limit lifted because every benchmark peer comes from 127.0.0.1.
  * Prints `{"port": N}`; SIGTERM closes the node and exits.
  *
- * Usage: deno run -A scripts/compare/huskies_server.ts <data dir>
+ * `live batch ms` overrides the sessions' live batching window (default 2).
+ *
+ * Usage: deno run -A scripts/compare/huskies_server.ts <data dir> [live batch ms]
  */
 import { HuskiesNode } from "../../sync/node.ts";
 
-const [dataDir] = Deno.args;
+const [dataDir, liveBatchMs] = Deno.args;
 const hub = await HuskiesNode.open({
   dataDir,
+  ...(liveBatchMs !== undefined ? { liveBatchMs: Number(liveBatchMs) } : {}),
   open: true,
   admission: { attemptsPerMinutePerAddress: 100_000, maxUnauthenticated: 1000 },
 });
