@@ -364,8 +364,9 @@ try {
 
   if (wanted("replay_1m_ms") || wanted("rss_per_op_bytes")) {
     const total = 1_000_000;
-    const dataDir = join(await tempDir(), "hub");
-    cleanup.push(dataDir);
+    const parent = await tempDir();
+    cleanup.push(parent);
+    const dataDir = join(parent, "hub");
     const t = performance.now();
     const hub = await HuskiesNode.open({ dataDir, open: true });
     for (const run of authorRuns(100, total / 100, 1000)) {

@@ -111,7 +111,7 @@ async function fanout(system: System, k: number): Promise<FanoutFigures> {
         deliveries: result.deliveries,
       };
     } finally {
-      await child.stop();
+      await child.finish();
     }
   } finally {
     await stopServer(server);
@@ -139,7 +139,7 @@ async function loadAndCold(system: System): Promise<ColdFigures> {
       await loader.next();
       loaded = (await loader.next<{ result: Record<string, number | string> }>()).result;
     } finally {
-      await loader.stop();
+      await loader.finish();
     }
     const rssMiB = rssBytes(server.child.pid) / 2 ** 20;
     const coldArgs = system === "huskies"
@@ -159,7 +159,7 @@ async function loadAndCold(system: System): Promise<ColdFigures> {
         coldMB: (result.received + result.sent) / 1e6,
       };
     } finally {
-      await cold.stop();
+      await cold.finish();
     }
   } finally {
     await stopServer(server);

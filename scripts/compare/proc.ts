@@ -98,6 +98,21 @@ export class JsonChild {
     return JSON.parse(line) as T;
   }
 
+  /**
+   * Waits up to `ms` for the child to exit by itself (so its own clean-up
+   * runs), then stops it like {@link stop}.
+   */
+  async finish(ms = 10_000): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const exited = await Promise.race([
+      this.#child.status.then(() => true),
+      new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(false), ms)),
+    ]);
+    clearTimeout(timer);
+    if (!exited) await this.stop();
+    else await this.#lines.cancel().catch(() => {});
+  }
+
   /** Stops the child (SIGTERM) and waits for it. */
   async stop(): Promise<void> {
     try {
