@@ -19,6 +19,7 @@ import { STAGES } from "../crdt/pipeline.ts";
 import { Replica } from "../crdt/replica.ts";
 import { SqliteStore } from "../crdt/sqlite_store.ts";
 import { HuskiesNode } from "../sync/node.ts";
+import { stampedValue } from "./compare/proc.ts";
 
 const args = Deno.args;
 const json = args.includes("--json");
@@ -65,6 +66,40 @@ function makeOps(authors: number, perAuthor: number): Operation[] {
     }
   }
   return ops;
+}
+
+/**
+ * Signed pipeline updates, author after author (each chain contiguous), in
+ * runs of `run` operations: a large store without holding it all in memory.
+ */
+function* authorRuns(authors: number, perAuthor: number, run: number): Generator<Operation[]> {
+  let time = 0;
+  for (let a = 0; a < authors; a++) {
+    const id = identityFor(a);
+    let head: string | null = null;
+    let chunk: Operation[] = [];
+    for (let seq = 1; seq <= perAuthor; seq++) {
+      const op = signOperation({
+        author: id.nodeId,
+        seq,
+        prev: head,
+        deps: [],
+        time: ++time,
+        mutation: {
+          type: "update",
+          path: ["items", `S-${a}-${seq % 50}`],
+          fields: { stage: STAGES[seq % STAGES.length], retry_count: seq, agent: `agent-${a}` },
+        },
+      }, id);
+      head = op.id;
+      chunk.push(op);
+      if (chunk.length === run) {
+        yield chunk;
+        chunk = [];
+      }
+    }
+    if (chunk.length > 0) yield chunk;
+  }
 }
 
 /** Groups ops author by author (each author's chain contiguous), keeping chain order. */
@@ -150,7 +185,7 @@ async function fanoutRun(
       hub.replica.commit([{
         type: "update",
         path: ["items", `F-${made % 100}`],
-        fields: { retry_count: made, sent_at_us: Math.round(now() * 1000) },
+        fields: { retry_count: made, value: stampedValue(now()) },
       }]);
       made++;
     }
@@ -325,6 +360,59 @@ try {
     await spoke.close();
     await hub.close();
     await server.shutdown();
+  }
+
+  if (wanted("replay_1m_ms") || wanted("rss_per_op_bytes")) {
+    const total = 1_000_000;
+    const parent = await tempDir();
+    cleanup.push(parent);
+    const dataDir = join(parent, "hub");
+    const t = performance.now();
+    const hub = await HuskiesNode.open({ dataDir, open: true });
+    for (const run of authorRuns(100, total / 100, 1000)) {
+      hub.replica.receive(run, { amortise: true });
+    }
+    if (hub.replica.size !== total) throw new Error(`stored ${hub.replica.size} of ${total}`);
+    await hub.close();
+    if (!json) {
+      console.log(
+        `# signed and stored ${total} operations in ${Math.round(performance.now() - t)} ms`,
+      );
+    }
+    const { stdout, success } = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        "--v8-flags=--expose-gc",
+        new URL("./bench_replay.ts", import.meta.url).pathname,
+        dataDir,
+        String(total),
+      ],
+      stdout: "piped",
+      stderr: "inherit",
+    }).output();
+    if (!success) throw new Error("bench_replay.ts failed");
+    const replay = JSON.parse(new TextDecoder().decode(stdout));
+    if (wanted("replay_1m_ms")) {
+      report(
+        "replay_1m_ms",
+        replay.replayMs,
+        "ms",
+        "HuskiesNode.open on a data folder of 1,000,000 operations (100 authors), fresh process, one run",
+      );
+    }
+    if (wanted("rss_per_op_bytes")) {
+      report(
+        "rss_per_op_bytes",
+        replay.rssPerOpBytes,
+        "bytes",
+        `(RSS after replay - RSS of an empty node) / 1,000,000, after a full GC; RSS ${
+          Math.round(replay.rssBytes / 2 ** 20)
+        } MiB (${Math.round(replay.rssBeforeGcBytes / 2 ** 20)} MiB before the GC), empty node ${
+          Math.round(replay.rssBaseBytes / 2 ** 20)
+        } MiB`,
+      );
+    }
   }
 
   for (

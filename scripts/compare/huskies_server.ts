@@ -1,0 +1,29 @@
+/**
+ * A huskies hub for the side-by-side harness: a library node with a SQLite
+ * data folder (as `huskies serve` keeps one), open mesh, and the per-address
+ * admission limit lifted because every benchmark peer comes from 127.0.0.1.
+ * Prints `{"port": N}`; SIGTERM closes the node and exits.
+ *
+ * `live batch ms` overrides the sessions' live batching window (default 2).
+ *
+ * Usage: deno run -A scripts/compare/huskies_server.ts <data dir> [live batch ms]
+ */
+import { HuskiesNode } from "../../sync/node.ts";
+
+const [dataDir, liveBatchMs] = Deno.args;
+const hub = await HuskiesNode.open({
+  dataDir,
+  ...(liveBatchMs !== undefined ? { liveBatchMs: Number(liveBatchMs) } : {}),
+  open: true,
+  admission: { attemptsPerMinutePerAddress: 100_000, maxUnauthenticated: 1000 },
+});
+const server = Deno.serve(
+  { hostname: "127.0.0.1", port: 0, onListen() {} },
+  (request, info) => hub.handleRequest(request, info) ?? new Response("not found", { status: 404 }),
+);
+console.log(JSON.stringify({ port: server.addr.port }));
+Deno.addSignalListener("SIGTERM", async () => {
+  await hub.close();
+  await server.shutdown();
+  Deno.exit(0);
+});
