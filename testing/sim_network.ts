@@ -30,7 +30,7 @@ import type { Pipeline } from "../crdt/pipeline.ts";
 import type { Replica } from "../crdt/replica.ts";
 import { type ForkProof, MemoryStore } from "../crdt/store.ts";
 import type { BackoffOptions } from "../sync/backoff.ts";
-import type { Channel, ChannelReceiver, DialResult } from "../sync/channel.ts";
+import type { Channel, DialResult } from "../sync/channel.ts";
 import { bulkFrames } from "../sync/frames.ts";
 import type { Logger, LogLevel } from "../sync/logger.ts";
 import { HuskiesNode, type NodeOptions } from "../sync/node.ts";
@@ -39,37 +39,12 @@ import type { SessionLimits } from "../sync/session.ts";
 import type { PeerSession } from "../sync/session_runner.ts";
 import type { TimerHandle, Timers } from "../sync/timers.ts";
 import { EventQueue, Rng, type SimEvent } from "./sim_random.ts";
+import { FlakyStore } from "./flaky_store.ts";
+import { type Connection, SimChannel, type SimConnection } from "./sim_channel.ts";
 
 export { mulberry32, Rng } from "./sim_random.ts";
-
-/** The error a {@link FlakyStore} throws. */
-export const DISK_ERROR = "simulated disk error";
-
-/**
- * A {@link MemoryStore} whose `append` sometimes fails as a disk can: it
- * throws and stores nothing. Failures start once the store is armed.
- */
-export class FlakyStore extends MemoryStore {
-  readonly #fails: () => boolean;
-  #armed = false;
-
-  /** `fails` is asked once per non-empty append. */
-  constructor(fails: () => boolean) {
-    super();
-    this.#fails = fails;
-  }
-
-  /** Lets appends fail from now on. */
-  arm(): void {
-    this.#armed = true;
-  }
-
-  /** Appends, unless this append is chosen to fail. */
-  override append(ops: readonly Operation[]): void {
-    if (this.#armed && ops.length > 0 && this.#fails()) throw new Error(DISK_ERROR);
-    super.append(ops);
-  }
-}
+export { DISK_ERROR, FlakyStore } from "./flaky_store.ts";
+export type { SimConnection } from "./sim_channel.ts";
 
 /** An inclusive range of virtual milliseconds. */
 export interface DelayRange {
@@ -153,78 +128,6 @@ export class SimNode {
   /** The node id (hex public key). */
   get nodeId(): string {
     return this.identity.nodeId;
-  }
-}
-
-/** One open connection of a link. */
-export interface SimConnection {
-  /** Its number, for traces. */
-  readonly id: number;
-  /** False once closed or dropped. */
-  alive: boolean;
-  /** [end at link.a, end at link.b]. */
-  readonly ends: [Channel, Channel];
-  /** Arrival time of the last frame sent in each direction (0: a to b, 1: b to a). */
-  readonly lastArrival: [number, number];
-  /** Frames still in flight. */
-  inFlight: number;
-}
-
-/** A connection with the network's own channel ends and its frames on the way. */
-interface Connection extends SimConnection {
-  readonly ends: [SimChannel, SimChannel];
-  readonly frames: Set<SimEvent>;
-  /** Sides that closed their end. */
-  readonly closedBy: Set<0 | 1>;
-}
-
-/** One end of a simulated connection. */
-class SimChannel implements Channel {
-  receiver: ChannelReceiver | undefined;
-  readonly early: (string | Uint8Array)[] = [];
-  notice: { code: number; reason: string } | undefined;
-  notified = false;
-
-  constructor(
-    readonly net: SimNetwork,
-    readonly link: SimLink,
-    readonly side: 0 | 1,
-    readonly connection: () => Connection,
-  ) {}
-
-  get bufferedAmount(): number {
-    return 0;
-  }
-
-  send(data: string | Uint8Array): void {
-    this.net.transmit(this.link, this.connection(), this.side, data);
-  }
-
-  close(code: number, reason: string): void {
-    this.net.closeFrom(this.link, this.connection(), this.side, code, reason);
-  }
-
-  listen(receiver: ChannelReceiver): void {
-    this.receiver = receiver;
-    for (const data of this.early.splice(0)) receiver.frame(data);
-    if (this.notice) this.notify();
-  }
-
-  deliver(data: string | Uint8Array): void {
-    if (this.notified) return;
-    if (this.receiver) this.receiver.frame(data);
-    else this.early.push(data);
-  }
-
-  end(code: number, reason: string): void {
-    this.notice ??= { code, reason };
-    if (this.receiver) this.notify();
-  }
-
-  notify(): void {
-    if (this.notified) return;
-    this.notified = true;
-    this.receiver!.closed(this.notice!.code, this.notice!.reason);
   }
 }
 
