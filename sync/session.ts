@@ -26,8 +26,8 @@ import {
   PING_FRAME,
   PONG_FRAME,
   ProtocolError,
-  READY_FRAME,
 } from "./frames.ts";
+import { catchUpFrames } from "./catch_up.ts";
 import { type Logger, silentLogger } from "./logger.ts";
 import {
   type CatchUpCursor,
@@ -53,7 +53,6 @@ export type {
 const LIVE_BATCH_WATERMARK = 64 * 1024;
 /** How soon to look again while the transport drains (it reports no drain event). */
 export const DRAIN_POLL_MS = 2;
-const EMPTY_BULK = '{"type":"bulk","ops":[]}';
 
 /**
  * One sync session. Create it after authentication, call {@link start}, pass
@@ -289,31 +288,20 @@ export class SyncSession {
       ((state.phase === "awaiting-clock" || state.phase === "catching-up") && state.peerReady);
     const cursor: CatchUpCursor = {
       operations: ops.length,
-      frames: this.#catchUpFrames(ops, full, legacyStrings),
+      frames: catchUpFrames(this.#replica, {
+        ops,
+        full,
+        legacyStrings,
+        actAsLegacy: this.#actAsLegacy,
+        peerLegacy: () => this.#peerLegacy,
+        maxFrameBytes: this.#limits.maxFrameBytes,
+        onSent: (sent, delta) => {
+          this.#stats.opsOut += sent.length;
+          if (delta) { for (const op of sent) this.#notePeerHas(op); }
+        },
+      }),
     };
     this.#state = { phase: "catching-up", cursor, peerReady: ready };
-  }
-
-  *#catchUpFrames(ops: Operation[], full: boolean, legacyStrings: boolean): Generator<string> {
-    let frames = 0;
-    for (const frame of bulkFrames(ops, this.#limits.maxFrameBytes, legacyStrings)) {
-      yield frame;
-      frames++;
-    }
-    // A full dump is how a legacy peer (or an answer to one) says "I am here": send it even empty.
-    if (full && frames === 0) yield EMPTY_BULK;
-    this.#stats.opsOut += ops.length;
-    for (const op of ops) this.#notePeerHas(op);
-    if (this.#actAsLegacy) return;
-    for (const proof of this.#replica.forks()) yield encodeForkFrame(proof);
-    if (!this.#peerLegacy) {
-      // Forked authors' quarantined operations, after the proofs so the peer quarantines them
-      // too: honest operations made on either branch may depend on them.
-      const quarantined = this.#replica.quarantineToSend();
-      yield* bulkFrames(quarantined, this.#limits.maxFrameBytes);
-      this.#stats.opsOut += quarantined.length;
-    }
-    if (!full || !this.#peerLegacy) yield READY_FRAME;
   }
 
   /**

@@ -14,8 +14,11 @@
  *   on different links interleave by their random delays.
  * - Faults: a link drop ends the connection at once (both nodes see 1006,
  *   frames in flight are lost); a partition keeps a set of links down (dials
- *   fail) for a while; a restart crashes a node (its connections drop, it
- *   closes) and reopens it later from a store holding what was persisted.
+ *   fail) for a while; a silent partition stops forwarding without a word,
+ *   as a dead router does (frames and dials wait, as TCP retransmits, until
+ *   a retransmission after the heal); a restart crashes a node (its
+ *   connections drop, it closes) and reopens it later from a store holding
+ *   what was persisted.
  * - Every random choice comes from one seeded generator, so a seed replays a
  *   run exactly.
  * @module
@@ -27,7 +30,7 @@ import type { Pipeline } from "../crdt/pipeline.ts";
 import type { Replica } from "../crdt/replica.ts";
 import { type ForkProof, MemoryStore } from "../crdt/store.ts";
 import type { BackoffOptions } from "../sync/backoff.ts";
-import type { Channel, ChannelReceiver, DialResult } from "../sync/channel.ts";
+import type { Channel, DialResult } from "../sync/channel.ts";
 import { bulkFrames } from "../sync/frames.ts";
 import type { Logger, LogLevel } from "../sync/logger.ts";
 import { HuskiesNode, type NodeOptions } from "../sync/node.ts";
@@ -36,37 +39,12 @@ import type { SessionLimits } from "../sync/session.ts";
 import type { PeerSession } from "../sync/session_runner.ts";
 import type { TimerHandle, Timers } from "../sync/timers.ts";
 import { EventQueue, Rng, type SimEvent } from "./sim_random.ts";
+import { FlakyStore } from "./flaky_store.ts";
+import { type Connection, SimChannel, type SimConnection } from "./sim_channel.ts";
 
 export { mulberry32, Rng } from "./sim_random.ts";
-
-/** The error a {@link FlakyStore} throws. */
-export const DISK_ERROR = "simulated disk error";
-
-/**
- * A {@link MemoryStore} whose `append` sometimes fails as a disk can: it
- * throws and stores nothing. Failures start once the store is armed.
- */
-export class FlakyStore extends MemoryStore {
-  readonly #fails: () => boolean;
-  #armed = false;
-
-  /** `fails` is asked once per non-empty append. */
-  constructor(fails: () => boolean) {
-    super();
-    this.#fails = fails;
-  }
-
-  /** Lets appends fail from now on. */
-  arm(): void {
-    this.#armed = true;
-  }
-
-  /** Appends, unless this append is chosen to fail. */
-  override append(ops: readonly Operation[]): void {
-    if (this.#armed && ops.length > 0 && this.#fails()) throw new Error(DISK_ERROR);
-    super.append(ops);
-  }
-}
+export { DISK_ERROR, FlakyStore } from "./flaky_store.ts";
+export type { SimConnection } from "./sim_channel.ts";
 
 /** An inclusive range of virtual milliseconds. */
 export interface DelayRange {
@@ -84,6 +62,13 @@ export interface SimOptions {
   frameDelay?: DelayRange;
   /** Reconnect backoff of every rendezvous client. @default 20 ms doubling to 300 ms */
   backoff?: Omit<BackoffOptions, "random">;
+  /** A session this long counts as healthy and resets a client's backoff, ms. @default 100 */
+  healthyAfterMs?: number;
+  /**
+   * First TCP retransmission timeout (doubling) for frames held by a silent
+   * partition, ms; dials retry after 1 s, then doubling. @default 200
+   */
+  retransmitMs?: number;
   /** Limits given to every node's sessions (keepalive and live batching stay on). */
   sessionLimits?: SessionLimits;
   /** Events after which a run gives up. @default 2,000,000 */
@@ -146,75 +131,6 @@ export class SimNode {
   }
 }
 
-/** One open connection of a link. */
-export interface SimConnection {
-  /** Its number, for traces. */
-  readonly id: number;
-  /** False once closed or dropped. */
-  alive: boolean;
-  /** [end at link.a, end at link.b]. */
-  readonly ends: [Channel, Channel];
-  /** Arrival time of the last frame sent in each direction (0: a to b, 1: b to a). */
-  readonly lastArrival: [number, number];
-  /** Frames still in flight. */
-  inFlight: number;
-}
-
-/** A connection with the network's own channel ends. */
-interface Connection extends SimConnection {
-  readonly ends: [SimChannel, SimChannel];
-}
-
-/** One end of a simulated connection. */
-class SimChannel implements Channel {
-  receiver: ChannelReceiver | undefined;
-  readonly early: (string | Uint8Array)[] = [];
-  notice: { code: number; reason: string } | undefined;
-  notified = false;
-
-  constructor(
-    readonly net: SimNetwork,
-    readonly link: SimLink,
-    readonly side: 0 | 1,
-    readonly connection: () => Connection,
-  ) {}
-
-  get bufferedAmount(): number {
-    return 0;
-  }
-
-  send(data: string | Uint8Array): void {
-    this.net.transmit(this.link, this.connection(), this.side, data);
-  }
-
-  close(code: number, reason: string): void {
-    this.net.closeFrom(this.link, this.connection(), this.side, code, reason);
-  }
-
-  listen(receiver: ChannelReceiver): void {
-    this.receiver = receiver;
-    for (const data of this.early.splice(0)) receiver.frame(data);
-    if (this.notice) this.notify();
-  }
-
-  deliver(data: string | Uint8Array): void {
-    if (this.notified) return;
-    if (this.receiver) this.receiver.frame(data);
-    else this.early.push(data);
-  }
-
-  end(code: number, reason: string): void {
-    this.notice ??= { code, reason };
-    if (this.receiver) this.notify();
-  }
-
-  notify(): void {
-    if (this.notified) return;
-    this.notified = true;
-    this.receiver!.closed(this.notice!.code, this.notice!.reason);
-  }
-}
-
 /** A link between two nodes; `a` dials (its rendezvous client), `b` accepts. */
 export class SimLink {
   /** Its number (also its URL: `sim://link/<id>`). */
@@ -225,6 +141,8 @@ export class SimLink {
   readonly b: SimNode;
   /** Partitions currently holding this link down. */
   readonly blockedBy: Set<number> = new Set();
+  /** Until when (virtual ms) a silent partition swallows this link's traffic. */
+  silentUntil = 0;
   /** The current connection, if any. */
   connection?: SimConnection;
   /** The dialling node's rendezvous client for this link, once started. */
@@ -315,6 +233,8 @@ export class SimNetwork {
   readonly #queue = new EventQueue();
   readonly #frameDelay: DelayRange;
   readonly #backoff: Omit<BackoffOptions, "random">;
+  readonly #healthyAfterMs: number;
+  readonly #retransmitMs: number;
   readonly #limits: SessionLimits;
   readonly #maxEvents: number;
   readonly #traceLength: number;
@@ -328,6 +248,8 @@ export class SimNetwork {
     this.rng = new Rng(options.seed);
     this.#frameDelay = options.frameDelay ?? { min: 1, max: 40 };
     this.#backoff = options.backoff ?? { initialMs: 20, maxMs: 300 };
+    this.#healthyAfterMs = options.healthyAfterMs ?? 100;
+    this.#retransmitMs = options.retransmitMs ?? 200;
     this.#limits = { ...options.sessionLimits };
     this.#maxEvents = options.maxEvents ?? 2_000_000;
     this.#traceLength = options.traceLength ?? 0;
@@ -432,9 +354,9 @@ export class SimNetwork {
     return this.links.filter((link) => link.a === node || link.b === node);
   }
 
-  /** True when the link may carry a connection now. */
+  /** True when a dial on the link can reach the accepting node now. */
   canConnect(link: SimLink): boolean {
-    return link.blockedBy.size === 0 && link.a.up && link.b.up && !link.connected;
+    return link.blockedBy.size === 0 && link.a.up && link.b.up;
   }
 
   /**
@@ -446,7 +368,7 @@ export class SimNetwork {
     if (!link.a.up || (link.client && link.client.info().state !== "stopped")) return false;
     link.client = link.a.node.connect(link.url, {
       ...this.#backoff,
-      healthyAfterMs: 100,
+      healthyAfterMs: this.#healthyAfterMs,
       random: () => this.rng.float(),
     });
     return true;
@@ -460,22 +382,31 @@ export class SimNetwork {
       return promise;
     }
     this.stats.dials++;
-    const onAbort = () => resolve({ ok: false, code: 1000, reason: "client stopping" });
-    signal.addEventListener("abort", onAbort, { once: true });
-    this.schedule(this.#delay(this.#frameDelay), () => {
+    // Through a silent partition, the connection opens on the first SYN retry after the heal.
+    const delay = this.#afterSilence(link, this.#delay(this.#frameDelay), 1000);
+    const event = this.#push(delay, () => {
       signal.removeEventListener("abort", onAbort);
-      if (signal.aborted) return;
       if (!this.canConnect(link)) {
         resolve({ ok: false, code: LINK_DROPPED, reason: "unreachable" });
         return;
       }
       resolve({ ok: true, channel: this.#open_connection(link) });
-    });
+    }, false);
+    // An abandoned dial is no longer on the way.
+    const onAbort = () => {
+      if (!event.timer) (event.timer = true, this.#networkEvents--);
+      event.cancelled = true;
+      resolve({ ok: false, code: 1000, reason: "client stopping" });
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    if (signal.aborted) onAbort();
     return promise;
   }
 
   /** Opens a connection on `link`: the accepting node starts its handshake; returns the dialler's end. */
   #open_connection(link: SimLink): Channel {
+    // One connection per link: a new one supersedes what is left of the last (its ends see 1006).
+    if (link.connection?.alive) this.#end(link, link.connection, LINK_DROPPED, "superseded");
     const id = ++this.#connectionIds;
     const connection: Connection = {
       id,
@@ -483,6 +414,8 @@ export class SimNetwork {
       ends: undefined as unknown as [SimChannel, SimChannel],
       lastArrival: [0, 0],
       inFlight: 0,
+      frames: new Set(),
+      closedBy: new Set(),
     };
     const get = () => connection;
     (connection as { ends: [SimChannel, SimChannel] }).ends = [
@@ -520,18 +453,18 @@ export class SimNetwork {
     this.stats.framesSent++;
     const copy = typeof data === "string" ? data : data.slice();
     const arrival = Math.max(
-      this.#now + this.#delay(this.#frameDelay),
+      this.#now + this.#afterSilence(link, this.#delay(this.#frameDelay), this.#retransmitMs),
       connection.lastArrival[side],
     );
     connection.lastArrival[side] = arrival;
-    connection.inFlight++;
-    const target = (connection as Connection).ends[1 - side];
-    this.#push(arrival - this.#now, () => {
-      connection.inFlight--;
-      if (!connection.alive) {
-        this.stats.framesLost++;
-        return;
-      }
+    // A heartbeat changes no state: like a node's timer, it does not keep the network busy.
+    const heartbeat = isHeartbeat(copy);
+    if (!heartbeat) connection.inFlight++;
+    const own = connection as Connection;
+    const target = own.ends[1 - side];
+    const event = this.#push(arrival - this.#now, () => {
+      own.frames.delete(event);
+      if (!heartbeat) connection.inFlight--;
       this.stats.framesDelivered++;
       if (this.#traceLength > 0) {
         const from = side === 0 ? link.a.name : link.b.name;
@@ -539,7 +472,8 @@ export class SimNetwork {
         this.#note(`${from}->${to} #${connection.id} ${describeFrame(copy)}`);
       }
       target.deliver(copy);
-    }, false);
+    }, heartbeat);
+    own.frames.add(event);
   }
 
   /** A node closed its end: the peer sees the close after the frames already sent. */
@@ -560,19 +494,37 @@ export class SimNetwork {
       reason,
     });
     this.#note(`close by ${closer.name} on ${link.name} #${connection.id}: ${code} ${reason}`);
+    const own = connection as Connection;
+    own.closedBy.add(side);
+    // Both ends closed: nothing is left to carry (what was on the way is abandoned).
+    if (own.closedBy.size === 2) {
+      this.#end(link, connection, code, reason);
+      return;
+    }
     const arrival = Math.max(
       this.#now + this.#delay(this.#frameDelay),
       connection.lastArrival[side],
     );
     connection.lastArrival[side] = arrival;
-    this.#push(arrival - this.#now, () => {
+    const event = this.#push(arrival - this.#now, () => {
+      own.frames.delete(event);
       if (connection.alive) this.#end(link, connection, code, reason);
     }, false);
+    own.frames.add(event);
   }
 
   /** Ends a connection: both ends see the close; frames in flight are lost. */
   #end(link: SimLink, connection: SimConnection, code: number, reason: string): void {
     connection.alive = false;
+    // Frames still on the way are lost with the connection (and no longer keep the network busy).
+    const own = connection as Connection;
+    for (const event of own.frames) {
+      event.cancelled = true;
+      if (!event.timer) (event.timer = true, this.#networkEvents--);
+      this.stats.framesLost++;
+    }
+    own.frames.clear();
+    connection.inFlight = 0;
     if (link.connection === connection) link.connection = undefined;
     link.counts.upMs += this.#now - link.connectedAt;
     for (const end of (connection as Connection).ends) end.end(code, reason);
@@ -587,6 +539,30 @@ export class SimNetwork {
     this.#note(`drop ${link.name} #${connection.id}`);
     this.#end(link, connection, LINK_DROPPED, reason);
     return true;
+  }
+
+  /**
+   * The delay of something sent now on `link` that would take `delay`: through
+   * a silent partition, the first retransmission (after `rto`, doubling) that
+   * goes out after the heal.
+   */
+  #afterSilence(link: SimLink, delay: number, rto: number): number {
+    if (this.#now >= link.silentUntil) return delay;
+    let wait = rto;
+    for (let step = rto; this.#now + wait < link.silentUntil; step *= 2) wait += step * 2;
+    return wait + delay;
+  }
+
+  /**
+   * Stops forwarding on `links` for `duration` virtual ms without closing
+   * anything, as a dead router does: frames and dials wait (see
+   * {@link SimOptions.retransmitMs}); nodes notice only through their
+   * heartbeat.
+   */
+  silentPartition(links: readonly SimLink[], duration: number): void {
+    this.stats.partitions++;
+    this.#note(`silent partition ${links.map((l) => l.name).join(" ")} for ${duration}`);
+    for (const link of links) link.silentUntil = Math.max(link.silentUntil, this.#now + duration);
   }
 
   /** Holds `links` down for `duration` virtual ms (partitions may overlap). */
@@ -682,7 +658,47 @@ export class SimNetwork {
    * carries a connection whose two sessions are live with nothing queued.
    */
   isQuiescent(): boolean {
-    return this.#networkEvents === 0 && this.divergence([]).length === 0;
+    return this.#networkEvents === 0 && this.#linkProblems([], 1).length === 0;
+  }
+
+  /** Adds (up to `limit`) what keeps links from being connected, live and drained. */
+  #linkProblems(problems: string[], limit: number): string[] {
+    const inFlight = this.framesInFlight();
+    if (inFlight > 0) problems.push(`${inFlight} frames still in flight`);
+    const index = new Map<SimNode, Map<string, PeerSession[]>>();
+    const sessionsOn = (link: SimLink, node: SimNode) => {
+      let byRemote = index.get(node);
+      if (byRemote === undefined) {
+        index.set(node, byRemote = new Map());
+        for (const session of node.up ? node.node.sessions() : []) {
+          const list = byRemote.get(session.remote) ?? [];
+          list.push(session);
+          byRemote.set(session.remote, list);
+        }
+      }
+      const peer = node === link.a ? link.b.nodeId : link.a.nodeId;
+      return (byRemote.get(link.url) ?? []).filter((s) => s.peer === peer);
+    };
+    for (const link of this.links) {
+      if (problems.length >= limit) return problems;
+      if (!link.connected) {
+        problems.push(`link ${link.name} is not connected`);
+        continue;
+      }
+      for (const node of [link.a, link.b]) {
+        const sessions = sessionsOn(link, node);
+        if (sessions.length !== 1) {
+          problems.push(`${node.name} has ${sessions.length} sessions on ${link.name}`);
+        }
+        for (const stats of sessions.map((s) => s.stats())) {
+          if (stats.state !== "live") problems.push(`a session on ${link.name} is ${stats.state}`);
+          if (stats.queuedOps > 0) {
+            problems.push(`a session on ${link.name} still queues ${stats.queuedOps} operations`);
+          }
+        }
+      }
+    }
+    return problems;
   }
 
   /**
@@ -739,26 +755,7 @@ export class SimNetwork {
    */
   divergence(nodes: readonly SimNode[] = this.nodes): string[] {
     const problems: string[] = [];
-    const inFlight = this.framesInFlight();
-    if (inFlight > 0) problems.push(`${inFlight} frames still in flight`);
-    for (const link of this.links) {
-      if (!link.connected) {
-        problems.push(`link ${link.name} is not connected`);
-        continue;
-      }
-      for (const node of [link.a, link.b]) {
-        const sessions = this.sessionsOn(link, node);
-        if (sessions.length !== 1) {
-          problems.push(`${node.name} has ${sessions.length} sessions on ${link.name}`);
-        }
-        for (const stats of sessions.map((s) => s.stats())) {
-          if (stats.state !== "live") problems.push(`a session on ${link.name} is ${stats.state}`);
-          if (stats.queuedOps > 0) {
-            problems.push(`a session on ${link.name} still queues ${stats.queuedOps} operations`);
-          }
-        }
-      }
-    }
+    this.#linkProblems(problems, Infinity);
     const [first, ...rest] = nodes;
     if (first === undefined) return problems;
     for (const node of nodes) {
@@ -838,6 +835,11 @@ export function canonicalClock(clock: Record<string, number>): string {
   const authors = Object.keys(clock).sort();
   if (authors.length === 0) return "{}";
   return authors.map((author) => `${author.slice(0, 8)}:${clock[author]}`).join(",");
+}
+
+function isHeartbeat(data: string | Uint8Array): boolean {
+  return typeof data === "string" &&
+    (data.startsWith('{"type":"ping"') || data === '{"type":"pong"}');
 }
 
 function describeFrame(data: string | Uint8Array): string {

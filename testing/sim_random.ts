@@ -69,7 +69,7 @@ export interface SimEvent {
   seq: number;
   /** What it does. */
   run: () => void;
-  /** True for a node's timer (false: a frame, close, dial or harness action). */
+  /** True for a node's timer or a heartbeat (false: a frame, close, dial or harness action). */
   timer: boolean;
   /** A cancelled timer is skipped. */
   cancelled: boolean;
