@@ -94,6 +94,7 @@ export {
 export { canonicalJson, type JsonValue } from "./crdt/canonical.ts";
 export { type ClockHeads, type VectorClock } from "./crdt/clock.ts";
 export { type BatchResult, type PendingLimits, type ReceiveStatus } from "./crdt/log.ts";
+export { type ForkProofLimits } from "./crdt/forks.ts";
 export {
   type AppliedListener,
   type ForkListener,
@@ -102,6 +103,11 @@ export {
   ReplayError,
   Replica,
   type ReplicaOptions,
+  type WriteGate,
+  type WriteGateState,
+  type WriteRefusal,
+  type WriteRefusalReason,
+  WriteRefusedError,
 } from "./crdt/replica.ts";
 export { CrdtDocument, type DocumentOperation } from "./crdt/document.ts";
 export {
@@ -113,7 +119,13 @@ export {
   type WorkItem,
   type WorkItemPatch,
 } from "./crdt/pipeline.ts";
-export { type AppendOptions, type ForkProof, MemoryStore, type Store } from "./crdt/store.ts";
+export {
+  type AppendOptions,
+  type ForkProof,
+  MemoryStore,
+  type OwnHead,
+  type Store,
+} from "./crdt/store.ts";
 export {
   SqliteStore,
   type SqliteStoreOptions,

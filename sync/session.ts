@@ -216,7 +216,7 @@ export class SyncSession {
         case "clock":
           this.#peerSpoke = true;
           this.#peerClock = { ...frame.clock };
-          this.#replica.notePeerClock(frame.clock);
+          this.#replica.notePeerClock(frame.clock, this.peer);
           if (!this.#actAsLegacy) {
             void this.#sendBulk(this.#replica.opsSince(frame.clock, frame.heads), false);
           }
@@ -238,6 +238,8 @@ export class SyncSession {
           break;
         case "ready":
           this.#peerReady = true;
+          // The peer sent all it meant to for our clock: a claim it left unmet was empty.
+          this.#replica.notePeerCaughtUp(this.peer);
           this.#noteLive();
           this.#scheduleFlush();
           break;
