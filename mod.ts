@@ -83,6 +83,7 @@ export {
   type Operation,
   OPERATION_LIMITS,
   operationId,
+  OperationTooLargeError,
   type OpId,
   parseOperation,
   type Path,

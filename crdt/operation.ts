@@ -102,15 +102,21 @@ export function operationId(op: UnsignedOperation): OpId {
 export class OperationTooLargeError extends SyntaxError {
   /** The canonical encoding's size in bytes. */
   readonly bytes: number;
+  /**
+   * The operation (its shape checked), so that a receiver can hand it to
+   * `Replica.receive`, which counts it as invalid like any other.
+   */
+  readonly op: Operation;
 
-  /** Creates the error for an encoding of `bytes` bytes. */
-  constructor(action: string, bytes: number) {
+  /** Creates the error for `op`, whose encoding is `bytes` bytes. */
+  constructor(action: string, bytes: number, op: Operation) {
     super(
       `Cannot ${action}: its canonical encoding is ${bytes} bytes, over the limit of ` +
         `${OPERATION_LIMITS.maxBytes}`,
     );
     this.name = "OperationTooLargeError";
     this.bytes = bytes;
+    this.op = op;
   }
 }
 
@@ -135,7 +141,9 @@ export function signOperation(op: UnsignedOperation, identity: Identity): Operat
   const sig = toHex(identity.sign(fromHex(id)));
   const signed = { ...unsigned, id, sig };
   const bytes = encodedSize(signed);
-  if (bytes > OPERATION_LIMITS.maxBytes) throw new OperationTooLargeError("sign operation", bytes);
+  if (bytes > OPERATION_LIMITS.maxBytes) {
+    throw new OperationTooLargeError("sign operation", bytes, signed);
+  }
   return signed;
 }
 
@@ -241,7 +249,9 @@ export function parseOperation(value: unknown): Operation {
   if (problem) throw new SyntaxError(`Cannot parse operation: ${problem}`);
   op.mutation = sortedMutation(op.mutation);
   const bytes = encodedSize(op);
-  if (bytes > OPERATION_LIMITS.maxBytes) throw new OperationTooLargeError("parse operation", bytes);
+  if (bytes > OPERATION_LIMITS.maxBytes) {
+    throw new OperationTooLargeError("parse operation", bytes, op);
+  }
   return op;
 }
 
