@@ -21,8 +21,9 @@
  *   operations than the node does. A claim is not evidence (anyone can send
  *   a number): it blocks only until the operations arrive, until the claiming
  *   peer finishes its catch-up to us without sending them (shown empty), or
- *   until {@link WriteGuardOptions.claimTimeoutMs} after the peer first
- *   claimed, whichever comes first. A peer whose claim was shown empty or
+ *   until {@link WriteGuardOptions.claimTimeoutMs} passes with no progress
+ *   (no more of our own operations arriving; only our own signed operations
+ *   count, so a forged claim cannot extend itself), whichever comes first. A peer whose claim was shown empty or
  *   expired is not believed again for {@link WriteGuardOptions.distrustMs}, so
  *   a claim can never block writes for long.
  *
@@ -67,6 +68,8 @@ export interface WriteGuardOptions {
 interface Claim {
   claimed: number;
   until: number;
+  /** Own operations held when the deadline was last set. */
+  held: number;
 }
 
 /** What the guard knows, for status pages. */
@@ -130,8 +133,9 @@ export class WriteGuard {
     if (!(claimed > held)) return;
     if ((this.#distrusted.get(peer) ?? -Infinity) > now) return;
     const known = this.#claims.get(peer);
-    if (known === undefined) this.#claims.set(peer, { claimed, until: now + this.#claimTimeoutMs });
-    else if (claimed > known.claimed) known.claimed = claimed; // the deadline does not move
+    if (known === undefined) {
+      this.#claims.set(peer, { claimed, until: now + this.#claimTimeoutMs, held });
+    } else if (claimed > known.claimed) known.claimed = claimed; // the deadline does not move
   }
 
   /**
@@ -148,11 +152,15 @@ export class WriteGuard {
     if (claim.claimed > held) this.#distrusted.set(peer, now + this.#distrustMs);
   }
 
-  /** Drops expired claims (their peers are distrusted) and satisfied ones. */
+  /** Drops satisfied and expired claims (their peers are distrusted); progress extends a claim. */
   #prune(held: number, now: number): void {
     for (const [peer, claim] of this.#claims) {
       if (claim.claimed <= held) this.#claims.delete(peer);
-      else if (claim.until <= now) {
+      else if (held > claim.held) {
+        // Our own operations are arriving: the catch-up is under way.
+        claim.held = held;
+        claim.until = now + this.#claimTimeoutMs;
+      } else if (claim.until <= now) {
         this.#claims.delete(peer);
         this.#distrusted.set(peer, now + this.#distrustMs);
       }
@@ -196,7 +204,7 @@ export class WriteGuard {
       refusal,
       lostHistory: this.#lostRecorded > held ? { recorded: this.#lostRecorded, held } : null,
       starting: this.#startingUntil !== undefined && now < this.#startingUntil,
-      claims: [...this.#claims].map(([peer, claim]) => ({ peer, ...claim })),
+      claims: [...this.#claims].map(([peer, { claimed, until }]) => ({ peer, claimed, until })),
     };
   }
 }

@@ -52,3 +52,11 @@ Deno.test("write guard: refusal messages say what happened and what to do; only 
     /^Cannot commit: .* holds 3 .* signed 5 .*--accept-lost-history/,
   );
 });
+
+Deno.test("write guard: a claim being met (our own operations arriving) is extended; a stalled one expires", () => {
+  const guard = new WriteGuard({ claimTimeoutMs: 1_000 }, 0);
+  guard.noteClaim("hub", 100, 0, 0);
+  assert.equal(guard.check(900, 40, undefined)?.reason, "peer-claim"); // progress at 900
+  assert.equal(guard.check(1_800, 40, undefined)?.reason, "peer-claim");
+  assert.equal(guard.check(1_900, 40, undefined), undefined); // 1 s without progress
+});
