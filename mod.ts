@@ -107,8 +107,10 @@ export {
   type Operation,
   OPERATION_LIMITS,
   operationId,
+  OperationTooLargeError,
   type OpId,
   parseOperation,
+  type ParseOptions,
   type Path,
   signOperation,
   type UnsignedOperation,
@@ -118,6 +120,7 @@ export {
 export { canonicalJson, type JsonValue } from "./crdt/canonical.ts";
 export { type ClockHeads, type VectorClock } from "./crdt/clock.ts";
 export { type BatchResult, type PendingLimits, type ReceiveStatus } from "./crdt/log.ts";
+export { type ForkProofLimits } from "./crdt/forks.ts";
 export {
   type AppliedListener,
   type ForkListener,
@@ -126,6 +129,11 @@ export {
   ReplayError,
   Replica,
   type ReplicaOptions,
+  type WriteGate,
+  type WriteGateState,
+  type WriteRefusal,
+  type WriteRefusalReason,
+  WriteRefusedError,
 } from "./crdt/replica.ts";
 export { CrdtDocument, type DocumentOperation } from "./crdt/document.ts";
 export {
@@ -144,7 +152,6 @@ export {
   type OwnHead,
   type Store,
 } from "./crdt/store.ts";
-export type { ForkProofLimits } from "./crdt/forks.ts";
 export {
   SqliteStore,
   type SqliteStoreOptions,

@@ -220,6 +220,12 @@ export interface VerifyReport {
   nodeId: string | null;
   /** True when this node's own key is forked: exit code {@link ExitCode.OWN_KEY_FORKED}. */
   ownKeyForked: boolean;
+  /**
+   * Set when the store holds fewer of this node's own operations than its
+   * own-head record (`ops.db-head`) says it signed: lost history. The node
+   * refuses writes until peers send them back.
+   */
+  lostOwnHistory: { recorded: number; held: number } | null;
   /** Why the store could not be read at all (then nothing was checked), or null. */
   unreadable: string | null;
   /** True when checking stopped early (a row could not be read). */
@@ -274,6 +280,14 @@ export function formatReport(report: VerifyReport): string {
         "quarantine this key's operations from the fork point on, and the node refuses writes.",
     );
   }
+  if (report.lostOwnHistory !== null) {
+    const { recorded, held } = report.lostOwnHistory;
+    lines.push(
+      `WARNING: the store holds ${held} of this node's own operations but its record ` +
+        `(ops.db-head) says it signed ${recorded}: recent writes were lost or an older store ` +
+        "was restored. The node refuses writes until its peers send them back.",
+    );
+  }
   return lines.join("\n");
 }
 
@@ -317,6 +331,7 @@ export async function verifyStore(
     quarantined: 0,
     nodeId,
     ownKeyForked: false,
+    lostOwnHistory: null,
     unreadable: null,
     incomplete: false,
     seconds: 0,
@@ -355,11 +370,14 @@ export async function verifyStore(
       add({ row: 0, opId: "", problem: error.message });
     }
     const total = store.count();
+    const record = store.loadOwnHead();
+    let ownHeld = 0;
     let lastReport = 0;
     onProgress?.(0, total);
     try {
       for (const op of store.load()) {
         for (const problem of checker.check(op)) add(problem);
+        if (op.author === nodeId && op.seq > ownHeld) ownHeld = op.seq;
         const now = performance.now();
         if (onProgress && now - lastReport > 100) {
           lastReport = now;
@@ -372,6 +390,9 @@ export async function verifyStore(
       report.incomplete = true;
     }
     onProgress?.(checker.rows, Math.max(total, checker.rows));
+    if (record !== null && record.author === nodeId && record.seq > ownHeld) {
+      report.lostOwnHistory = { recorded: record.seq, held: ownHeld };
+    }
   } finally {
     store.close();
   }

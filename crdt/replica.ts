@@ -13,8 +13,7 @@
 import type { ClockHeads, VectorClock } from "./clock.ts";
 import { CrdtDocument } from "./document.ts";
 import { type Identity, type NodeId, SignatureVerifier } from "./identity.ts";
-import type { ForkProofLimits } from "./forks.ts";
-import { type BatchResult, type LogMark, OpLog, type PendingLimits } from "./log.ts";
+import { type BatchResult, type LogMark, OpLog } from "./log.ts";
 import {
   hasValidId,
   type Mutation,
@@ -23,55 +22,34 @@ import {
   type OpId,
   signOperation,
 } from "./operation.ts";
+import {
+  type AppliedListener,
+  type ForkListener,
+  LOCAL_ORIGIN,
+  OWN_EVIDENCE,
+  type ReceiveOptions,
+  ReplayError,
+  type ReplicaOptions,
+  type WriteGate,
+} from "./replica_types.ts";
 import { type ForkProof, MemoryStore, type Store } from "./store.ts";
+import { WriteGuard, WriteRefusedError } from "./write_guard.ts";
 
-/**
- * The store's operations cannot be replayed: one does not match its id, or
- * they are out of order. The store is corrupt or was altered; nothing was
- * changed.
- */
-export class ReplayError extends Error {
-  /** Creates the error; `message` names the operation and the problem. */
-  constructor(message: string) {
-    super(message);
-    this.name = "ReplayError";
-  }
-}
-
-/** Options for {@link Replica.open}. */
-export interface ReplicaOptions {
-  /** The node's signing identity. */
-  identity: Identity;
-  /** Where operations persist. @default a new MemoryStore */
-  store?: Store;
-  /** Signature checker (shares its key cache). @default native node:crypto */
-  verifier?: SignatureVerifier;
-  /** Whether an author may write; operations by others are refused. @default everyone */
-  mayAuthor?: (author: NodeId) => boolean;
-  /** Bounds of the buffer for operations that arrive before their predecessors. */
-  pending?: PendingLimits;
-  /** Bounds of the quarantine for operations of forked authors from their fork point on. */
-  quarantine?: PendingLimits;
-  /** Bounds of the fork proofs held (and stored and sent); a proof beyond them is refused. */
-  forkProofs?: ForkProofLimits;
-}
-
-/** Options for {@link Replica.receive}. */
-export interface ReceiveOptions {
-  /** Verify contiguous per-author runs by their last signature. @default false */
-  amortise?: boolean;
-  /** Who delivered the operations; passed to listeners so a hub does not echo. */
-  origin?: unknown;
-}
-
-/** Called with operations newly applied, in apply order, and who delivered them. */
-export type AppliedListener = (ops: readonly Operation[], origin: unknown) => void;
-
-/** Called with a newly detected or received fork proof. */
-export type ForkListener = (proof: ForkProof, origin: unknown) => void;
-
-/** Where a local change comes from, for {@link AppliedListener}. */
-export const LOCAL_ORIGIN: unique symbol = Symbol("local");
+export {
+  type AppliedListener,
+  type ForkListener,
+  LOCAL_ORIGIN,
+  type ReceiveOptions,
+  ReplayError,
+  type ReplicaOptions,
+  type WriteGate,
+} from "./replica_types.ts";
+export {
+  type WriteGateState,
+  type WriteRefusal,
+  type WriteRefusalReason,
+  WriteRefusedError,
+} from "./write_guard.ts";
 
 /**
  * One node's replica of the document.
@@ -96,13 +74,18 @@ export class Replica {
   readonly #forkListeners = new Set<ForkListener>();
   readonly #quarantineListeners = new Set<(ops: readonly Operation[], origin: unknown) => void>();
   #closed = false;
-  /** Most of our own operations a peer's clock showed (see notePeerClock). */
-  #ownHeldElsewhere = 0;
+  readonly #guard: WriteGuard;
+  readonly #now: () => number;
 
   private constructor(options: ReplicaOptions) {
     this.identity = options.identity;
     this.nodeId = options.identity.nodeId;
     this.#store = options.store ?? new MemoryStore();
+    this.#now = options.now ?? Date.now;
+    this.#guard = new WriteGuard({
+      startupGraceMs: options.startupGraceMs,
+      claimTimeoutMs: options.claimTimeoutMs,
+    }, this.#now());
     this.#log = new OpLog({
       verifier: options.verifier ?? new SignatureVerifier(),
       mayAuthor: options.mayAuthor,
@@ -153,6 +136,7 @@ export class Replica {
       );
     }
     for (const op of replica.#log.all()) replica.#document.apply(op);
+    replica.#checkOwnHead(options.acceptLostHistory ?? false);
     return replica;
   }
 
@@ -170,24 +154,11 @@ export class Replica {
   commit(mutations: readonly Mutation[]): Operation[] {
     this.#checkOpen("commit");
     if (mutations.length === 0) return [];
-    const own = this.#log.countOf(this.nodeId);
-    // Once our key is caught forking, claims past the fork point are the other branch's: they
-    // say nothing of positions this copy has not used (and what it signs there is quarantined).
-    const point = this.forkPoint(this.nodeId);
-    const claimed = point === undefined
-      ? this.#ownHeldElsewhere
-      : Math.min(this.#ownHeldElsewhere, point - 1);
-    if (claimed > own) {
-      throw new Error(
-        `Cannot commit: peers hold ${claimed} of this node's own operations but it ` +
-          `holds ${own} (restored or lost data?); wait until it has caught up, or it would sign ` +
-          `a second operation at a position it already used`,
-      );
-    }
+    const now = this.#now();
+    const refusal = this.#guard.check(now, this.#ownHeld(), this.#log.forkPoint(this.nodeId));
+    if (refusal !== undefined) throw new WriteRefusedError(refusal, now);
     const mark = this.#log.mark();
     const created: Operation[] = [];
-    const applied: Operation[] = [];
-    const quarantined: Operation[] = [];
     const tip = this.#log.tipOf(this.nodeId);
     let seq = (tip?.seq ?? 0) + 1;
     let prev = tip?.id ?? null;
@@ -202,22 +173,49 @@ export class Replica {
           time: Math.max(time, this.#log.maxTime) + 1,
           mutation,
         }, this.identity);
-        if (this.#log.applyTrusted(op) === "applied") applied.push(op);
-        else quarantined.push(op);
+        // Not forked (the guard checked), so it applies: applyTrusted throws otherwise.
+        this.#log.applyTrusted(op);
         created.push(op);
         seq = op.seq + 1;
         prev = op.id;
         time = op.time;
       }
-      this.#store.append(created, { durable: true });
+      const last = created[created.length - 1];
+      this.#store.append(created, {
+        durable: true,
+        ownHead: { author: this.nodeId, seq: last.seq, id: last.id },
+      });
     } catch (error) {
       this.#log.rollback(mark);
       throw error;
     }
-    for (const op of applied) this.#document.apply(op);
-    if (applied.length > 0) this.#emit(applied, LOCAL_ORIGIN);
-    if (quarantined.length > 0) this.#emitQuarantined(quarantined, LOCAL_ORIGIN);
+    for (const op of created) this.#document.apply(op);
+    this.#emit(created, LOCAL_ORIGIN);
     return created;
+  }
+
+  /** The highest seq of this node's own operations held (applied or quarantined). */
+  #ownHeld(): number {
+    return this.#log.tipOf(this.nodeId)?.seq ?? 0;
+  }
+
+  /**
+   * Compares the store's own-head record with the own operations it holds:
+   * fewer means lost history (the guard refuses writes until peers send them
+   * back, unless accepted). Brings a missing or older record up to date.
+   */
+  #checkOwnHead(acceptLostHistory: boolean): void {
+    const record = this.#store.loadOwnHead();
+    const held = this.#ownHeld();
+    const recorded = record?.author === this.nodeId ? record.seq : 0;
+    if (recorded > held && !acceptLostHistory) {
+      this.#guard.noteRecordedHead(recorded);
+      return;
+    }
+    const tip = this.#log.tipOf(this.nodeId);
+    if (tip !== undefined && (recorded !== tip.seq || record?.id !== tip.id)) {
+      this.#store.append([], { ownHead: { author: this.nodeId, seq: tip.seq, id: tip.id } });
+    }
   }
 
   /** The frontier minus our own head (implied by `prev`), capped to the newest operations. */
@@ -246,6 +244,12 @@ export class Replica {
     const mark = this.#log.mark();
     const result = this.#log.receive(ops, options.amortise ?? false);
     this.#settle(mark, result, options.origin);
+    for (let i = 0; i < ops.length; i++) {
+      // Verified operations of our own key, held or not: proof of what this key signed.
+      if (ops[i].author === this.nodeId && OWN_EVIDENCE.has(result.statuses[i])) {
+        this.#guard.noteOwnEvidence(ops[i].seq);
+      }
+    }
     return result;
   }
 
@@ -302,12 +306,37 @@ export class Replica {
   }
 
   /**
-   * Records a peer's clock. When it shows more of this node's own operations
-   * than the replica holds, {@link Replica.commit} refuses until they are back.
+   * Records a peer's clock (`peer`: its node id). When it claims more of this
+   * node's own operations than the replica holds, {@link Replica.commit}
+   * refuses (reason "peer-claim") until they arrive, until that peer finishes
+   * its catch-up to us without sending them ({@link notePeerCaughtUp}), or
+   * until the claim expires (`claimTimeoutMs`), whichever comes first. The
+   * session calls this for every clock frame.
    */
-  notePeerClock(clock: VectorClock): void {
-    const held = clock[this.nodeId] ?? 0;
-    if (held > this.#ownHeldElsewhere) this.#ownHeldElsewhere = held;
+  notePeerClock(clock: VectorClock, peer = "unnamed peer"): void {
+    const claimed = clock[this.nodeId];
+    if (typeof claimed !== "number") return;
+    this.#guard.noteClaim(peer, claimed, this.#ownHeld(), this.#now());
+  }
+
+  /**
+   * Records that `peer` finished its catch-up to us: it sent every operation
+   * it meant to for our clock (the session calls this when the peer's
+   * `ready` arrives). A claim of it that is still unmet is shown empty and
+   * stops blocking writes; and a catch-up round completed, which ends the
+   * "starting" state.
+   */
+  notePeerCaughtUp(peer = "unnamed peer"): void {
+    this.#guard.notePeerCaughtUp(peer, this.#ownHeld(), this.#now());
+  }
+
+  /** The write guard: whether a write would be signed now, and why not. */
+  get writeGate(): WriteGate {
+    return {
+      state: () =>
+        this.#guard.state(this.#now(), this.#ownHeld(), this.#log.forkPoint(this.nodeId)),
+      startupComplete: () => this.#guard.startupComplete(),
+    };
   }
 
   /** Subscribes to newly applied operations; returns the unsubscribe function. */

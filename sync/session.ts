@@ -169,7 +169,7 @@ export class SyncSession {
         this.#peerSpoke = true;
         this.#peerClock = { ...frame.clock };
         this.#noteReported(frame.clock, now);
-        this.#replica.notePeerClock(frame.clock);
+        this.#replica.notePeerClock(frame.clock, this.peer);
         if (!this.#actAsLegacy) {
           this.#beginCatchUp(this.#replica.opsSince(frame.clock, frame.heads), false, false);
         }
@@ -189,6 +189,8 @@ export class SyncSession {
         }
         break;
       case "ready":
+        // The peer sent all it meant to for our clock: a claim it left unmet was empty.
+        this.#replica.notePeerCaughtUp(this.peer);
         this.#peerIsReady(now);
         break;
       case "fork":

@@ -307,3 +307,22 @@ Deno.test("StoreChecker treats a second signed operation at a taken position as 
   ]);
   assert.equal(damaged.forkPoints().size, 0);
 });
+
+Deno.test("verify warns when the store holds fewer of the node's own operations than its record", async () => {
+  const dir = await tempDir();
+  try {
+    await storeWithItems(dir);
+    await Deno.copyFile(join(dir, "ops.db"), join(dir, "backup.db"));
+    const node = await HuskiesNode.open({ dataDir: dir });
+    node.pipeline.put("S-3", { name: "after the backup" });
+    await node.close();
+    await Deno.copyFile(join(dir, "backup.db"), join(dir, "ops.db")); // restore the older store
+    const result = await huskies(["verify", "--data-dir", dir]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /WARNING: the store holds \d+ of this node's own operations but/);
+    const json = JSON.parse((await huskies(["verify", "--json", "--data-dir", dir])).stdout);
+    assert.ok(json.lostOwnHistory.recorded > json.lostOwnHistory.held, JSON.stringify(json));
+  } finally {
+    await removeDir(dir);
+  }
+});

@@ -12,6 +12,8 @@ import {
   validateStoryId,
   type WorkItemPatch,
 } from "../crdt/pipeline.ts";
+import { Replica, WriteRefusedError } from "../crdt/replica.ts";
+import { identity } from "./helpers.ts";
 
 const NODE = "a".repeat(64);
 const OTHER = "b".repeat(64);
@@ -264,4 +266,21 @@ Deno.test("Pipeline sees writes from other nodes through the shared document", (
   assert.equal(pipeline.get("s1")?.name, "Login");
   pipeline.move("s1", "done");
   assert.deepStrictEqual(pipeline.events().at(-1)?.from, "merge");
+});
+
+Deno.test("a Pipeline write on a replica that may not sign fails with WriteRefusedError and changes nothing", () => {
+  const replica = Replica.open({ identity: identity(60) });
+  const pipeline = new Pipeline(replica, () => 1);
+  pipeline.put("S-1", { stage: "coding" });
+  replica.notePeerClock({ [replica.nodeId]: 7 }, "hub"); // the hub holds more of ours
+  const before = replica.stateHash();
+  assert.throws(
+    () => pipeline.move("S-1", "qa"),
+    (error) =>
+      error instanceof WriteRefusedError && error.retryable &&
+      /^Cannot commit: peer .* holds 7 of this node's own operations/.test(error.message),
+  );
+  assert.equal(replica.stateHash(), before);
+  assert.equal(pipeline.get("S-1")?.stage, "coding");
+  assert.equal(replica.size, 2); // the put and its stage event only
 });

@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import { CrdtDocument } from "../crdt/document.ts";
 import type { Operation } from "../crdt/operation.ts";
 import { signOperation } from "../crdt/operation.ts";
-import { LOCAL_ORIGIN, Replica } from "../crdt/replica.ts";
+import { LOCAL_ORIGIN, Replica, WriteRefusedError } from "../crdt/replica.ts";
 import { SqliteStore } from "../crdt/sqlite_store.ts";
-import { type ForkProof, MemoryStore } from "../crdt/store.ts";
+import { type AppendOptions, type ForkProof, MemoryStore } from "../crdt/store.ts";
 import { identity, OpFactory, setField } from "./helpers.ts";
 
 /**
@@ -43,6 +43,8 @@ function copyStore(store: MemoryStore): MemoryStore {
   const copy = new MemoryStore();
   copy.append([...store.load()]);
   for (const proof of store.loadForks()) copy.saveFork(proof);
+  const head = store.loadOwnHead();
+  if (head) copy.append([], { ownHead: head });
   return copy;
 }
 
@@ -157,39 +159,216 @@ Deno.test("replica tells listeners of newly quarantined operations, after the la
   assert.deepEqual(replica.quarantineToSend()[0].id, x1.id);
 });
 
-Deno.test("replica whose own key forked keeps signing, into quarantine", () => {
+Deno.test("replica whose own key forked refuses every write, before and after a restart, leaving no trace", () => {
   const me = identity(8);
-  const replica = Replica.open({ identity: me });
+  const store = new MemoryStore();
+  const replica = Replica.open({ identity: me, store });
   const [mine] = replica.commit([setField("s1", "stage", "coding")]);
   const twin = signOperation({ ...mine, mutation: setField("s1", "stage", "qa") }, me);
   assert.deepEqual(replica.receive([twin]).statuses, ["fork"]);
   const hash = replica.stateHash();
-  assert.equal(hash, new CrdtDocument().stateHash());
-  const quarantined: Operation[] = [];
-  replica.onQuarantined((ops, origin) => {
-    assert.equal(origin, LOCAL_ORIGIN);
-    quarantined.push(...ops);
-  });
-  // The same change twice makes two different operations on its own line.
-  const first = replica.commit([setField("s2", "stage", "qa")]);
-  const second = replica.commit([setField("s2", "stage", "qa")]);
-  assert.notEqual(first[0].id, second[0].id);
-  assert.equal(second[0].prev, first[0].id);
-  for (const op of [...first, ...second]) assert.ok(replica.isQuarantined(op.id));
-  assert.deepEqual(quarantined.map((op) => op.id), [first[0].id, second[0].id]);
+  const stored = store.count();
+  let notified = 0;
+  replica.onApplied(() => notified++);
+  replica.onQuarantined(() => notified++);
+  const refused = (r: Replica) => refusedBy(() => r.commit([setField("s2", "stage", "qa")]));
+  const error = refused(replica);
+  assert.equal(error.reason, "own-key-forked");
+  assert.equal(error.retryable, false);
+  assert.match(error.message, /^Cannot commit: this node's own key is forked .* seq 1/);
+  assert.match(error.message, /keys create --force/);
+  assert.equal(store.count(), stored);
   assert.equal(replica.stateHash(), hash);
-  assert.deepEqual(replica.clock(), {});
+  assert.equal(notified, 0);
+  assert.equal(replica.writeGate.state().canWrite, false);
+  // After a restart on the same store: still refused, never acknowledged into quarantine.
+  const disk = copyStore(store);
+  replica.close();
+  const restarted = Replica.open({ identity: me, store: disk });
+  assert.equal(refused(restarted).reason, "own-key-forked");
+});
+
+/** The WriteRefusedError `write` throws (fails the test when it throws none). */
+function refusedBy(write: () => unknown): WriteRefusedError {
+  try {
+    write();
+  } catch (error) {
+    if (error instanceof WriteRefusedError) return error;
+    throw error;
+  }
+  throw new assert.AssertionError({ message: "the write was not refused" });
+}
+
+/** A store holding `original`'s first `keep` operations but its own-head record: a lost tail. */
+function lostTail(original: MemoryStore, keep: number): MemoryStore {
+  const copy = new MemoryStore();
+  copy.append([...original.load()].slice(0, keep));
+  const head = original.loadOwnHead();
+  if (head) copy.append([], { ownHead: head });
+  return copy;
+}
+
+Deno.test("replica that lost its own recent operations refuses to sign until peers send them back", () => {
+  const me = identity(9);
+  const store = new MemoryStore();
+  const original = Replica.open({ identity: me, store });
+  for (let i = 0; i < 5; i++) original.commit([setField("s1", "n", i)]);
+  assert.equal(store.loadOwnHead()?.seq, 5);
+  const lost = Replica.open({ identity: me, store: lostTail(store, 3) });
+  assert.deepEqual(lost.writeGate.state().lostHistory, { recorded: 5, held: 3 });
+  const error = refusedBy(() => lost.commit([setField("s9", "stage", "qa")]));
+  assert.equal(error.reason, "lost-history");
+  assert.match(
+    error.message,
+    /holds 3 of its own operations but its durable record says it signed 5/,
+  );
+  assert.match(error.message, /--accept-lost-history/);
+  // A peer sends the missing operations back: writes continue the chain, no fork.
+  lost.receive(original.opsSince(lost.clock()));
+  assert.equal(lost.writeGate.state().lostHistory, null);
+  const [next] = lost.commit([setField("s9", "stage", "qa")]);
+  assert.equal(next.seq, 6);
+  // An operator who restored on purpose accepts the loss: signing continues from what is held.
+  const accepted = Replica.open({
+    identity: me,
+    store: lostTail(store, 3),
+    acceptLostHistory: true,
+  });
+  assert.equal(accepted.writeGate.state().canWrite, true);
+  assert.equal(accepted.commit([setField("s9", "stage", "qa")])[0].seq, 4);
+});
+
+Deno.test("replica on SQLite notices an older ops.db restored from a backup", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "huskies-replica-" });
+  try {
+    const me = identity(10);
+    const path = `${dir}/ops.db`;
+    let replica = Replica.open({ identity: me, store: SqliteStore.open(path) });
+    replica.commit([setField("s1", "stage", "coding")]);
+    replica.commit([setField("s1", "stage", "qa")]);
+    replica.close();
+    await Deno.copyFile(path, `${dir}/backup.db`);
+    replica = Replica.open({ identity: me, store: SqliteStore.open(path) });
+    for (let i = 0; i < 3; i++) replica.commit([setField("s2", "n", i)]);
+    replica.close();
+    await Deno.copyFile(`${dir}/backup.db`, path); // the restore
+    replica = Replica.open({ identity: me, store: SqliteStore.open(path) });
+    try {
+      assert.deepEqual(replica.writeGate.state().lostHistory, { recorded: 5, held: 2 });
+      assert.throws(() => replica.commit([setField("s3", "stage", "qa")]), /lost|restored/);
+    } finally {
+      replica.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a peer's claim about our own operations blocks writes only until it is shown empty or expires", () => {
+  let now = 1_000;
+  const replica = Replica.open({ identity: identity(11), now: () => now, claimTimeoutMs: 5_000 });
+  const write = () => replica.commit([setField("s1", "n", now)]);
+  const refusal = () => {
+    try {
+      write();
+      return undefined;
+    } catch (error) {
+      if (!(error instanceof WriteRefusedError)) throw error;
+      return error;
+    }
+  };
+  // The attack: a read-scope peer claims a huge count and goes away.
+  replica.notePeerClock({ [replica.nodeId]: Number.MAX_SAFE_INTEGER }, "attacker");
+  const blocked = refusal();
+  assert.equal(blocked?.reason, "peer-claim");
+  assert.equal(blocked?.retryable, true);
+  assert.match(blocked!.message, /own operations/);
+  // It finished its catch-up to us without sending them: the claim was empty.
+  replica.notePeerCaughtUp("attacker");
+  assert.equal(refusal(), undefined);
+  // Claiming again does not block: that peer is not believed for a while.
+  replica.notePeerClock({ [replica.nodeId]: Number.MAX_SAFE_INTEGER }, "attacker");
+  assert.equal(refusal(), undefined);
+  // A claim that is never resolved blocks at most claimTimeoutMs, however often it is repeated.
+  replica.notePeerClock({ [replica.nodeId]: 99 }, "silent");
+  assert.equal(refusal()?.reason, "peer-claim");
+  now += 4_000;
+  replica.notePeerClock({ [replica.nodeId]: 100 }, "silent");
+  assert.equal(refusal()?.reason, "peer-claim");
+  now += 1_001;
+  assert.equal(refusal(), undefined);
+  replica.notePeerClock({ [replica.nodeId]: 200 }, "silent");
+  assert.equal(refusal(), undefined);
+});
+
+Deno.test("a restored replica waits for a peer's claimed operations, then continues its chain", () => {
+  const me = identity(12);
+  const original = Replica.open({ identity: me });
+  for (let i = 0; i < 3; i++) original.commit([setField("s1", "n", i)]);
+  const restored = Replica.open({ identity: me }); // key restored, store empty
+  restored.notePeerClock(original.clock(), "hub");
+  assert.throws(() => restored.commit([setField("s2", "n", 1)]), /3 of this node's own operations/);
+  restored.receive(original.opsSince({}));
+  assert.equal(restored.commit([setField("s2", "n", 1)])[0].seq, 4);
+});
+
+Deno.test("a validly signed own operation from a peer is evidence: no signing until the ones before it arrive", () => {
+  const me = identity(13);
+  const original = Replica.open({ identity: me });
+  for (let i = 0; i < 4; i++) original.commit([setField("s1", "n", i)]);
+  const ops = original.opsSince({});
+  const restored = Replica.open({ identity: me });
+  assert.deepEqual(restored.receive([ops[3]]).statuses, ["pending"]);
+  restored.notePeerCaughtUp("hub"); // no claim can clear evidence
+  const error = refusedBy(() => restored.commit([setField("s2", "n", 1)]));
+  assert.equal(error.reason, "own-evidence");
+  restored.receive(ops.slice(0, 3));
+  assert.equal(restored.commit([setField("s2", "n", 1)])[0].seq, 5);
+});
+
+Deno.test("a replica with a start-up grace signs only after a catch-up round or the grace", () => {
+  let now = 0;
+  const starting = () =>
+    Replica.open({ identity: identity(14), startupGraceMs: 3_000, now: () => now });
+  const a = starting();
+  assert.equal(a.writeGate.state().starting, true);
+  assert.equal(refusedBy(() => a.commit([setField("s", "n", 1)])).reason, "starting");
+  a.notePeerCaughtUp("hub");
+  assert.equal(a.commit([setField("s", "n", 1)]).length, 1);
+  const b = starting();
+  b.writeGate.startupComplete();
+  assert.equal(b.commit([setField("s", "n", 1)]).length, 1);
+  const c = starting();
+  now = 3_000;
+  assert.equal(c.commit([setField("s", "n", 1)]).length, 1);
+});
+
+Deno.test("commit returns only once the operation is applied and stored; a failed store write leaves no trace", () => {
+  const store = new FailOnceStore();
+  const replica = Replica.open({ identity: identity(15), store });
+  const [first] = replica.commit([setField("s1", "stage", "qa")]);
+  assert.equal(store.count(), 1);
+  assert.ok(replica.getOperation(first.id));
+  assert.equal(replica.document.get(["items", "s1", "stage"]), "qa");
+  store.fail = true;
+  assert.throws(() => replica.commit([setField("s1", "stage", "done")]), /disk full/);
+  assert.equal(replica.size, 1);
+  assert.equal(store.count(), 1);
+  assert.equal(replica.document.get(["items", "s1", "stage"]), "qa");
+  const [second] = replica.commit([setField("s1", "stage", "done")]);
+  assert.equal(second.seq, 2);
+  assert.equal(second.prev, first.id);
 });
 
 /** A MemoryStore whose next append fails once. */
 class FailOnceStore extends MemoryStore {
   fail = false;
-  override append(ops: readonly Operation[]): void {
+  override append(ops: readonly Operation[], options?: AppendOptions): void {
     if (this.fail && ops.length > 0) {
       this.fail = false;
       throw new Error("disk full");
     }
-    super.append(ops);
+    super.append(ops, options);
   }
 }
 

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import type { Operation } from "../crdt/operation.ts";
+import type { Identity } from "../crdt/identity.ts";
+import { encodeOperation, type Operation, operationId } from "../crdt/operation.ts";
+import { Replica } from "../crdt/replica.ts";
 import {
   SQLITE_STORE_APPLICATION_ID,
   SQLITE_STORE_SCHEMA_VERSION,
@@ -441,5 +443,46 @@ Deno.test("SqliteStore keeps the own-head record beside ops.db, so it outlives a
     // A damaged record is reported, not silently ignored.
     Deno.writeTextFileSync(`${path}-head`, "{ not json");
     assert.throws(() => SqliteStore.open(path), StoreCorruptError);
+  });
+});
+
+/** A seq-1 operation by `author` appending `value`, signed by hand (no size check applies). */
+function handSigned(author: Identity, value: string): Operation {
+  const unsigned = {
+    author: author.nodeId,
+    seq: 1,
+    prev: null,
+    deps: [],
+    time: 1,
+    mutation: { type: "append" as const, path: ["log"], value },
+  };
+  const id = operationId(unsigned);
+  return { ...unsigned, id, sig: author.sign(Uint8Array.fromHex(id)).toHex() };
+}
+
+Deno.test("a store written under the older size measure still opens; its oversized fork proof is ignored", async () => {
+  await withDir((_dir, path) => {
+    SqliteStore.open(path).close();
+    // 40,000 two-byte characters: under the old limit (64 Ki UTF-16 units), over 64 KiB of UTF-8.
+    const author = testIdentity(7);
+    const big = handSigned(author, "é".repeat(40_000));
+    const rival = handSigned(author, "other");
+    const db = new DatabaseSync(path);
+    db.prepare("INSERT INTO ops (id, author, seq, body) VALUES (?, ?, ?, ?)")
+      .run(big.id, big.author, big.seq, encodeOperation(big));
+    const [a, b] = big.id < rival.id ? [big, rival] : [rival, big];
+    db.prepare("INSERT INTO forks (author, proof) VALUES (?, ?)")
+      .run(author.nodeId, JSON.stringify({ author: author.nodeId, seq: 1, a, b }));
+    db.close();
+    const store = SqliteStore.open(path);
+    assert.deepEqual([...store.load()].map((op) => op.id), [big.id]);
+    assert.equal(store.loadForks().length, 1);
+    const replica = Replica.open({ identity: testIdentity(8), store });
+    try {
+      assert.equal(replica.isForked(author.nodeId), false);
+      assert.equal(replica.size, 1);
+    } finally {
+      replica.close();
+    }
   });
 });
