@@ -86,6 +86,7 @@ export {
   OperationTooLargeError,
   type OpId,
   parseOperation,
+  type ParseOptions,
   type Path,
   signOperation,
   type UnsignedOperation,
