@@ -205,6 +205,7 @@ export class ServeNode {
     }
     const text = await response.text();
     if (response.ok) return { ok: true, status: response.status };
+    if (response.status === 403) this.#admin = undefined; // A stale token: read the files again.
     let message = text;
     try {
       const parsed = JSON.parse(text).error;
