@@ -9,52 +9,109 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { crdtSyncHandler, HuskiesNode } from "../../mod.ts";
 import { removeDir, tempDir } from "../cli_helpers.ts";
-import { busiestWindow, figure, median, until } from "./harness.ts";
+import { busiestWindow, figure, median, ServeNode, until } from "./harness.ts";
 
 const SPOKES = 200;
 /** How long the hub stays down: about what a process restart takes, so spokes have retried. */
 const HUB_DOWN_MS = 5_000;
+/**
+ * Most reconnects allowed within any one second. With full jitter over the
+ * backoff window the busiest second holds about 50 of 200 (at most 70 in 200
+ * simulated restarts of this case); with delays varied by 20% nearly all 200
+ * arrive together (the issue measured 112 of 200 in one second).
+ */
+const MOST_IN_ONE_SECOND = SPOKES * 0.4;
 /** The promise: every spoke back within this long of the hub's return. */
 const BACK_WITHIN_MS = 30_000;
 
+/** A hub the test can stop and start again on the same port. */
 interface Hub {
-  node: HuskiesNode;
-  server: Deno.HttpServer<Deno.NetAddr>;
+  /** The hub's node id. */
+  readonly nodeId: string;
+  /** Its sync URL. */
+  readonly url: string;
+  /** Trusts the spokes' keys. */
+  trust(keys: string[]): Promise<void>;
+  /** Starts it (on the same port after the first time). */
+  start(): Promise<void>;
+  /** Stops it the way the case says. */
+  stop(): Promise<void>;
+  /** Puts an item on it. */
+  change(id: string): Promise<void>;
 }
 
-async function startHub(dataDir: string, port: number): Promise<Hub> {
-  const node = await HuskiesNode.open({ dataDir, open: false });
-  const server = Deno.serve({ hostname: "127.0.0.1", port, onListen() {} }, crdtSyncHandler(node));
-  return { node, server };
+/** A library hub in this process: stopped with `node.close()` (sessions close with 1001). */
+async function libraryHub(dataDir: string): Promise<Hub> {
+  let node = await HuskiesNode.open({ dataDir, open: false });
+  const nodeId = node.nodeId;
+  let server: Deno.HttpServer<Deno.NetAddr> | undefined;
+  let port = 0;
+  return {
+    nodeId,
+    get url() {
+      return `ws://127.0.0.1:${port}/crdt-sync`;
+    },
+    trust(keys) {
+      for (const key of keys) node.trust.add(key, "write");
+      return Promise.resolve();
+    },
+    async start() {
+      if (server) return;
+      if (port !== 0) node = await HuskiesNode.open({ dataDir, open: false });
+      server = Deno.serve({ hostname: "127.0.0.1", port, onListen() {} }, crdtSyncHandler(node));
+      port = server.addr.port;
+    },
+    async stop() {
+      if (!server) return;
+      await node.close();
+      await server.shutdown();
+      server = undefined;
+    },
+    change(id) {
+      node.pipeline.put(id, { stage: "qa" });
+      return Promise.resolve();
+    },
+  };
 }
 
-async function stopHub(hub: Hub): Promise<void> {
-  await hub.node.close();
-  await hub.server.shutdown();
+/** A `huskies serve` hub with its default settings, stopped with `kill -9`. */
+async function serveHub(root: string): Promise<Hub> {
+  const serve = await ServeNode.create(root, "hub");
+  return {
+    nodeId: serve.nodeId,
+    get url() {
+      return serve.syncUrl;
+    },
+    trust: (keys) => serve.trust(keys),
+    start: () => serve.start(serve.port === 0 ? [] : undefined),
+    stop: () => serve.kill9(),
+    async change(id) {
+      const outcome = await serve.put(id, id);
+      if (!outcome.ok) throw new Error(`the hub refused a write: ${outcome.message}`);
+    },
+  };
 }
 
 function connectedToHub(spoke: HuskiesNode, hubId: string): boolean {
   return spoke.sessions().some((session) => session.peer === hubId);
 }
 
-Deno.test("faults: hub restart with 200 spokes on one address: all back within 30 s, spread out", async () => {
+async function hubRestartCase(makeHub: (root: string) => Promise<Hub>, what: string) {
   const root = await tempDir("huskies-faults-hub-");
-  const hubDir = join(root, "hub");
-  await Deno.mkdir(hubDir);
   const spokes: HuskiesNode[] = [];
   let hub: Hub | undefined;
   try {
-    for (let i = 0; i < SPOKES; i++) spokes.push(await HuskiesNode.open({ open: false }));
-    hub = await startHub(hubDir, 0);
-    const hubId = hub.node.nodeId;
-    const port = hub.server.addr.port;
-    const url = `ws://127.0.0.1:${port}/crdt-sync`;
-    for (const spoke of spokes) {
-      hub.node.trust.add(spoke.nodeId, "write");
+    hub = await makeHub(root);
+    const hubId = hub.nodeId;
+    for (let i = 0; i < SPOKES; i++) {
+      const spoke = await HuskiesNode.open({ open: false });
       spoke.trust.add(hubId, "write");
+      spokes.push(spoke);
     }
-    hub.node.pipeline.put("BEFORE", { stage: "coding" });
-    for (const spoke of spokes) spoke.connect(url);
+    await hub.trust(spokes.map((spoke) => spoke.nodeId));
+    await hub.start();
+    await hub.change("BEFORE");
+    for (const spoke of spokes) spoke.connect(hub.url);
     await until(
       "every spoke connected",
       () => {
@@ -65,8 +122,7 @@ Deno.test("faults: hub restart with 200 spokes on one address: all back within 3
       50,
     );
 
-    await stopHub(hub);
-    hub = undefined;
+    await hub.stop();
     await until(
       "every spoke to notice the hub is gone",
       () => {
@@ -85,7 +141,7 @@ Deno.test("faults: hub restart with 200 spokes on one address: all back within 3
       50,
     );
 
-    hub = await startHub(hubDir, port);
+    await hub.start();
     const upAt = Date.now();
     const backAfter = new Map<HuskiesNode, number>();
     try {
@@ -109,33 +165,46 @@ Deno.test("faults: hub restart with 200 spokes on one address: all back within 3
     const times = [...backAfter.values()];
     const busiest = busiestWindow(times, 1000);
     figure(
-      `hub restart: ${backAfter.size} of ${SPOKES} spokes back within ${BACK_WITHIN_MS / 1000} s ` +
-        `(hub down ${HUB_DOWN_MS} ms); reconnect after the hub's return min ${
-          Math.min(...times)
-        } ms, median ${median(times)} ms, max ${Math.max(...times)} ms; busiest second ` +
-        `holds ${busiest} reconnects`,
+      `hub restart (${what}): ${backAfter.size} of ${SPOKES} spokes back within ` +
+        `${BACK_WITHIN_MS / 1000} s (hub down ${HUB_DOWN_MS} ms); reconnect after the hub's ` +
+        `return min ${Math.min(...times)} ms, median ${median(times)} ms, max ${
+          Math.max(...times)
+        } ms; busiest second holds ${busiest} reconnects`,
     );
     assert.equal(backAfter.size, SPOKES, "spokes not back within 30 s");
     assert.ok(
-      busiest <= SPOKES / 2,
+      busiest <= MOST_IN_ONE_SECOND,
       `${busiest} of ${SPOKES} spokes reconnected within one second: reconnects are not spread`,
     );
 
     // Every spoke resyncs: a change on the hub reaches all of them.
-    const { node } = hub;
-    node.pipeline.put("AFTER", { stage: "qa" });
-    const hash = node.replica.stateHash();
+    await hub.change("AFTER");
     await until(
-      "every spoke to hold the hub's state",
+      "every spoke to hold the hub's changes",
       () => {
-        return spokes.every((spoke) => spoke.replica.stateHash() === hash) ? true : undefined;
+        const synced = spokes.every((spoke) =>
+          spoke.pipeline.get("BEFORE") !== undefined && spoke.pipeline.get("AFTER") !== undefined
+        );
+        return synced ? true : undefined;
       },
       15_000,
       50,
     );
   } finally {
     await Promise.all(spokes.map((spoke) => spoke.close()));
-    if (hub) await stopHub(hub);
+    await hub?.stop();
     await removeDir(root);
   }
+}
+
+Deno.test("faults: library hub restart with 200 spokes on one address: back within 30 s, spread out", async () => {
+  await hubRestartCase(async (root) => {
+    const dir = join(root, "hub");
+    await Deno.mkdir(dir);
+    return await libraryHub(dir);
+  }, "library hub, node.close()");
+});
+
+Deno.test("faults: kill -9 of a serve hub with 200 spokes on one address: back within 30 s, spread out", async () => {
+  await hubRestartCase(serveHub, "huskies serve, kill -9");
 });
