@@ -105,3 +105,50 @@ Deno.test("faults: a partition is detected within the heartbeat window and heals
     await server.shutdown();
   }
 });
+
+/** A node must stop promptly even when a peer's link is dead (`serve` stops on SIGTERM with it). */
+const CLOSE_WITHIN_MS = 5_000;
+
+Deno.test("faults: a node closes promptly while its link is partitioned", async () => {
+  const hub = await HuskiesNode.open({ open: false });
+  const spoke = await HuskiesNode.open({ open: false });
+  hub.trust.add(spoke.nodeId, "write");
+  spoke.trust.add(hub.nodeId, "write");
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    crdtSyncHandler(hub),
+  );
+  const proxy = new PartitionProxy(server.addr.port);
+  try {
+    spoke.connect(`ws://127.0.0.1:${proxy.port}/crdt-sync`);
+    await until(
+      "both sides live",
+      () => {
+        return liveWith(hub, spoke.nodeId) && liveWith(spoke, hub.nodeId) ? true : undefined;
+      },
+      10_000,
+      20,
+    );
+    proxy.partition();
+    const started = Date.now();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const closed = await Promise.race([
+      spoke.close().then(() => Date.now() - started),
+      new Promise<undefined>((resolve) =>
+        timer = setTimeout(() => resolve(undefined), CLOSE_WITHIN_MS)
+      ),
+    ]);
+    clearTimeout(timer);
+    figure(
+      `close during a partition: ${
+        closed === undefined ? `not returned within ${CLOSE_WITHIN_MS} ms` : `${closed} ms`
+      }`,
+    );
+    assert.ok(closed !== undefined, `close() did not return within ${CLOSE_WITHIN_MS} ms`);
+  } finally {
+    await proxy.close();
+    await spoke.close();
+    await hub.close();
+    await server.shutdown();
+  }
+});
