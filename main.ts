@@ -11,6 +11,7 @@
  */
 import denoJson from "./deno.json" with { type: "json" };
 import { type CliContext, type Command, runCli } from "./cli/args.ts";
+export type { CliContext, Command, OptionSpec, ParsedArgs, PositionalSpec } from "./cli/args.ts";
 import {
   eventsCommand,
   itemDeleteCommand,

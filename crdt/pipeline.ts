@@ -9,6 +9,30 @@ import type { JsonValue } from "./canonical.ts";
 import type { CrdtDocument } from "./document.ts";
 import type { Mutation } from "./operation.ts";
 
+/**
+ * There is no work item with that story id (`Pipeline.move`, `Pipeline.delete`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { HuskiesNode, ItemNotFoundError } from "@huskies/sync";
+ *
+ * await using node = await HuskiesNode.open();
+ * assert.throws(() => node.pipeline.move("S-404", "qa"), ItemNotFoundError);
+ * ```
+ */
+export class ItemNotFoundError extends Error {
+  /** The story id that was asked for. */
+  readonly storyId: string;
+
+  /** Creates the error: "Cannot <action>: no item <storyId>". */
+  constructor(action: string, storyId: string) {
+    super(`Cannot ${action}: no item ${storyId}`);
+    this.name = "ItemNotFoundError";
+    this.storyId = storyId;
+  }
+}
+
 /** The stages a work item moves through, in order. */
 export const STAGES = ["backlog", "coding", "qa", "merge", "done", "archived"] as const;
 
@@ -344,19 +368,19 @@ export class Pipeline {
 
   /**
    * Moves an existing item to `stage`, appending a {@link StageEvent} when the
-   * stage changes. Throws `Error` when there is no such item.
+   * stage changes. Throws {@link ItemNotFoundError} when there is no such item.
    */
   move(storyId: string, stage: Stage): WorkItem {
     validateStoryId(storyId, "storyId", "move item");
     validatePatch({ stage }, storyId, "move item");
-    if (!this.get(storyId)) throw new Error(`Cannot move item: no item ${storyId}`);
+    if (!this.get(storyId)) throw new ItemNotFoundError("move item", storyId);
     return this.put(storyId, { stage });
   }
 
-  /** Removes an existing item. Throws `Error` when there is no such item. */
+  /** Removes an existing item. Throws {@link ItemNotFoundError} when there is no such item. */
   delete(storyId: string): void {
     validateStoryId(storyId, "storyId", "delete item");
-    if (!this.get(storyId)) throw new Error(`Cannot delete item: no item ${storyId}`);
+    if (!this.get(storyId)) throw new ItemNotFoundError("delete item", storyId);
     this.#host.commit([{ type: "remove", path: ["items", storyId] }]);
   }
 

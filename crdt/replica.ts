@@ -44,7 +44,10 @@ export interface ReplicaOptions {
   identity: Identity;
   /** Where operations persist. @default a new MemoryStore */
   store?: Store;
-  /** Signature checker (shares its key cache). @default native node:crypto */
+  /**
+   * Signature checker (shares its key cache). @default native node:crypto
+   * @ignore
+   */
   verifier?: SignatureVerifier;
   /** Whether an author may write; operations by others are refused. @default everyone */
   mayAuthor?: (author: NodeId) => boolean;
@@ -52,7 +55,10 @@ export interface ReplicaOptions {
   pending?: PendingLimits;
   /** Bounds of the quarantine for operations of forked authors from their fork point on. */
   quarantine?: PendingLimits;
-  /** Bounds of the fork proofs held (and stored and sent); a proof beyond them is refused. */
+  /**
+   * Bounds of the fork proofs held (and stored and sent); a proof beyond them is refused.
+   * @ignore
+   */
   forkProofs?: ForkProofLimits;
 }
 
@@ -78,10 +84,21 @@ export const LOCAL_ORIGIN: unique symbol = Symbol("local");
  *
  * @example
  * ```ts
- * import { Identity, Replica } from "./mod.ts";
- * const replica = Replica.open({ identity: Identity.generate() });
- * replica.commit([{ type: "update", path: ["items", "s1"], fields: { stage: "qa" } }]);
- * replica.document.get(["items", "s1", "stage"]); // "qa"
+ * import assert from "node:assert/strict";
+ * import { Identity, MemoryStore, Replica } from "@huskies/sync";
+ *
+ * const a = Replica.open({ identity: Identity.generate() });
+ * const [op] = a.commit([{ type: "update", path: ["items", "s1"], fields: { stage: "qa" } }]);
+ * assert.equal(a.document.get(["items", "s1", "stage"]), "qa");
+ *
+ * // Another replica receives what it lacks and reaches the same state.
+ * const b = Replica.open({ identity: Identity.generate(), store: new MemoryStore() });
+ * b.receive(a.opsSince(b.clock()));
+ * assert.equal(b.document.get(["items", "s1", "stage"]), "qa");
+ * assert.equal(b.stateHash(), a.stateHash());
+ * assert.deepEqual(b.clock(), { [op.author]: 1 });
+ * a.close();
+ * b.close();
  * ```
  */
 export class Replica {
