@@ -282,28 +282,24 @@ function toItem(storyId: string, value: JsonValue | undefined): WorkItem | undef
  *
  * @example
  * ```ts
- * import { CrdtDocument } from "./document.ts";
- * import type { Mutation } from "./operation.ts";
- * import { Pipeline } from "./pipeline.ts";
+ * import assert from "node:assert/strict";
+ * import { HuskiesNode, Identity, Pipeline, Replica } from "@huskies/sync";
  *
- * const document = new CrdtDocument();
- * let time = 0;
- * const nodeId = "a".repeat(64);
- * const host = {
- *   nodeId,
- *   document,
- *   commit(mutations: Mutation[]) {
- *     for (const mutation of mutations) {
- *       time++;
- *       document.apply({ author: nodeId, seq: time, time, mutation });
- *     }
- *   },
- * };
- * const pipeline = new Pipeline(host);
- * pipeline.put("s1", { name: "Login page" });
- * pipeline.move("s1", "coding");
- * pipeline.get("s1")?.stage; // "coding"
- * pipeline.events({ story: "s1" }).length; // 2
+ * await using node = await HuskiesNode.open();
+ * node.pipeline.put("s1", { name: "Login page" });
+ * node.pipeline.move("s1", "coding");
+ * assert.equal(node.pipeline.get("s1")?.stage, "coding");
+ * assert.deepEqual(node.pipeline.list({ stage: "coding" }).map((item) => item.story_id), ["s1"]);
+ * assert.deepEqual(
+ *   node.pipeline.events({ story: "s1" }).map((event) => [event.from, event.to]),
+ *   [[null, "backlog"], ["backlog", "coding"]],
+ * );
+ *
+ * // A pipeline over a bare replica (a replica is a PipelineHost).
+ * const replica = Replica.open({ identity: Identity.generate() });
+ * new Pipeline(replica).put("s2", {});
+ * assert.equal(new Pipeline(replica).get("s2")?.stage, "backlog");
+ * replica.close();
  * ```
  */
 export class Pipeline {
