@@ -45,6 +45,19 @@ export const DISK_ERROR = "simulated disk error";
 /**
  * A {@link MemoryStore} whose `append` sometimes fails as a disk can: it
  * throws and stores nothing. Failures start once the store is armed.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { DISK_ERROR, FlakyStore, makeChain, testIdentity } from "@huskies/sync/testing";
+ *
+ * const store = new FlakyStore(() => true); // every armed append fails
+ * const [first, second] = makeChain(testIdentity(1), 2);
+ * store.append([first]);
+ * store.arm();
+ * assert.throws(() => store.append([second]), { message: DISK_ERROR });
+ * assert.equal(store.count(), 1);
+ * ```
  */
 export class FlakyStore extends MemoryStore {
   readonly #fails: () => boolean;
@@ -275,7 +288,28 @@ export interface UnexpectedClose {
   reason: string;
 }
 
-/** The simulated network. */
+/** The simulated network. *
+ * @example Two real nodes on a lossy simulated link converge
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { SimNetwork, testIdentity } from "@huskies/sync/testing";
+ *
+ * const net = new SimNetwork({ seed: 7 });
+ * try {
+ *   const a = await net.addNode("a", testIdentity(1));
+ *   const b = await net.addNode("b", testIdentity(2));
+ *   const link = net.addLink(a, b);
+ *   net.connect(link); // a dials b over the simulated link, on virtual time
+ *   a.pipeline.put("S-1", { stage: "qa" });
+ *   net.drop(link); // the link breaks; a's client reconnects with backoff
+ *   await net.runUntilQuiescent();
+ *   assert.deepEqual(net.divergence(), []);
+ *   assert.equal(b.pipeline.get("S-1")?.stage, "qa");
+ * } finally {
+ *   await net.close();
+ * }
+ * ```
+ */
 export class SimNetwork {
   /** The seed this network was created with. */
   readonly seed: number;
@@ -833,7 +867,18 @@ export class SimNetwork {
   }
 }
 
-/** A clock as a string with sorted authors (short ids), for comparing and printing. */
+/**
+ * A clock as a string with sorted authors (short ids), for comparing and printing.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { canonicalClock } from "@huskies/sync/testing";
+ *
+ * assert.equal(canonicalClock({ ["b".repeat(64)]: 2, ["a".repeat(64)]: 1 }), "aaaaaaaa:1,bbbbbbbb:2");
+ * assert.equal(canonicalClock({}), "{}");
+ * ```
+ */
 export function canonicalClock(clock: Record<string, number>): string {
   const authors = Object.keys(clock).sort();
   if (authors.length === 0) return "{}";
