@@ -29,6 +29,18 @@ import { type ForkProof, MemoryStore, type Store } from "./store.ts";
  * The store's operations cannot be replayed: one does not match its id, or
  * they are out of order. The store is corrupt or was altered; nothing was
  * changed.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Identity, MemoryStore, Replica, ReplayError } from "@huskies/sync";
+ * import { makeChain, testIdentity } from "@huskies/sync/testing";
+ *
+ * const [op] = makeChain(testIdentity(1), 1);
+ * const store = new MemoryStore();
+ * store.append([{ ...op, time: op.time + 1 }]); // altered after signing: the id no longer matches
+ * assert.throws(() => Replica.open({ identity: Identity.generate(), store }), ReplayError);
+ * ```
  */
 export class ReplayError extends Error {
   /** Creates the error; `message` names the operation and the problem. */
