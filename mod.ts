@@ -9,46 +9,49 @@
  * {@link HuskiesNode} owns everything (no process-global state), so several
  * nodes can run in one process.
  *
+ * The public API, by theme:
+ * - the node: {@link HuskiesNode} (open, serve with {@link crdtSyncHandler},
+ *   dial with {@link HuskiesNode.connect}, trust with `node.trust.add`), its
+ *   options, status and typed events, and the {@link RendezvousClient} that
+ *   `connect` returns;
+ * - replicated state: {@link Replica}, {@link Pipeline}, the operation types,
+ *   the stores ({@link MemoryStore}, {@link SqliteStore}, {@link Store});
+ * - identity and trust: {@link Identity}, {@link NodeId}, {@link TrustStore},
+ *   {@link TokenStore};
+ * - every error the library throws on purpose, each a named class;
+ * - close codes: {@link CloseCode}, {@link isPermanentClose};
+ * - the reference implementation's entry points and constants
+ *   ({@link initTrustedKeys}, {@link addJoinToken},
+ *   {@link spawnRendezvousClient}, the `*_SECS` constants).
+ *
+ * Test kits (in-memory channels, virtual timers, the simulated network, the
+ * store conformance suite) are in `@huskies/sync/testing`; the wire-level
+ * conformance suite is `@huskies/sync/conformance`.
+ *
  * @example Two nodes in one process
  * ```ts
- * import { crdtSyncHandler, HuskiesNode } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ * import { crdtSyncHandler, HuskiesNode } from "@huskies/sync";
  *
- * const hub = await HuskiesNode.open();
- * const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, crdtSyncHandler(hub));
- * const spoke = await HuskiesNode.open();
+ * await using hub = await HuskiesNode.open();
+ * await using server = Deno.serve(
+ *   { hostname: "127.0.0.1", port: 0, onListen() {} },
+ *   crdtSyncHandler(hub),
+ * );
+ * await using spoke = await HuskiesNode.open();
  * spoke.connect(`ws://127.0.0.1:${server.addr.port}/crdt-sync`);
+ * await spoke.connected(hub.nodeId, { timeoutMs: 5000 });
+ *
  * spoke.pipeline.put("S-1", { stage: "coding", name: "Parser" });
- * // hub.pipeline.get("S-1") shows the item once it has arrived.
- * await spoke.close();
- * await hub.close();
- * await server.shutdown();
+ * await hub.once("applied", { timeoutMs: 5000 });
+ * assert.equal(hub.pipeline.get("S-1")?.name, "Parser");
  * ```
  * @module
  */
 
-// The node, its network endpoints, and the reference-style entry points.
-export {
-  type AcceptOptions,
-  type ConnectOptions,
-  HuskiesNode,
-  type NodeOptions,
-  type NodeStatus,
-  PING_INTERVAL_SECS,
-  PONG_TIMEOUT_SECS,
-  SYNC_PATH,
-} from "./sync/node.ts";
-export {
-  type AttemptResult,
-  RENDEZVOUS_ERROR_THRESHOLD,
-  type RendezvousAttempt,
-  RendezvousClient,
-  type RendezvousInfo,
-  type RendezvousOptions,
-  type RendezvousOutcome,
-  type RendezvousState,
-} from "./sync/rendezvous_client.ts";
-export type { Channel, ChannelReceiver, Dialer, DialResult } from "./sync/channel.ts";
-export { realTimers, type TimerHandle, type Timers } from "./sync/timers.ts";
+// The node: options, status, events, waits, its outbound clients.
+export { HuskiesNode, type NodeOptions, type NodeStatus } from "./sync/node.ts";
+export type { ConnectOptions } from "./sync/node_options.ts";
 export type {
   Direction,
   NodeEventListener,
@@ -56,77 +59,56 @@ export type {
   NodeEventType,
   OnceOptions,
 } from "./sync/events.ts";
-export type { ConnectionOutcome } from "./sync/connection.ts";
 export type { WaitOptions } from "./sync/node_waits.ts";
 export type { PeerSession } from "./sync/session_runner.ts";
-export { webSocketDialer } from "./sync/websocket.ts";
-export { STORE_FILE_NAME } from "./data_dir.ts";
+export type { SessionLimits, SessionStats } from "./sync/session_types.ts";
+export type {
+  RendezvousClient,
+  RendezvousInfo,
+  RendezvousOptions,
+  RendezvousOutcome,
+  RendezvousState,
+} from "./sync/rendezvous_client.ts";
+export type { BackoffOptions } from "./sync/backoff.ts";
+export type { LogFields, Logger, LogLevel } from "./sync/logger.ts";
+
+// Reference-style entry points and constants (seconds, under the reference's names).
 export {
   addJoinToken,
   crdtSyncHandler,
   initTrustedKeys,
   spawnRendezvousClient,
 } from "./sync/api.ts";
-export {
-  type CatchUpCursor,
-  type SessionEvent,
-  type SessionLimits,
-  type SessionOptions,
-  type SessionOutput,
-  type SessionPhase,
-  type SessionStats,
-  SyncSession,
-} from "./sync/session.ts";
-export { CloseCode, type CloseCodeValue, isPermanentClose } from "./protocol/close_codes.ts";
-export { backoffDelay, type BackoffOptions } from "./sync/backoff.ts";
-export {
-  consoleLogger,
-  type ConsoleLoggerOptions,
-  type LogFields,
-  type Logger,
-  type LogLevel,
-  MemoryLogger,
-  silentLogger,
-} from "./sync/logger.ts";
+export { PING_INTERVAL_SECS, PONG_TIMEOUT_SECS } from "./sync/node_options.ts";
+export { RENDEZVOUS_ERROR_THRESHOLD } from "./sync/rendezvous_client.ts";
+export { AUTH_TIMEOUT_SECS } from "./auth/handshake.ts";
 
-// Authentication, trust and join tokens.
-export * from "./auth/mod.ts";
+// Close codes.
+export { CloseCode, isPermanentClose } from "./protocol/close_codes.ts";
 
-// Replicated state: operations, the log, the document, the pipeline, storage.
+// Identity, trust and join tokens (node.trust, node.tokens, node.policy).
+export { Identity, type NodeId } from "./crdt/identity.ts";
 export {
-  Identity,
-  type NodeId,
-  publicKeyProblem,
-  SignatureVerifier,
-  type VerifyEngine,
-} from "./crdt/identity.ts";
+  type AccessPolicy,
+  type AccessPolicyOptions,
+  type Scope,
+  type TrustEntry,
+  TrustStore,
+  type TrustStoreOptions,
+} from "./auth/trust.ts";
+export type { AdmissionLimiterOptions } from "./auth/limits.ts";
 export {
-  decodeOperation,
-  encodeOperation,
-  type Mutation,
-  type Operation,
-  OPERATION_LIMITS,
-  operationId,
-  OperationTooLargeError,
-  type OpId,
-  parseOperation,
-  type ParseOptions,
-  type Path,
-  signOperation,
-  type UnsignedOperation,
-  verifyBatch,
-  verifyOperation,
-} from "./crdt/operation.ts";
-export { canonicalJson, type JsonValue } from "./crdt/canonical.ts";
-export { type ClockHeads, type VectorClock } from "./crdt/clock.ts";
-export { type BatchResult, type PendingLimits, type ReceiveStatus } from "./crdt/log.ts";
-export { type ForkProofLimits } from "./crdt/forks.ts";
+  type CreatedToken,
+  type CreateTokenOptions,
+  type TokenInfo,
+  TokenStore,
+  type TokenStoreOptions,
+} from "./auth/tokens.ts";
+
+// Replicated state: the replica, the pipeline, operations, stores.
 export {
   type AppliedListener,
   type ForkListener,
-  LOCAL_ORIGIN,
-  type ReceiveOptions,
-  ReplayError,
   Replica,
   type ReplicaOptions,
   type WriteGate,
@@ -135,8 +117,9 @@ export {
   type WriteRefusalReason,
   WriteRefusedError,
 } from "./crdt/replica.ts";
-export { CrdtDocument, type DocumentOperation } from "./crdt/document.ts";
+export type { PendingLimits } from "./crdt/log.ts";
 export {
+  ItemNotFoundError,
   Pipeline,
   type PipelineHost,
   type Stage,
@@ -145,16 +128,17 @@ export {
   type WorkItem,
   type WorkItemPatch,
 } from "./crdt/pipeline.ts";
-export {
-  type AppendOptions,
-  type ForkProof,
-  MemoryStore,
-  type OwnHead,
-  type Store,
-} from "./crdt/store.ts";
-export {
-  SqliteStore,
-  type SqliteStoreOptions,
-  StoreCorruptError,
-  StoreLockedError,
-} from "./crdt/sqlite_store.ts";
+export type { Mutation, Operation, OpId, Path, UnsignedOperation } from "./crdt/operation.ts";
+export type { JsonValue } from "./crdt/canonical.ts";
+export type { ClockHeads, VectorClock } from "./crdt/clock.ts";
+export type { CrdtDocument } from "./crdt/document.ts";
+export { type ForkProof, MemoryStore, type Store } from "./crdt/store.ts";
+export { SqliteStore, type SqliteStoreOptions } from "./crdt/sqlite_store.ts";
+
+// Errors, each a named class (`error.name` is the class name).
+export { ProtocolError } from "./sync/frames.ts";
+export { ReplayError } from "./crdt/replica.ts";
+export { StoreCorruptError, StoreLockedError } from "./crdt/sqlite_file.ts";
+export { OperationTooLargeError } from "./crdt/operation.ts";
+export { KeyFileError } from "./auth/keystore.ts";
+export { DataFileError } from "./auth/files.ts";

@@ -22,3 +22,15 @@ export {
   type UnexpectedClose,
 } from "./testing/sim_network.ts";
 export { mulberry32, Rng } from "./testing/sim_random.ts";
+
+// The seams a test kit (or your own transport, clock or store) plugs into: the
+// node takes them in `NodeOptions.dialer`, `NodeOptions.timers`,
+// `HuskiesNode.accept` and `Store.append`; a replica fed by hand takes
+// `Replica.receive`.
+export type { Channel, ChannelReceiver, Dialer, DialResult } from "./sync/channel.ts";
+export type { TimerHandle, Timers } from "./sync/timers.ts";
+export type { AcceptOptions } from "./sync/node_options.ts";
+export type { ConnectionOutcome } from "./sync/connection.ts";
+export type { AppendOptions, OwnHead } from "./crdt/store.ts";
+export type { ReceiveOptions } from "./crdt/replica.ts";
+export type { BatchResult, ReceiveStatus } from "./crdt/log.ts";

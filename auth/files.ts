@@ -370,6 +370,17 @@ export function parseVersionedList(text: string, version: number, listKey: strin
 /**
  * A trust or token file that cannot be read: unreadable, corrupt, writable
  * by others, owned by another user, or (a token file) a symbolic link. The file is left as it is; the message says which file and why.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { DataFileError, HuskiesNode } from "@huskies/sync";
+ *
+ * const dir = Deno.makeTempDirSync();
+ * Deno.writeTextFileSync(`${dir}/trust.json`, "{ not json", { mode: 0o600 });
+ * await assert.rejects(HuskiesNode.open({ dataDir: dir }), DataFileError);
+ * Deno.removeSync(dir, { recursive: true });
+ * ```
  */
 export class DataFileError extends Error {
   /** Creates the error; `message` names the file and the problem. */

@@ -35,7 +35,22 @@ export function keyFilePath(dataDir: string): string {
   return joinPath(dataDir, KEY_FILE_NAME);
 }
 
-/** Base class of the key file errors; `path` names the file concerned. */
+/** Base class of the key file errors; `path` names the file concerned. *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { HuskiesNode, KeyFileError } from "@huskies/sync";
+ *
+ * const dir = Deno.makeTempDirSync();
+ * Deno.writeTextFileSync(`${dir}/node.key`, "not a key\n", { mode: 0o600 });
+ * await assert.rejects(HuskiesNode.open({ dataDir: dir }), (error) => {
+ *   assert.ok(error instanceof KeyFileError);
+ *   assert.equal(error.path, `${dir}/node.key`);
+ *   return true;
+ * });
+ * Deno.removeSync(dir, { recursive: true });
+ * ```
+ */
 export class KeyFileError extends Error {
   /** The key file. */
   readonly path: string;

@@ -308,7 +308,22 @@ export function checkPresentedToken(
   return { ok: true, scope: stored.scope };
 }
 
-/** Join tokens of a hub: persisted in `<dataDir>/tokens.json`, or in memory. */
+/**
+ * Join tokens of a hub: persisted in `<dataDir>/tokens.json`, or in memory.
+ * A node's tokens are `node.tokens`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { HuskiesNode } from "@huskies/sync";
+ *
+ * await using hub = await HuskiesNode.open({ open: false });
+ * const created = hub.tokens.create({ ttlMs: 60_000, uses: 1, label: "new laptop" }, hub.nodeId);
+ * assert.equal(hub.tokens.list()[0].label, "new laptop");
+ * assert.equal(hub.tokens.revoke(created.id), true);
+ * assert.equal(hub.tokens.list()[0].status, "revoked");
+ * ```
+ */
 export class TokenStore {
   readonly #dir: string | null;
   readonly #path: string | null;
@@ -464,7 +479,9 @@ export class TokenStore {
   /**
    * Redeems a presented `<token id>.<secret>`: rereads the file if it
    * changed, checks the secret in constant time, and on success decrements
-   * the remaining uses and persists that before returning `ok`.
+   * the remaining uses and persists that before returning `ok`. The node
+   * calls it during the handshake; not part of the public API.
+   * @ignore
    */
   redeem(presented: string, now: number = this.#now()): RedeemResult {
     if (!parsePresentedToken(presented)) return { ok: false, reason: "malformed" };

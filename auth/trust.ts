@@ -171,6 +171,22 @@ function checkLabel(label: unknown, action: string): void {
  *
  * When a key is both in the store and in the config, the store's entry
  * (and scope) wins; {@link TrustStore.remove} cannot remove a config key.
+ * A node's list is `node.trust`; `node.trust.add(id, scope)` is the way to
+ * trust a key (a running node sees the change at once).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { HuskiesNode, Identity } from "@huskies/sync";
+ *
+ * await using node = await HuskiesNode.open({ open: false });
+ * const peer = Identity.generate().nodeId;
+ * node.trust.add(peer, "read", "laptop");
+ * assert.equal(node.trust.scopeOf(peer), "read");
+ * assert.equal(node.trust.list()[0].label, "laptop");
+ * assert.equal(node.trust.remove(peer), true);
+ * assert.equal(node.trust.scopeOf(peer), undefined);
+ * ```
  */
 export class TrustStore {
   readonly #dir: string | null;
@@ -355,6 +371,8 @@ export class TrustStore {
    * returns the keys no longer trusted and those whose scope changed. Watchers
    * are told too. An in-memory store returns no change.
    * @throws {Error} the file is unreadable or corrupt (the previous list stays).
+   * The node rereads its own file; not part of the public API.
+   * @ignore
    */
   reload(): TrustChange {
     const before = this.#snapshot();
@@ -367,7 +385,9 @@ export class TrustStore {
   /**
    * Polls the file every `intervalMs` with {@link TrustStore.reload} and
    * calls `onChange` when keys were removed or changed scope, including
-   * changes made through this instance. Stops when `signal` aborts.
+   * changes made through this instance. Stops when `signal` aborts. The
+   * node watches its own trust list; not part of the public API.
+   * @ignore
    */
   watch(onChange: (change: TrustChange) => void, options: TrustWatchOptions = {}): void {
     const { signal, intervalMs = 500, onError } = options;

@@ -55,7 +55,22 @@ export interface JoinToken {
   hub: string;
 }
 
-/** Parses `hjt1.<16 hex>.<64 hex>.<64 hex>` (whitespace and case tolerated, §3.6). */
+/**
+ * Parses `hjt1.<16 hex>.<64 hex>.<64 hex>` (whitespace and case tolerated, §3.6).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { addJoinToken, HuskiesNode } from "@huskies/sync";
+ * import { parseJoinToken } from "@huskies/sync/conformance";
+ *
+ * await using hub = await HuskiesNode.open({ open: false });
+ * const { token } = addJoinToken(hub, { ttlMs: 60_000 });
+ * const parsed = parseJoinToken(` ${token.toUpperCase()}\n`);
+ * assert.equal(parsed.hub, hub.nodeId);
+ * assert.ok(token.startsWith(`hjt1.${parsed.wire}`));
+ * ```
+ */
 export function parseJoinToken(text: string): JoinToken {
   const match = /^hjt1\.([0-9a-f]{16})\.([0-9a-f]{64})\.([0-9a-f]{64})$/.exec(
     text.trim().toLowerCase(),

@@ -7,7 +7,21 @@
 import { hex, random, unhex } from "./wire/bytes.ts";
 import { KeyPair } from "./wire/ed25519.ts";
 
-/** Loads the key in `path`, creating it (0600) when the file does not exist. */
+/**
+ * Loads the key in `path`, creating it (0600) when the file does not exist.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { loadOrCreateKey } from "@huskies/sync/conformance";
+ *
+ * const dir = Deno.makeTempDirSync();
+ * const key = await loadOrCreateKey(`${dir}/suite.key`);
+ * assert.equal((await loadOrCreateKey(`${dir}/suite.key`)).id, key.id); // the same key next time
+ * assert.equal(Deno.statSync(`${dir}/suite.key`).mode! & 0o777, 0o600);
+ * Deno.removeSync(dir, { recursive: true });
+ * ```
+ */
 export async function loadOrCreateKey(path: string): Promise<KeyPair> {
   let text: string;
   try {

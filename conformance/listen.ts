@@ -6,7 +6,26 @@
 
 import { Conn } from "./wire/socket.ts";
 
-/** Accepts the peer's WebSocket connections at `/crdt-sync`. */
+/**
+ * Accepts the peer's WebSocket connections at `/crdt-sync`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { HuskiesNode } from "@huskies/sync";
+ * import { ListenServer } from "@huskies/sync/conformance";
+ *
+ * const listen = await ListenServer.start("127.0.0.1:0");
+ * try {
+ *   await using peer = await HuskiesNode.open();
+ *   peer.connect(listen.url); // the peer under test dials the suite
+ *   const conn = await listen.accept(5000);
+ *   assert.ok(conn !== undefined);
+ * } finally {
+ *   await listen.close();
+ * }
+ * ```
+ */
 export class ListenServer {
   readonly #server: Deno.HttpServer<Deno.NetAddr>;
   readonly #queue: Conn[] = [];

@@ -7,22 +7,31 @@
  * huskies-sync node, so a bug in the node cannot hide behind the same bug
  * in the suite.
  *
- * @example Run every case against an open peer
+ * @example Check a peer's handshake and operation rules
  * ```ts
- * import { formatResult, formatSummary, runConformance } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ * import { crdtSyncHandler, HuskiesNode } from "@huskies/sync";
+ * import { formatResult, formatSummary, runConformance } from "@huskies/sync/conformance";
  *
+ * // The peer under test: here a huskies-sync node, open to any key.
+ * await using peer = await HuskiesNode.open({ open: true });
+ * await using server = Deno.serve(
+ *   { hostname: "127.0.0.1", port: 0, onListen() {} },
+ *   crdtSyncHandler(peer),
+ * );
  * const report = await runConformance({
- *   url: "ws://127.0.0.1:3001/crdt-sync",
- *   onResult: (result) => console.log(formatResult(result)),
+ *   url: `ws://127.0.0.1:${server.addr.port}/crdt-sync`,
+ *   only: ["sync.clock-first", "document"], // areas or case ids; omit to run every case
+ *   onResult: (result) => assert.ok(formatResult(result).includes(result.id)),
  * });
- * console.log(formatSummary(report));
- * if (report.failed > 0) Deno.exitCode = 1;
+ * assert.equal(report.failed, 0, formatSummary(report));
+ * assert.ok(report.passed > 0);
  * ```
  *
  * @example As `deno test` tests, one per case
  * ```ts ignore
  * // peer_test.ts; run: HUSKIES_PEER_URL=ws://127.0.0.1:3001/crdt-sync deno test -A peer_test.ts
- * import { registerConformanceTests } from "./mod.ts";
+ * import { registerConformanceTests } from "@huskies/sync/conformance";
  *
  * registerConformanceTests({ url: Deno.env.get("HUSKIES_PEER_URL") });
  * ```

@@ -65,6 +65,24 @@ export async function runCase(testCase: Case, ctx: Context): Promise<CaseResult>
  * Runs the conformance cases (all, or those `options.only` selects) against
  * the peer at `options.url` and, with `options.listen`, the cases where the
  * peer dials the suite.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { crdtSyncHandler, HuskiesNode } from "@huskies/sync";
+ * import { runConformance } from "@huskies/sync/conformance";
+ *
+ * await using peer = await HuskiesNode.open({ open: true });
+ * await using server = Deno.serve(
+ *   { hostname: "127.0.0.1", port: 0, onListen() {} },
+ *   crdtSyncHandler(peer),
+ * );
+ * const report = await runConformance({
+ *   url: `ws://127.0.0.1:${server.addr.port}/crdt-sync`,
+ *   only: ["sync.clock-first"],
+ * });
+ * assert.deepEqual(report.results.map((r) => [r.id, r.status]), [["sync.clock-first", "PASS"]]);
+ * ```
  */
 export async function runConformance(options: ConformanceOptions): Promise<ConformanceReport> {
   const cases = selectCases(options.only);
@@ -89,7 +107,19 @@ export async function runConformance(options: ConformanceOptions): Promise<Confo
   };
 }
 
-/** One line for a result: `PASS id`, `FAIL id: expected … saw …`, `SKIP id: why`. */
+/**
+ * One line for a result: `PASS id`, `FAIL id: expected … saw …`, `SKIP id: why`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { formatResult } from "@huskies/sync/conformance";
+ *
+ * const line = formatResult({ id: "sync.ping", status: "FAIL", expected: "pong", seen: "close 1000", ms: 3 });
+ * assert.match(line, /^FAIL sync\.ping/);
+ * assert.match(line, /pong/);
+ * ```
+ */
 export function formatResult(result: CaseResult): string {
   switch (result.status) {
     case "PASS":
@@ -101,7 +131,18 @@ export function formatResult(result: CaseResult): string {
   }
 }
 
-/** The summary line. */
+/**
+ * The summary line.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { formatSummary } from "@huskies/sync/conformance";
+ *
+ * const line = formatSummary({ results: [], passed: 41, failed: 0, skipped: 10, connections: 60 });
+ * assert.match(line, /41 passed, 0 failed, 10 skipped/);
+ * ```
+ */
 export function formatSummary(report: ConformanceReport): string {
   return `${report.passed} passed, ${report.failed} failed, ${report.skipped} skipped`;
 }

@@ -222,6 +222,8 @@ export class CrdtDocument {
    * operation arrives at most once and after its dependencies. Takes time
    * proportional to the path length (plus the size of the written value).
    * Throws `TypeError` for an operation without a usable author, time or path.
+   * The replica calls it; not part of the public API.
+   * @ignore
    */
   apply(op: DocumentOperation): void {
     if (typeof op.author !== "string") {

@@ -89,7 +89,21 @@ function bytesEqualCt(a: Uint8Array, b: Uint8Array): boolean {
   return diff === 0;
 }
 
-/** A node's signing identity: its Ed25519 seed and public key. */
+/**
+ * A node's signing identity: its Ed25519 seed and public key.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { HuskiesNode, Identity } from "@huskies/sync";
+ *
+ * const identity = Identity.generate();
+ * assert.match(identity.nodeId, /^[0-9a-f]{64}$/);
+ * assert.equal(Identity.fromSeed(identity.exportSeed()).nodeId, identity.nodeId);
+ * await using node = await HuskiesNode.open({ identity });
+ * assert.equal(node.nodeId, identity.nodeId);
+ * ```
+ */
 export class Identity {
   /** The 32-byte Ed25519 public key. */
   readonly publicKey: Uint8Array;

@@ -98,6 +98,21 @@ export function operationId(op: UnsignedOperation): OpId {
  * {@link OPERATION_LIMITS}.maxBytes. A `SyntaxError` like every other parse
  * refusal; its own class so that a receiver can drop and count it as an
  * invalid operation rather than as a malformed frame.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { HuskiesNode, OperationTooLargeError } from "@huskies/sync";
+ *
+ * await using node = await HuskiesNode.open();
+ * // Two 40 kB strings: each within its own limit, together over the 64 KiB of one operation.
+ * const value = ["x".repeat(40_000), "y".repeat(40_000)];
+ * assert.throws(
+ *   () => node.replica.commit([{ type: "append", path: ["log"], value }]),
+ *   OperationTooLargeError,
+ * );
+ * assert.equal(node.replica.size, 0); // nothing was signed or stored
+ * ```
  */
 export class OperationTooLargeError extends SyntaxError {
   /** The canonical encoding's size in bytes. */

@@ -9,6 +9,30 @@ import type { JsonValue } from "./canonical.ts";
 import type { CrdtDocument } from "./document.ts";
 import type { Mutation } from "./operation.ts";
 
+/**
+ * There is no work item with that story id (`Pipeline.move`, `Pipeline.delete`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { HuskiesNode, ItemNotFoundError } from "@huskies/sync";
+ *
+ * await using node = await HuskiesNode.open();
+ * assert.throws(() => node.pipeline.move("S-404", "qa"), ItemNotFoundError);
+ * ```
+ */
+export class ItemNotFoundError extends Error {
+  /** The story id that was asked for. */
+  readonly storyId: string;
+
+  /** Creates the error: "Cannot <action>: no item <storyId>". */
+  constructor(action: string, storyId: string) {
+    super(`Cannot ${action}: no item ${storyId}`);
+    this.name = "ItemNotFoundError";
+    this.storyId = storyId;
+  }
+}
+
 /** The stages a work item moves through, in order. */
 export const STAGES = ["backlog", "coding", "qa", "merge", "done", "archived"] as const;
 
@@ -258,28 +282,24 @@ function toItem(storyId: string, value: JsonValue | undefined): WorkItem | undef
  *
  * @example
  * ```ts
- * import { CrdtDocument } from "./document.ts";
- * import type { Mutation } from "./operation.ts";
- * import { Pipeline } from "./pipeline.ts";
+ * import assert from "node:assert/strict";
+ * import { HuskiesNode, Identity, Pipeline, Replica } from "@huskies/sync";
  *
- * const document = new CrdtDocument();
- * let time = 0;
- * const nodeId = "a".repeat(64);
- * const host = {
- *   nodeId,
- *   document,
- *   commit(mutations: Mutation[]) {
- *     for (const mutation of mutations) {
- *       time++;
- *       document.apply({ author: nodeId, seq: time, time, mutation });
- *     }
- *   },
- * };
- * const pipeline = new Pipeline(host);
- * pipeline.put("s1", { name: "Login page" });
- * pipeline.move("s1", "coding");
- * pipeline.get("s1")?.stage; // "coding"
- * pipeline.events({ story: "s1" }).length; // 2
+ * await using node = await HuskiesNode.open();
+ * node.pipeline.put("s1", { name: "Login page" });
+ * node.pipeline.move("s1", "coding");
+ * assert.equal(node.pipeline.get("s1")?.stage, "coding");
+ * assert.deepEqual(node.pipeline.list({ stage: "coding" }).map((item) => item.story_id), ["s1"]);
+ * assert.deepEqual(
+ *   node.pipeline.events({ story: "s1" }).map((event) => [event.from, event.to]),
+ *   [[null, "backlog"], ["backlog", "coding"]],
+ * );
+ *
+ * // A pipeline over a bare replica (a replica is a PipelineHost).
+ * const replica = Replica.open({ identity: Identity.generate() });
+ * new Pipeline(replica).put("s2", {});
+ * assert.equal(new Pipeline(replica).get("s2")?.stage, "backlog");
+ * replica.close();
  * ```
  */
 export class Pipeline {
@@ -344,19 +364,19 @@ export class Pipeline {
 
   /**
    * Moves an existing item to `stage`, appending a {@link StageEvent} when the
-   * stage changes. Throws `Error` when there is no such item.
+   * stage changes. Throws {@link ItemNotFoundError} when there is no such item.
    */
   move(storyId: string, stage: Stage): WorkItem {
     validateStoryId(storyId, "storyId", "move item");
     validatePatch({ stage }, storyId, "move item");
-    if (!this.get(storyId)) throw new Error(`Cannot move item: no item ${storyId}`);
+    if (!this.get(storyId)) throw new ItemNotFoundError("move item", storyId);
     return this.put(storyId, { stage });
   }
 
-  /** Removes an existing item. Throws `Error` when there is no such item. */
+  /** Removes an existing item. Throws {@link ItemNotFoundError} when there is no such item. */
   delete(storyId: string): void {
     validateStoryId(storyId, "storyId", "delete item");
-    if (!this.get(storyId)) throw new Error(`Cannot delete item: no item ${storyId}`);
+    if (!this.get(storyId)) throw new ItemNotFoundError("delete item", storyId);
     this.#host.commit([{ type: "remove", path: ["items", storyId] }]);
   }
 

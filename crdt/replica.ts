@@ -56,10 +56,21 @@ export {
  *
  * @example
  * ```ts
- * import { Identity, Replica } from "./mod.ts";
- * const replica = Replica.open({ identity: Identity.generate() });
- * replica.commit([{ type: "update", path: ["items", "s1"], fields: { stage: "qa" } }]);
- * replica.document.get(["items", "s1", "stage"]); // "qa"
+ * import assert from "node:assert/strict";
+ * import { Identity, MemoryStore, Replica } from "@huskies/sync";
+ *
+ * const a = Replica.open({ identity: Identity.generate() });
+ * const [op] = a.commit([{ type: "update", path: ["items", "s1"], fields: { stage: "qa" } }]);
+ * assert.equal(a.document.get(["items", "s1", "stage"]), "qa");
+ *
+ * // Another replica receives what it lacks and reaches the same state.
+ * const b = Replica.open({ identity: Identity.generate(), store: new MemoryStore() });
+ * b.receive(a.opsSince(b.clock()));
+ * assert.equal(b.document.get(["items", "s1", "stage"]), "qa");
+ * assert.equal(b.stateHash(), a.stateHash());
+ * assert.deepEqual(b.clock(), { [op.author]: 1 });
+ * a.close();
+ * b.close();
  * ```
  */
 export class Replica {

@@ -13,6 +13,18 @@ import type { WriteGateState } from "./write_guard.ts";
  * The store's operations cannot be replayed: one does not match its id, or
  * they are out of order. The store is corrupt or was altered; nothing was
  * changed.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Identity, MemoryStore, Replica, ReplayError } from "@huskies/sync";
+ * import { makeChain, testIdentity } from "@huskies/sync/testing";
+ *
+ * const [op] = makeChain(testIdentity(1), 1);
+ * const store = new MemoryStore();
+ * store.append([{ ...op, time: op.time + 1 }]); // altered after signing: the id no longer matches
+ * assert.throws(() => Replica.open({ identity: Identity.generate(), store }), ReplayError);
+ * ```
  */
 export class ReplayError extends Error {
   /** Creates the error; `message` names the operation and the problem. */
@@ -28,7 +40,10 @@ export interface ReplicaOptions {
   identity: Identity;
   /** Where operations persist. @default a new MemoryStore */
   store?: Store;
-  /** Signature checker (shares its key cache). @default native node:crypto */
+  /**
+   * Signature checker (shares its key cache). @default native node:crypto
+   * @ignore
+   */
   verifier?: SignatureVerifier;
   /** Whether an author may write; operations by others are refused. @default everyone */
   mayAuthor?: (author: NodeId) => boolean;
@@ -36,7 +51,10 @@ export interface ReplicaOptions {
   pending?: PendingLimits;
   /** Bounds of the quarantine for operations of forked authors from their fork point on. */
   quarantine?: PendingLimits;
-  /** Bounds of the fork proofs held (and stored and sent); a proof beyond them is refused. */
+  /**
+   * Bounds of the fork proofs held (and stored and sent); a proof beyond them is refused.
+   * @ignore
+   */
   forkProofs?: ForkProofLimits;
   /**
    * Accept that the store lost some of this node's own operations (found at

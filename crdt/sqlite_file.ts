@@ -14,6 +14,18 @@ import type { ForkProof } from "./store.ts";
  * Thrown by {@link SqliteStore.open} when another process (or another
  * connection in this process) has the store open. Only one huskies-sync
  * process may use a data folder at a time.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { SqliteStore, StoreLockedError } from "@huskies/sync";
+ *
+ * const dir = Deno.makeTempDirSync();
+ * const store = SqliteStore.open(`${dir}/ops.db`);
+ * assert.throws(() => SqliteStore.open(`${dir}/ops.db`), StoreLockedError);
+ * store.close();
+ * Deno.removeSync(dir, { recursive: true });
+ * ```
  */
 export class StoreLockedError extends Error {
   /** The path of the store file. */
@@ -32,6 +44,18 @@ export class StoreLockedError extends Error {
  * by a newer schema version: by {@link SqliteStore.open}, and by
  * {@link SqliteStore.load} / {@link SqliteStore.loadForks} for a row that does
  * not decode. Nothing is ever deleted or rewritten to recover.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { SqliteStore, StoreCorruptError } from "@huskies/sync";
+ *
+ * const dir = Deno.makeTempDirSync();
+ * Deno.writeTextFileSync(`${dir}/ops.db`, "not a database");
+ * assert.throws(() => SqliteStore.open(`${dir}/ops.db`), StoreCorruptError);
+ * assert.equal(Deno.readTextFileSync(`${dir}/ops.db`), "not a database"); // left as it was
+ * Deno.removeSync(dir, { recursive: true });
+ * ```
  */
 export class StoreCorruptError extends Error {
   /** The path of the store file. */

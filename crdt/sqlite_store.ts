@@ -152,16 +152,18 @@ function encodeForStore(op: Operation, index: number): string {
  *
  * @example
  * ```ts
- * import { SqliteStore, StoreLockedError } from "./sqlite_store.ts";
+ * import assert from "node:assert/strict";
+ * import { HuskiesNode, SqliteStore, StoreLockedError } from "@huskies/sync";
+ *
  * const dir = Deno.makeTempDirSync();
- * const store = SqliteStore.open(`${dir}/ops.db`);
- * try {
- *   SqliteStore.open(`${dir}/ops.db`);
- * } catch (error) {
- *   console.assert(error instanceof StoreLockedError);
+ * {
+ *   await using node = await HuskiesNode.open({ store: SqliteStore.open(`${dir}/ops.db`) });
+ *   node.pipeline.put("S-1", { stage: "qa" });
+ *   // One process at a time: a second open of the same file is refused.
+ *   assert.throws(() => SqliteStore.open(`${dir}/ops.db`), StoreLockedError);
  * }
- * store.count(); // 0
- * for (const op of store.load()) console.log(op.id);
+ * const store = SqliteStore.open(`${dir}/ops.db`);
+ * assert.equal(store.count(), 2); // the item and its stage event
  * store.close();
  * Deno.removeSync(dir, { recursive: true });
  * ```

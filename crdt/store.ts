@@ -86,9 +86,15 @@ export interface Store {
  *
  * @example
  * ```ts
- * import { MemoryStore } from "./store.ts";
+ * import assert from "node:assert/strict";
+ * import { HuskiesNode, MemoryStore } from "@huskies/sync";
+ *
  * const store = new MemoryStore();
- * store.count(); // 0
+ * await using node = await HuskiesNode.open({ store });
+ * node.pipeline.put("S-1", { stage: "qa" });
+ * // The item and its stage event: two signed operations, both stored.
+ * assert.equal(store.count(), 2);
+ * assert.deepEqual([...store.load()].map((op) => op.mutation.type), ["update", "append"]);
  * ```
  */
 export class MemoryStore implements Store {

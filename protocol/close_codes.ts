@@ -49,7 +49,18 @@ const PERMANENT = new Set<number>([
   CloseCode.INCOMPATIBLE_VERSION,
 ]);
 
-/** True when a close with `code` means retrying cannot succeed without an operator's change. */
+/**
+ * True when a close with `code` means retrying cannot succeed without an operator's change.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { CloseCode, isPermanentClose } from "@huskies/sync";
+ *
+ * assert.equal(isPermanentClose(CloseCode.NOT_TRUSTED), true); // 4403: trust the key first
+ * assert.equal(isPermanentClose(CloseCode.GOING_AWAY), false); // 1001: retry later
+ * ```
+ */
 export function isPermanentClose(code: number): boolean {
   return PERMANENT.has(code);
 }

@@ -13,11 +13,19 @@ import type { ConnectOptions, HuskiesNode, RendezvousClient } from "./node.ts";
  *
  * @example
  * ```ts
- * import { crdtSyncHandler, HuskiesNode } from "../mod.ts";
- * const node = await HuskiesNode.open();
- * const server = Deno.serve({ port: 0, onListen() {} }, crdtSyncHandler(node));
- * await server.shutdown();
- * await node.close();
+ * import assert from "node:assert/strict";
+ * import { crdtSyncHandler, HuskiesNode } from "@huskies/sync";
+ *
+ * await using node = await HuskiesNode.open();
+ * await using server = Deno.serve(
+ *   { hostname: "127.0.0.1", port: 0, onListen() {} },
+ *   crdtSyncHandler(node, () => new Response("hello")),
+ * );
+ * const base = `http://127.0.0.1:${server.addr.port}`;
+ * assert.equal(await (await fetch(`${base}/`)).text(), "hello");
+ * const upgrade = await fetch(`${base}/crdt-sync`); // not a WebSocket upgrade
+ * assert.equal(upgrade.status, 426);
+ * await upgrade.body?.cancel();
  * ```
  */
 export function crdtSyncHandler(
@@ -28,15 +36,20 @@ export function crdtSyncHandler(
 }
 
 /**
- * Trusts `keys` (node ids) with `scope`. An empty trust list means an open
- * mesh unless the node was opened with `open: false`.
+ * Trusts `keys` (node ids) with `scope`: the reference-style alias of
+ * `node.trust.add(key, scope)` for each key, the one documented way to
+ * trust a key. An empty trust list means an open mesh unless the node was
+ * opened with `open: false`.
  *
  * @example
  * ```ts
- * import { HuskiesNode, Identity, initTrustedKeys } from "../mod.ts";
- * const node = await HuskiesNode.open({ open: false });
- * initTrustedKeys(node, [Identity.generate().nodeId]);
- * await node.close();
+ * import assert from "node:assert/strict";
+ * import { HuskiesNode, Identity, initTrustedKeys } from "@huskies/sync";
+ *
+ * await using node = await HuskiesNode.open({ open: false });
+ * const peer = Identity.generate().nodeId;
+ * initTrustedKeys(node, [peer]); // the same as node.trust.add(peer, "write")
+ * assert.equal(node.trust.scopeOf(peer), "write");
  * ```
  */
 export function initTrustedKeys(
@@ -53,11 +66,14 @@ export function initTrustedKeys(
  *
  * @example
  * ```ts
- * import { addJoinToken, HuskiesNode } from "../mod.ts";
- * const hub = await HuskiesNode.open({ open: false });
+ * import assert from "node:assert/strict";
+ * import { addJoinToken, HuskiesNode } from "@huskies/sync";
+ *
+ * await using hub = await HuskiesNode.open({ open: false });
  * const { token } = addJoinToken(hub, { ttlMs: 60 * 60 * 1000, uses: 1 });
- * console.log(token.startsWith("hjt1.")); // true
- * await hub.close();
+ * assert.ok(token.startsWith("hjt1."));
+ * assert.ok(token.endsWith(hub.nodeId)); // the joiner pins this hub
+ * assert.equal(hub.tokens.list().length, 1);
  * ```
  */
 export function addJoinToken(node: HuskiesNode, options: CreateTokenOptions): CreatedToken {
@@ -66,15 +82,20 @@ export function addJoinToken(node: HuskiesNode, options: CreateTokenOptions): Cr
 
 /**
  * Dials `url` (a `ws://` or `wss://` URL ending in `/crdt-sync`) and keeps the
- * connection alive with backoff until stopped.
+ * connection alive with backoff until stopped: the reference-style alias of
+ * {@link HuskiesNode.connect}, the one documented way to dial.
  *
  * @example
  * ```ts
- * import { HuskiesNode, spawnRendezvousClient } from "../mod.ts";
- * const node = await HuskiesNode.open();
- * const client = spawnRendezvousClient(node, "ws://127.0.0.1:3001/crdt-sync");
- * await client.stop();
- * await node.close();
+ * import assert from "node:assert/strict";
+ * import { HuskiesNode, spawnRendezvousClient } from "@huskies/sync";
+ *
+ * await using node = await HuskiesNode.open();
+ * // The same as node.connect(url): it keeps retrying with backoff until stopped.
+ * const client = spawnRendezvousClient(node, "ws://127.0.0.1:9/crdt-sync");
+ * assert.equal(client.url, "ws://127.0.0.1:9/crdt-sync");
+ * const outcome = await client.stop();
+ * assert.equal(outcome.permanent, false);
  * ```
  */
 export function spawnRendezvousClient(

@@ -30,7 +30,7 @@ export interface BackoffOptions {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { backoffDelay } from "@huskies/sync";
+ * import { backoffDelay } from "./backoff.ts";
  * assert.equal(backoffDelay(1, { jitter: 0 }), 1000);
  * assert.equal(backoffDelay(10, { jitter: 0 }), 30000);
  * const delay = backoffDelay(3); // full jitter: anywhere in [0, 4000]

@@ -66,21 +66,35 @@ export {
 } from "./node_options.ts";
 
 /**
- * A huskies-sync node.
+ * A huskies-sync node: one replica with its identity, store, trust list,
+ * join tokens and sessions. Serve it with `crdtSyncHandler(node)` (or
+ * {@link HuskiesNode.handleRequest}), dial peers with
+ * {@link HuskiesNode.connect}, trust keys with `node.trust.add(id, scope)`,
+ * and close it with {@link HuskiesNode.close} or `await using`.
  *
- * @example
+ * @example A hub and a spoke that trust each other
  * ```ts
- * import { HuskiesNode } from "./node.ts";
- * const hub = await HuskiesNode.open({});
- * const server = Deno.serve({ port: 0, onListen() {} }, (req, info) =>
- *   hub.handleRequest(req, info) ?? new Response("not found", { status: 404 }));
- * const spoke = await HuskiesNode.open({});
- * spoke.connect(`ws://127.0.0.1:${server.addr.port}/crdt-sync`);
+ * import assert from "node:assert/strict";
+ * import { crdtSyncHandler, HuskiesNode } from "@huskies/sync";
+ *
+ * await using hub = await HuskiesNode.open({ open: false });
+ * await using server = Deno.serve(
+ *   { hostname: "127.0.0.1", port: 0, onListen() {} },
+ *   crdtSyncHandler(hub),
+ * );
+ * await using spoke = await HuskiesNode.open({ open: false });
+ * hub.trust.add(spoke.nodeId, "write");
+ * spoke.trust.add(hub.nodeId, "write");
+ *
+ * const client = spoke.connect(`ws://127.0.0.1:${server.addr.port}/crdt-sync`);
+ * await spoke.connected(hub.nodeId, { timeoutMs: 5000 });
+ * assert.equal(client.info().state, "connected");
+ *
+ * const applied = hub.once("applied", { timeoutMs: 5000 });
  * spoke.pipeline.put("S-1", { stage: "coding" });
- * await hub.once("applied", { timeoutMs: 5000 });
- * await spoke.close();
- * await hub.close();
- * await server.shutdown();
+ * assert.equal((await applied).from, spoke.nodeId);
+ * assert.equal(hub.pipeline.get("S-1")?.stage, "coding");
+ * assert.equal(hub.status().stateHash, spoke.status().stateHash);
  * ```
  */
 export class HuskiesNode {

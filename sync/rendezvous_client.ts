@@ -96,7 +96,22 @@ export function checkRendezvousOptions(options: RendezvousOptions): void {
   }
 }
 
-/** See the module doc. Created by `HuskiesNode.connect`, or directly with any attempt function. */
+/**
+ * See the module doc. Created by `HuskiesNode.connect`, or directly with any attempt function.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { CloseCode, HuskiesNode } from "@huskies/sync";
+ *
+ * await using node = await HuskiesNode.open();
+ * const client = node.connect("ws://127.0.0.1:9/crdt-sync", { initialMs: 50, maxMs: 100 });
+ * assert.ok(["connecting", "waiting"].includes(client.info().state));
+ * const outcome = await client.stop();
+ * assert.deepEqual(outcome, { code: CloseCode.NORMAL, reason: outcome.reason, permanent: false });
+ * assert.equal((await client.stopped).permanent, false);
+ * ```
+ */
 export class RendezvousClient {
   /** The peer URL. */
   readonly url: string;

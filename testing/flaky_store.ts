@@ -11,6 +11,19 @@ export const DISK_ERROR = "simulated disk error";
 /**
  * A {@link MemoryStore} whose `append` sometimes fails as a disk can: it
  * throws and stores nothing. Failures start once the store is armed.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { DISK_ERROR, FlakyStore, makeChain, testIdentity } from "@huskies/sync/testing";
+ *
+ * const store = new FlakyStore(() => true); // every armed append fails
+ * const [first, second] = makeChain(testIdentity(1), 2);
+ * store.append([first]);
+ * store.arm();
+ * assert.throws(() => store.append([second]), { message: DISK_ERROR });
+ * assert.equal(store.count(), 1);
+ * ```
  */
 export class FlakyStore extends MemoryStore {
   readonly #fails: () => boolean;

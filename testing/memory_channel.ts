@@ -67,21 +67,20 @@ class MemoryEnd implements Channel {
  * Two connected channel ends: what one sends, the other receives (in order,
  * asynchronously); closing either closes both.
  *
- * @example Connect two nodes with no sockets
+ * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { HuskiesNode } from "@huskies/sync";
- * import { memoryDialer } from "@huskies/sync/testing";
+ * import { memoryChannelPair } from "@huskies/sync/testing";
  *
- * const hub = await HuskiesNode.open({ open: true });
- * const spoke = await HuskiesNode.open({ open: true, dialer: memoryDialer(() => hub) });
- * spoke.connect("memory://hub");
- * await spoke.connected(hub.nodeId, { timeoutMs: 5000 });
- * spoke.pipeline.put("S-1", { stage: "qa" });
- * await hub.once("applied", { timeoutMs: 5000 });
- * assert.equal(hub.pipeline.get("S-1")?.stage, "qa");
- * await spoke.close();
- * await hub.close();
+ * const [a, b] = memoryChannelPair();
+ * const got: (string | Uint8Array)[] = [];
+ * const closed = Promise.withResolvers<[number, string]>();
+ * b.listen({ frame: (data) => got.push(data), closed: (code, reason) => closed.resolve([code, reason]) });
+ * a.listen({ frame() {}, closed() {} });
+ * a.send("hello");
+ * a.close(1000, "done");
+ * assert.deepEqual(await closed.promise, [1000, "done"]);
+ * assert.deepEqual(got, ["hello"]); // frames arrive in order, before the close
  * ```
  */
 export function memoryChannelPair(): [Channel, Channel] {
@@ -95,6 +94,21 @@ export function memoryChannelPair(): [Channel, Channel] {
 /**
  * A {@link Dialer} that connects to nodes in this process: `resolve` names
  * the node for a URL (undefined: unreachable). Pass it as `NodeOptions.dialer`.
+ *
+ * @example Connect two nodes with no sockets
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { HuskiesNode } from "@huskies/sync";
+ * import { memoryDialer } from "@huskies/sync/testing";
+ *
+ * await using hub = await HuskiesNode.open({ open: true });
+ * await using spoke = await HuskiesNode.open({ open: true, dialer: memoryDialer(() => hub) });
+ * spoke.connect("memory://hub");
+ * await spoke.connected(hub.nodeId, { timeoutMs: 5000 });
+ * spoke.pipeline.put("S-1", { stage: "qa" });
+ * await hub.once("applied", { timeoutMs: 5000 });
+ * assert.equal(hub.pipeline.get("S-1")?.stage, "qa");
+ * ```
  */
 export function memoryDialer(resolve: (url: string) => HuskiesNode | undefined): Dialer {
   return (url) => {

@@ -193,7 +193,28 @@ export interface UnexpectedClose {
   reason: string;
 }
 
-/** The simulated network. */
+/** The simulated network. *
+ * @example Two real nodes on a lossy simulated link converge
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { SimNetwork, testIdentity } from "@huskies/sync/testing";
+ *
+ * const net = new SimNetwork({ seed: 7 });
+ * try {
+ *   const a = await net.addNode("a", testIdentity(1));
+ *   const b = await net.addNode("b", testIdentity(2));
+ *   const link = net.addLink(a, b);
+ *   net.connect(link); // a dials b over the simulated link, on virtual time
+ *   a.pipeline.put("S-1", { stage: "qa" });
+ *   net.drop(link); // the link breaks; a's client reconnects with backoff
+ *   await net.runUntilQuiescent();
+ *   assert.deepEqual(net.divergence(), []);
+ *   assert.equal(b.pipeline.get("S-1")?.stage, "qa");
+ * } finally {
+ *   await net.close();
+ * }
+ * ```
+ */
 export class SimNetwork {
   /** The seed this network was created with. */
   readonly seed: number;
@@ -830,7 +851,18 @@ export class SimNetwork {
   }
 }
 
-/** A clock as a string with sorted authors (short ids), for comparing and printing. */
+/**
+ * A clock as a string with sorted authors (short ids), for comparing and printing.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { canonicalClock } from "@huskies/sync/testing";
+ *
+ * assert.equal(canonicalClock({ ["b".repeat(64)]: 2, ["a".repeat(64)]: 1 }), "aaaaaaaa:1,bbbbbbbb:2");
+ * assert.equal(canonicalClock({}), "{}");
+ * ```
+ */
 export function canonicalClock(clock: Record<string, number>): string {
   const authors = Object.keys(clock).sort();
   if (authors.length === 0) return "{}";

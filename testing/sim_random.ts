@@ -3,7 +3,21 @@
  * @module
  */
 
-/** A seeded 32-bit generator (mulberry32) returning floats in [0, 1). */
+/**
+ * A seeded 32-bit generator (mulberry32) returning floats in [0, 1).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { mulberry32 } from "@huskies/sync/testing";
+ *
+ * const a = mulberry32(42);
+ * const b = mulberry32(42);
+ * const x = a();
+ * assert.ok(x >= 0 && x < 1);
+ * assert.equal(b(), x); // same seed, same sequence
+ * ```
+ */
 export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
@@ -15,7 +29,21 @@ export function mulberry32(seed: number): () => number {
   };
 }
 
-/** Random choices drawn from one seeded {@link mulberry32} stream. */
+/**
+ * Random choices drawn from one seeded {@link mulberry32} stream.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Rng } from "@huskies/sync/testing";
+ *
+ * const rng = new Rng(1);
+ * const roll = rng.int(1, 6);
+ * assert.ok(Number.isInteger(roll) && roll >= 1 && roll <= 6);
+ * assert.equal(new Rng(1).int(1, 6), roll);
+ * assert.equal(rng.chance(0), false);
+ * ```
+ */
 export class Rng {
   readonly #next: () => number;
 

@@ -4,7 +4,9 @@
  * `@huskies/sync/testing`) so that other store implementations run the same
  * cases as the built-in ones.
  *
- * Call {@link storeConformance} from a test file to register its cases:
+ * Call {@link storeConformance} from a test file to register its cases (not
+ * run here: it registers `Deno.test`s, which a doc example cannot; this
+ * repository runs it in `tests/store_test.ts`):
  *
  * ```ts ignore
  * import { MemoryStore } from "@huskies/sync";
@@ -48,7 +50,18 @@ export interface StoreConformanceOptions {
   durable?: boolean;
 }
 
-/** A deterministic identity for tests: the seed is 32 bytes of `n`. */
+/**
+ * A deterministic identity for tests: the seed is 32 bytes of `n`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { testIdentity } from "@huskies/sync/testing";
+ *
+ * assert.equal(testIdentity(1).nodeId, testIdentity(1).nodeId);
+ * assert.notEqual(testIdentity(1).nodeId, testIdentity(2).nodeId);
+ * ```
+ */
 export function testIdentity(n: number): Identity {
   return Identity.fromSeed(new Uint8Array(32).fill(n));
 }
@@ -69,6 +82,21 @@ export interface ChainOptions {
  * Builds `n` real signed operations by `identity`, each naming the previous
  * one as `prev`, with `deps: []` and increasing `time`. The default mutation
  * is `{type: "update", path: ["items", "s1"], fields: {stage: "coding"}}`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Identity, Replica } from "@huskies/sync";
+ * import { makeChain, testIdentity } from "@huskies/sync/testing";
+ *
+ * const ops = makeChain(testIdentity(1), 3);
+ * assert.deepEqual(ops.map((op) => op.seq), [1, 2, 3]);
+ * assert.equal(ops[1].prev, ops[0].id);
+ * const replica = Replica.open({ identity: Identity.generate() });
+ * replica.receive(ops);
+ * assert.equal(replica.size, 3);
+ * replica.close();
+ * ```
  */
 export function makeChain(identity: Identity, n: number, options: ChainOptions = {}): Operation[] {
   const startSeq = options.startSeq ?? 1;
@@ -92,7 +120,23 @@ export function makeChain(identity: Identity, n: number, options: ChainOptions =
   return ops;
 }
 
-/** Two different signed operations by `identity` at seq 1, as a fork proof (smaller id first). */
+/**
+ * Two different signed operations by `identity` at seq 1, as a fork proof (smaller id first).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { MemoryStore } from "@huskies/sync";
+ * import { makeForkProof, testIdentity } from "@huskies/sync/testing";
+ *
+ * const proof = makeForkProof(testIdentity(1), "qa");
+ * assert.equal(proof.seq, 1);
+ * assert.ok(proof.a.id < proof.b.id);
+ * const store = new MemoryStore();
+ * store.saveFork(proof);
+ * assert.equal(store.loadForks().length, 1);
+ * ```
+ */
 export function makeForkProof(identity: Identity, stage: string): ForkProof {
   const [x] = makeChain(identity, 1, {
     mutation: () => ({ type: "update", path: ["items", "s1"], fields: { stage } }),

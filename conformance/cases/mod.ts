@@ -41,5 +41,16 @@ export interface CaseInfo {
   title: string;
 }
 
-/** The id and title of every case, in run order. */
+/**
+ * The id and title of every case, in run order.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { CASE_LIST } from "@huskies/sync/conformance";
+ *
+ * assert.ok(CASE_LIST.some((info) => info.id.startsWith("handshake.")));
+ * assert.equal(new Set(CASE_LIST.map((info) => info.id)).size, CASE_LIST.length);
+ * ```
+ */
 export const CASE_LIST: readonly CaseInfo[] = CASES.map(({ id, title }) => ({ id, title }));

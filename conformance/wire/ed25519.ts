@@ -47,7 +47,20 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   return out;
 }
 
-/** An Ed25519 key pair: the suite's identity or a throwaway author. */
+/**
+ * An Ed25519 key pair: the suite's identity or a throwaway author.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { KeyPair } from "@huskies/sync/conformance";
+ *
+ * const key = KeyPair.generate();
+ * assert.match(key.id, /^[0-9a-f]{64}$/);
+ * assert.equal(KeyPair.fromSeed(key.seed).id, key.id);
+ * assert.equal(key.sign(new Uint8Array(32)).length, 64);
+ * ```
+ */
 export class KeyPair {
   /** Node id: lowercase hex of the public key. */
   readonly id: string;
