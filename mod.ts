@@ -33,9 +33,14 @@ export {
   HuskiesNode,
   type NodeOptions,
   type NodeStatus,
+  type OperationRef,
+  PeersTimeoutError,
   PING_INTERVAL_SECS,
   PONG_TIMEOUT_SECS,
+  STARTUP_GRACE_SECS,
   SYNC_PATH,
+  type WriteGateStateName,
+  type WriteGateStatus,
 } from "./sync/node.ts";
 export {
   type AttemptResult,

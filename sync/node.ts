@@ -36,15 +36,29 @@ import {
   type NodeOptions,
   type NodeStatus,
   PING_INTERVAL_SECS,
+  STARTUP_GRACE_SECS,
 } from "./node_options.ts";
 import type { SessionLimits } from "./session.ts";
 import type { PeerSession, SessionRunner } from "./session_runner.ts";
 import { realTimers, type Timers } from "./timers.ts";
-import { emitReplicaEvents, watchTrust } from "./node_wiring.ts";
-import { waitConnected, type WaitOptions, waitSynced } from "./node_waits.ts";
+import {
+  emitReplicaEvents,
+  reportWriteGateAtOpen,
+  watchStartup,
+  watchTrust,
+  writeGateStatus,
+} from "./node_wiring.ts";
+import {
+  type OperationRef,
+  waitConnected,
+  waitForPeers,
+  type WaitOptions,
+  waitSynced,
+} from "./node_waits.ts";
 import { handleSyncRequest, webSocketDialer } from "./websocket.ts";
 
 export { SYNC_PATH } from "./websocket.ts";
+export { type OperationRef, PeersTimeoutError, type WaitOptions } from "./node_waits.ts";
 export {
   RENDEZVOUS_ERROR_THRESHOLD,
   RendezvousClient,
@@ -63,7 +77,16 @@ export {
   type NodeStatus,
   PING_INTERVAL_SECS,
   PONG_TIMEOUT_SECS,
+  STARTUP_GRACE_SECS,
+  type WriteGateStateName,
+  type WriteGateStatus,
 } from "./node_options.ts";
+
+/** True when the store holds, or its own-head record counts, operations of the node's own key. */
+function hasOwnHistory(replica: Replica): boolean {
+  return (replica.clock()[replica.nodeId] ?? 0) > 0 ||
+    replica.writeGate.state().lostHistory !== null;
+}
 
 /**
  * A huskies-sync node.
@@ -108,6 +131,7 @@ export class HuskiesNode {
   readonly #clients = new Set<RendezvousClient>();
   readonly #abort = new AbortController();
   readonly #counters = { applied: 0, invalid: 0, unauthorized: 0 };
+  readonly #stopStartup: () => void;
   #closed = false;
 
   private constructor(
@@ -116,6 +140,7 @@ export class HuskiesNode {
     tokens: TokenStore,
     verifier: SignatureVerifier,
     options: NodeOptions,
+    startupGraceMs: number,
   ) {
     this.replica = replica;
     this.policy = policy;
@@ -159,6 +184,14 @@ export class HuskiesNode {
     });
     this.#hub.attach(replica);
     emitReplicaEvents(replica, this.#hub, this.#events, this.#counters, this.#logger);
+    reportWriteGateAtOpen(replica, this.#logger, this.timers.now());
+    this.#stopStartup = watchStartup(
+      replica,
+      this.#events,
+      this.timers,
+      this.#logger,
+      startupGraceMs,
+    );
     watchTrust(this.trust, policy, this.#hub, this.#logger, {
       signal: this.#abort.signal,
       intervalMs: options.trustPollMs ?? 500,
@@ -171,8 +204,14 @@ export class HuskiesNode {
    */
   static async open(options: NodeOptions = {}): Promise<HuskiesNode> {
     const dir = options.dataDir;
-    const identity = options.identity ??
-      (dir ? (await loadOrCreateIdentity(dir)).identity : Identity.generate());
+    const loaded = options.identity === undefined && dir
+      ? await loadOrCreateIdentity(dir)
+      : undefined;
+    const identity = options.identity ?? loaded?.identity ?? Identity.generate();
+    // A restarted key may have operations at peers that this store lost; a new one cannot.
+    const keyExisted = loaded !== undefined && !loaded.created;
+    let startupGraceMs = options.startupGraceMs ?? (keyExisted ? STARTUP_GRACE_SECS * 1000 : 0);
+    const timers = options.timers ?? realTimers;
     const trust = options.trust ??
       (dir
         ? TrustStore.open(dir, { configKeys: options.trustedKeys })
@@ -189,12 +228,22 @@ export class HuskiesNode {
         verifier,
         pending: options.pending,
         mayAuthor: (author) => author === identity.nodeId || policy.mayAuthor(author),
+        startupGraceMs: startupGraceMs > 0 ? startupGraceMs : undefined,
+        acceptLostHistory: options.acceptLostHistory,
+        claimTimeoutMs: options.claimTimeoutMs,
+        now: () => timers.now(),
       });
     } catch (error) {
       store?.close();
       throw error;
     }
-    return new HuskiesNode(replica, policy, tokens, verifier, options);
+    if (options.startupGraceMs === undefined && startupGraceMs > 0 && !hasOwnHistory(replica)) {
+      // A key that never signed here (`huskies keys create`, then a first start) has nothing
+      // to lose; only an explicit grace covers a key restored alone.
+      replica.writeGate.startupComplete();
+      startupGraceMs = 0;
+    }
+    return new HuskiesNode(replica, policy, tokens, verifier, options, startupGraceMs);
   }
 
   /** This node's id. */
@@ -300,6 +349,41 @@ export class HuskiesNode {
     return waitSynced(this.#events, this.timers, () => this.sessions(), options);
   }
 
+  /**
+   * Where the newest operation this node signed sits (after a `pipeline`
+   * write: that write's last operation), for {@link waitForPeers}; undefined
+   * before its first.
+   */
+  ownHead(): OperationRef | undefined {
+    const seq = this.replica.clock()[this.nodeId];
+    return seq === undefined ? undefined : { author: this.nodeId, seq };
+  }
+
+  /**
+   * Resolves with the peers (at least `count`) whose latest clock (sent at
+   * the start of a session and with every heartbeat, so within one heartbeat
+   * interval of arriving) counts `operations`: the write has reached them.
+   * Rejects with `PeersTimeoutError` after `options.timeoutMs` (the write
+   * stays applied here and keeps spreading), or when `options.signal` aborts.
+   * @throws {RangeError} `count` is not a whole number >= 0.
+   */
+  waitForPeers(
+    operations: OperationRef | readonly OperationRef[],
+    count: number,
+    options: WaitOptions = {},
+  ): Promise<NodeId[]> {
+    const targets = Array.isArray(operations) ? operations : [operations as OperationRef];
+    return waitForPeers(
+      this.#events,
+      this.timers,
+      () => this.sessions(),
+      () => this.replica.clock(),
+      targets,
+      count,
+      options,
+    );
+  }
+
   /** A snapshot of the node's state, peers and counters. */
   status(): NodeStatus {
     return {
@@ -311,6 +395,7 @@ export class HuskiesNode {
       peers: this.sessions().map((session) => session.stats()),
       rendezvous: [...this.#clients].map((client) => client.info()),
       counters: { ...this.#counters },
+      writeGate: writeGateStatus(this.replica.writeGate.state(), this.timers.now()),
     };
   }
 
@@ -321,6 +406,7 @@ export class HuskiesNode {
   async close(reason = "node shutting down"): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#stopStartup();
     this.#abort.abort();
     const stopping = [...this.#clients].map((client) => client.stop());
     for (const session of this.#hub.members()) session.close(CloseCode.GOING_AWAY, reason);

@@ -7,10 +7,13 @@
 import type { AccessPolicy, TrustStore } from "../auth/mod.ts";
 import type { NodeId } from "../crdt/identity.ts";
 import type { Replica } from "../crdt/replica.ts";
+import { refusalMessage, type WriteGateState } from "../crdt/write_guard.ts";
 import { CloseCode } from "../protocol/close_codes.ts";
 import type { Direction, NodeEventEmitter } from "./events.ts";
 import type { Hub } from "./hub.ts";
 import type { Logger } from "./logger.ts";
+import type { WriteGateStatus } from "./node_options.ts";
+import type { Timers } from "./timers.ts";
 import type { SessionEvent } from "./session_types.ts";
 import type { SessionRunner } from "./session_runner.ts";
 
@@ -103,4 +106,95 @@ export function watchTrust(
         error: error.message,
       }),
   });
+}
+
+/** The write gate as the node's status shows it (pure). */
+export function writeGateStatus(gate: WriteGateState, now: number): WriteGateStatus {
+  const refusal = gate.refusal;
+  const lost = gate.lostHistory ? { lostHistory: { ...gate.lostHistory } } : {};
+  if (refusal === null) return { state: "open", reason: null, retryable: true, ...lost };
+  const reason = refusalMessage(refusal, now);
+  switch (refusal.reason) {
+    case "own-key-forked":
+      return { state: "own-key-forked", reason, retryable: false };
+    case "lost-history":
+    case "own-evidence":
+      return { state: "lost-history", reason, retryable: true, ...lost };
+    case "starting":
+      return { state: "starting", reason, retryable: true, until: refusal.until };
+    case "peer-claim":
+      return { state: "claim", reason, retryable: true, until: refusal.until };
+  }
+}
+
+/**
+ * Says loudly at open what the write gate refuses for: a lost own history
+ * (ERROR: what was lost and how to recover) or a forked own key (ERROR).
+ */
+export function reportWriteGateAtOpen(replica: Replica, logger: Logger, now: number): void {
+  const gate = replica.writeGate.state();
+  if (gate.lostHistory) {
+    const { recorded, held } = gate.lostHistory;
+    logger.log(
+      "error",
+      `lost history: the store holds ${held} of this node's own operations but its durable ` +
+        `record says it signed ${recorded}; ${recorded - held} recent own operations are missing ` +
+        "(a truncated WAL, or an older ops.db restored). Writes are refused until peers send " +
+        "them back; keep this node connected to its peers. After a deliberate restore with no " +
+        "peer holding them, restart with `huskies serve --accept-lost-history` (risky: if a " +
+        "peer does hold them, the next write forks this node's key)",
+      { recorded, held, missing: recorded - held },
+    );
+  }
+  if (gate.refusal?.reason === "own-key-forked") {
+    logger.log("error", refusalMessage(gate.refusal, now), {
+      forkPoint: gate.refusal.forkPoint,
+    });
+  }
+}
+
+/**
+ * Ends the start-up grace: when a peer's catch-up to us completes (the
+ * session's caught-up event; the replica has already ended the "starting"
+ * state), or when `graceMs` passes with none, with a WARN that writes are now
+ * allowed without having heard from a peer. Returns a function that cancels
+ * the grace timer (on close).
+ */
+export function watchStartup(
+  replica: Replica,
+  events: NodeEventEmitter,
+  timers: Timers,
+  logger: Logger,
+  graceMs: number,
+): () => void {
+  if (graceMs <= 0) return () => {};
+  const started = timers.now();
+  let waiting = true;
+  const done = () => {
+    waiting = false;
+    stopListening();
+    timers.clearTimeout(timer);
+  };
+  const stopListening = events.on("caught-up", ({ peer, operations }) => {
+    if (!waiting) return;
+    done();
+    logger.log("info", "start-up: caught up with a peer; writes allowed", {
+      peer,
+      operations,
+      afterMs: timers.now() - started,
+    });
+  });
+  const timer = timers.setTimeout(() => {
+    if (!waiting) return;
+    done();
+    replica.writeGate.startupComplete();
+    logger.log(
+      "warn",
+      `start-up grace of ${graceMs / 1000} s passed without a catch-up from any peer; writes ` +
+        "are now allowed without having heard from a peer (if a peer holds newer operations of " +
+        "this node's key, they can fork it)",
+      { graceMs },
+    );
+  }, graceMs);
+  return done;
 }

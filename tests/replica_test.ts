@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { CrdtDocument } from "../crdt/document.ts";
 import type { Operation } from "../crdt/operation.ts";
 import { signOperation } from "../crdt/operation.ts";
-import { LOCAL_ORIGIN, Replica, WriteRefusedError } from "../crdt/replica.ts";
+import { Replica, WriteRefusedError } from "../crdt/replica.ts";
 import { SqliteStore } from "../crdt/sqlite_store.ts";
 import { type AppendOptions, type ForkProof, MemoryStore } from "../crdt/store.ts";
 import { identity, OpFactory, setField } from "./helpers.ts";
