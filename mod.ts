@@ -39,6 +39,7 @@ export {
   PONG_TIMEOUT_SECS,
   STARTUP_GRACE_SECS,
   SYNC_PATH,
+  WRITE_GATE_STATES,
   type WriteGateStateName,
   type WriteGateStatus,
 } from "./sync/node.ts";

@@ -38,6 +38,8 @@ h2 { font-size: 1rem; margin: 0 0 .5rem; }
 .syncing, .waiting, .connecting { color: var(--warn); border-color: var(--warn); }
 .down, .stopped, .blocked, .gone { color: var(--bad); border-color: var(--bad); }
 .frozen { color: var(--accent); border-color: var(--accent); }
+.alert { margin: 0; padding: .5rem .75rem; border: 1px solid var(--bad); border-radius: 6px;
+  color: var(--bad); background: var(--card); }
 .stats { display: flex; flex-wrap: wrap; gap: .75rem; }
 .stat { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: .5rem .75rem;
   min-width: 8rem; }
@@ -186,6 +188,13 @@ function render(s) {
   $("version").textContent = "huskies " + s.version;
   $("mesh").textContent = s.open ? "open mesh" : "closed mesh";
   $("state-hash").textContent = s.stateHash;
+  const gate = s.writeGate || { state: "open", reason: null };
+  $("write-gate").textContent = "writes: " + gate.state;
+  $("write-gate").className = "badge " + (gate.state === "open" ? "live"
+    : gate.state === "own-key-forked" || gate.state === "lost-history" ? "down" : "waiting");
+  $("write-gate").title = gate.reason || "writes are signed";
+  $("write-gate-reason").textContent = gate.reason || "";
+  $("write-gate-reason").hidden = !gate.reason;
   $("stats").replaceChildren(
     stat(s.operations, "operations held"),
     stat(s.counters.applied, "applied since start"),
@@ -268,11 +277,13 @@ export const STATUS_PAGE_HTML = `<!doctype html>
   <div title="hash of the visible state: equal on nodes that have converged">state
     <code id="state-hash"></code></div>
   <span id="mesh" class="badge"></span>
+  <span id="write-gate" class="badge"></span>
   <span id="mesh-state" class="badge" title="the best state among the peers and rendezvous clients below"></span>
   <span id="connection" class="badge connecting" title="this page's live feed">reconnecting to the node</span>
   <span id="version" class="empty"></span>
 </header>
 <main>
+  <p id="write-gate-reason" class="alert" hidden></p>
   <section><div id="stats" class="stats"></div></section>
   <section>
     <h2>Peers</h2>

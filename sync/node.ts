@@ -78,6 +78,7 @@ export {
   PING_INTERVAL_SECS,
   PONG_TIMEOUT_SECS,
   STARTUP_GRACE_SECS,
+  WRITE_GATE_STATES,
   type WriteGateStateName,
   type WriteGateStatus,
 } from "./node_options.ts";

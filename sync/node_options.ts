@@ -128,7 +128,16 @@ export interface NodeStatus {
  * `claim` (a peer says it holds own operations we lack; waiting a bounded
  * time for them), `own-key-forked` (permanent: the key is used elsewhere).
  */
-export type WriteGateStateName = "open" | "starting" | "lost-history" | "claim" | "own-key-forked";
+export type WriteGateStateName = typeof WRITE_GATE_STATES[number];
+
+/** Every {@link WriteGateStateName}, for metrics and pages. */
+export const WRITE_GATE_STATES = [
+  "open",
+  "starting",
+  "lost-history",
+  "claim",
+  "own-key-forked",
+] as const;
 
 /** The write gate in a node's status. */
 export interface WriteGateStatus {

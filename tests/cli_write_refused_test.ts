@@ -10,7 +10,7 @@ import { WriteRefusedError } from "../crdt/replica.ts";
 import { writeRefusedResponse } from "../cli/http/admin.ts";
 import { resolveServeSettings } from "../cli/serve.ts";
 import { parseProjectConfig } from "../cli/config.ts";
-import { huskies, removeDir, ServeProcess, tempDir } from "./cli_helpers.ts";
+import { huskies, removeDir, ServeProcess, tempDir, waitFor } from "./cli_helpers.ts";
 
 Deno.test("a restarted serve refuses writes retryably until its start-up grace ends", async () => {
   const dir = await tempDir();
@@ -120,4 +120,63 @@ Deno.test("serve reads the start-up grace from --startup-grace over startup_grac
     () => parseProjectConfig('startup_grace_secs = "ten"\n', "/x/project.toml"),
     /startup_grace_secs/,
   );
+});
+
+Deno.test("a node that lost own history says so: ERROR at start, status, metrics, refused writes", async () => {
+  const dir = await tempDir();
+  const data = join(dir, "node");
+  let serve: ServeProcess | undefined;
+  try {
+    serve = await ServeProcess.start(["--data-dir", data, "--listen", "127.0.0.1:0"]);
+    assert.equal((await huskies(["item", "put", "S-1", "--data-dir", data])).code, 0);
+    assert.equal(await serve.stop(), 0);
+    await Deno.copyFile(join(data, "ops.db"), join(dir, "backup.db"));
+    serve = await ServeProcess.start([
+      ...["--data-dir", data, "--listen", "127.0.0.1:0", "--startup-grace", "0.5"],
+    ]);
+    // The restarted node waits for its grace, with no peer: writes after it ends.
+    await waitFor(
+      async () => {
+        const put = await huskies(["item", "put", "S-2", "--data-dir", data]);
+        return put.code === 0 ? true : undefined;
+      },
+      "a write after the start-up grace",
+      20_000,
+      500,
+    );
+    assert.match(serve.stderr, /start-up grace of 0.5 s passed without a catch-up from any peer/);
+    assert.equal(await serve.stop(), 0);
+    await Deno.copyFile(join(dir, "backup.db"), join(data, "ops.db")); // restore the older store
+
+    serve = await ServeProcess.start([
+      ...["--data-dir", data, "--listen", "127.0.0.1:0", "--startup-grace", "0"],
+    ]);
+    await waitFor(() => /lost history/.test(serve!.stderr) || undefined, "the ERROR", 5_000);
+    assert.match(serve.stderr, /ERROR.*lost history: the store holds \d+ of this node's own/);
+    assert.match(serve.stderr, /--accept-lost-history/);
+    const text = await huskies(["status", "--data-dir", data]);
+    assert.match(text.stdout, /^writes\s+LOST-HISTORY: refused for now\. Cannot commit: /m);
+    const json = JSON.parse((await huskies(["status", "--json", "--data-dir", data])).stdout);
+    assert.equal(json.writeGate.state, "lost-history");
+    assert.ok(json.writeGate.lostHistory.recorded > json.writeGate.lostHistory.held);
+    const metrics = await (await fetch(new URL("/metrics", serve.statusUrl))).text();
+    assert.match(metrics, /^huskies_write_gate\{state="lost-history"\} 1$/m);
+    const put = await huskies(["item", "put", "S-3", "--data-dir", data]);
+    assert.equal(put.code, 12, put.stderr);
+    assert.match(put.stderr, /recent writes were lost/);
+    assert.equal(await serve.stop(), 0);
+
+    // The operator accepts the loss after a deliberate restore.
+    serve = await ServeProcess.start([
+      ...["--data-dir", data, "--listen", "127.0.0.1:0", "--accept-lost-history"],
+      ...["--startup-grace", "0"],
+    ]);
+    const accepted = await huskies(["item", "put", "S-3", "--data-dir", data]);
+    assert.equal(accepted.code, 0, accepted.stderr);
+    const open = JSON.parse((await huskies(["status", "--json", "--data-dir", data])).stdout);
+    assert.equal(open.writeGate.state, "open");
+  } finally {
+    if (serve) await serve.stop();
+    await removeDir(dir);
+  }
 });
