@@ -115,7 +115,8 @@ function renderPeers(peers, departed) {
     tr.dataset.peer = p.peer;
     tr.append(
       peerCell(p.peer, p.label), el("td", "", p.direction), badgeCell(p.state),
-      numCell(p.clockLag), numCell(p.opsIn), numCell(p.opsOut), numCell(bytes(p.bytesIn)),
+      numCell(p.clockLag), numCell(p.behind == null ? "?" : p.behind), numCell(p.opsIn),
+      numCell(p.opsOut), numCell(bytes(p.bytesIn)),
       numCell(bytes(p.bytesOut)),
       numCell(p.catchupMs === null ? "\u2013" : (p.catchupMs / 1000).toFixed(1) + " s"),
       el("td", "", "connected " + ago(p.since)),
@@ -126,7 +127,7 @@ function renderPeers(peers, departed) {
     const tr = el("tr");
     tr.dataset.peer = p.peer;
     tr.append(peerCell(p.peer, p.label), el("td", "", p.direction), badgeCell("gone"));
-    for (let i = 0; i < 6; i++) tr.append(numCell("\u2013"));
+    for (let i = 0; i < 7; i++) tr.append(numCell("\u2013"));
     tr.append(el("td", "", "last seen " + ago(p.lastSeenAt)));
     rows.push(tr);
   }
@@ -289,7 +290,8 @@ export const STATUS_PAGE_HTML = `<!doctype html>
     <h2>Peers</h2>
     <p id="peers-empty" class="empty">No peers connected.</p>
     <div class="scroll"><table id="peers-table" hidden>
-      <thead><tr><th>Peer</th><th>Direction</th><th>State</th><th class="num">Lag (ops)</th>
+      <thead><tr><th>Peer</th><th>Direction</th><th>State</th><th class="num" title="operations we hold that the peer's clock lacks">Lag (ops)</th>
+        <th class="num" title="operations the peer's clock counts that we lack">Behind</th>
         <th class="num">Ops in</th><th class="num">Ops out</th><th class="num">Bytes in</th>
         <th class="num">Bytes out</th><th class="num">Catch-up</th><th>Seen</th></tr></thead>
       <tbody id="peers-body"></tbody>

@@ -27,6 +27,7 @@ import {
 } from "./events.ts";
 import { Hub } from "./hub.ts";
 import { PeerConnections } from "./peer_connections.ts";
+import { PeerClocks } from "./peer_clocks.ts";
 import { type Logger, silentLogger } from "./logger.ts";
 import { checkRendezvousOptions, RendezvousClient } from "./rendezvous_client.ts";
 import {
@@ -43,7 +44,9 @@ import type { PeerSession, SessionRunner } from "./session_runner.ts";
 import { realTimers, type Timers } from "./timers.ts";
 import {
   emitReplicaEvents,
+  logCatchUps,
   reportWriteGateAtOpen,
+  summariseRefusals,
   watchStartup,
   watchTrust,
   writeGateStatus,
@@ -132,7 +135,9 @@ export class HuskiesNode {
   readonly #clients = new Set<RendezvousClient>();
   readonly #abort = new AbortController();
   readonly #counters = { applied: 0, invalid: 0, unauthorized: 0 };
+  readonly #peerClocks = new PeerClocks();
   readonly #stopStartup: () => void;
+  readonly #stopLogs: (() => void)[];
   #closed = false;
 
   private constructor(
@@ -182,10 +187,15 @@ export class HuskiesNode {
       hub: this.#hub,
       events: this.#events,
       counters: this.#counters,
+      peerClocks: this.#peerClocks,
     });
     this.#hub.attach(replica);
     emitReplicaEvents(replica, this.#hub, this.#events, this.#counters, this.#logger);
     reportWriteGateAtOpen(replica, this.#logger, this.timers.now());
+    this.#stopLogs = [
+      summariseRefusals(this.#events, this.timers, this.#logger),
+      logCatchUps(this.#events, this.timers, this.#logger),
+    ];
     this.#stopStartup = watchStartup(
       replica,
       this.#events,
@@ -313,6 +323,7 @@ export class HuskiesNode {
         : this.#abort.signal,
       timers: this.timers,
       logger: this.#logger,
+      self: this.nodeId,
     });
     this.#clients.add(client);
     client.stopped.then(() => this.#clients.delete(client));
@@ -366,7 +377,7 @@ export class HuskiesNode {
    * interval of arriving) counts `operations`: the write has reached them.
    * Rejects with `PeersTimeoutError` after `options.timeoutMs` (the write
    * stays applied here and keeps spreading), or when `options.signal` aborts.
-   * @throws {RangeError} `count` is not a whole number >= 0.
+   * Rejects with a RangeError when `count` is not a whole number >= 0.
    */
   waitForPeers(
     operations: OperationRef | readonly OperationRef[],
@@ -378,11 +389,20 @@ export class HuskiesNode {
       this.#events,
       this.timers,
       () => this.sessions(),
-      () => this.replica.clock(),
+      (peer) => this.#peerClocks.clockOf(peer),
       targets,
       count,
       options,
     );
+  }
+
+  /**
+   * How many operations `peer`'s latest clock (from its `clock` frame or
+   * heartbeat) counts that this node lacks: how far behind it this node is,
+   * also while catching up. Undefined when it has reported no clock.
+   */
+  behind(peer: NodeId): number | undefined {
+    return this.#peerClocks.behind(peer, this.replica.clock());
   }
 
   /** A snapshot of the node's state, peers and counters. */
@@ -412,6 +432,7 @@ export class HuskiesNode {
     const stopping = [...this.#clients].map((client) => client.stop());
     for (const session of this.#hub.members()) session.close(CloseCode.GOING_AWAY, reason);
     await Promise.all(stopping);
+    for (const stop of this.#stopLogs) stop();
     this.replica.close();
   }
 

@@ -102,22 +102,20 @@ export class PeersTimeoutError extends Error {
 
 /**
  * The peers whose latest reported clock (sent at the start and with every
- * heartbeat) surely counts every one of `targets` (pure). A session's stats
- * give its clock lag, the operations we hold that its clock does not count;
- * so its clock counts at least `ours[author] - lag` of an author's, and an
- * operation at `seq` is covered when that is at least `seq`.
+ * heartbeat) counts every one of `targets` (pure): `clockOf(peer)[author]`
+ * is at least the target's `seq`.
  */
 export function peersCovering(
   sessions: readonly PeerSession[],
-  ours: VectorClock,
+  clockOf: (peer: NodeId) => VectorClock | undefined,
   targets: readonly OperationRef[],
 ): NodeId[] {
   const peers = new Set<NodeId>();
   for (const session of sessions) {
     if (session.isClosed) continue;
-    const { clockLag, legacy } = session.stats();
-    if (legacy) continue;
-    if (targets.every((t) => (ours[t.author] ?? 0) - clockLag >= t.seq)) peers.add(session.peer);
+    const clock = clockOf(session.peer);
+    if (clock === undefined) continue;
+    if (targets.every((t) => (clock[t.author] ?? 0) >= t.seq)) peers.add(session.peer);
   }
   return [...peers];
 }
@@ -126,13 +124,13 @@ export function peersCovering(
  * Resolves with the peers (at least `count`) whose latest clock counts every
  * one of `targets`; rejects with {@link PeersTimeoutError} after
  * `options.timeoutMs`, or with the signal's reason when aborted.
- * @throws {RangeError} `count` is not a whole number >= 0.
+ * Rejects with a RangeError when `count` is not a whole number >= 0.
  */
 export async function waitForPeers(
   events: NodeEventEmitter,
   timers: Timers,
   sessions: () => PeerSession[],
-  ours: () => VectorClock,
+  clockOf: (peer: NodeId) => VectorClock | undefined,
   targets: readonly OperationRef[],
   count: number,
   options: WaitOptions,
@@ -144,7 +142,7 @@ export async function waitForPeers(
   }
   const start = timers.now();
   for (;;) {
-    const covering = peersCovering(sessions(), ours(), targets);
+    const covering = peersCovering(sessions(), clockOf, targets);
     if (covering.length >= count) return covering;
     options.signal?.throwIfAborted();
     const left = options.timeoutMs === undefined

@@ -198,3 +198,119 @@ export function watchStartup(
   }, graceMs);
   return done;
 }
+
+/** Shortest interval between two refused-operations summaries, and between catch-up progress logs, ms. */
+export const OPERATOR_LOG_INTERVAL_MS = 10_000;
+
+/** Refused operations per peer and author, as the summary log counts them. */
+type RefusalTally = Map<NodeId, Map<NodeId, { invalid: number; unauthorized: number }>>;
+
+/** Formats a refused-operations tally as one line per peer (pure). */
+export function formatRefusals(tally: RefusalTally): string {
+  const parts: string[] = [];
+  for (const [peer, authors] of tally) {
+    const each = [...authors].map(([author, { invalid, unauthorized }]) => {
+      const kinds = [
+        invalid ? `${invalid} invalid` : "",
+        unauthorized ? `${unauthorized} unauthorized` : "",
+      ].filter(Boolean).join(", ");
+      return `${author.slice(0, 12)}: ${kinds}`;
+    });
+    parts.push(`from peer ${peer.slice(0, 12)} by ${each.join("; ")}`);
+  }
+  return parts.join(" | ");
+}
+
+/**
+ * Logs refused operations as a rate-limited WARN summary: at once for the
+ * first, then at most once per {@link OPERATOR_LOG_INTERVAL_MS} with what
+ * accumulated, naming the peers and authors with counts and the fix for
+ * unauthorized authors. Returns a function that stops it.
+ */
+export function summariseRefusals(
+  events: NodeEventEmitter,
+  timers: Timers,
+  logger: Logger,
+): () => void {
+  let tally: RefusalTally = new Map();
+  let timer: unknown;
+  let lastAt = -Infinity;
+  const flush = () => {
+    timer = undefined;
+    if (tally.size === 0) return;
+    lastAt = timers.now();
+    let unauthorized = false;
+    let total = 0;
+    for (const authors of tally.values()) {
+      for (const counts of authors.values()) {
+        total += counts.invalid + counts.unauthorized;
+        unauthorized ||= counts.unauthorized > 0;
+      }
+    }
+    const authors = [...new Set([...tally.values()].flatMap((a) => [...a.keys()]))];
+    logger.log(
+      "warn",
+      `refused ${total} operation${total === 1 ? "" : "s"}: ${formatRefusals(tally)}` +
+        (unauthorized
+          ? "; unauthorized authors lack write scope here (`huskies trust add <author>` if they " +
+            "should write)"
+          : "; invalid operations failed verification (a buggy or hostile peer)"),
+      { operations: total, authors },
+    );
+    tally = new Map();
+  };
+  const stop = events.on("refused", (event) => {
+    if (event.kind !== "operations") return;
+    let authors = tally.get(event.peer);
+    if (authors === undefined) tally.set(event.peer, authors = new Map());
+    for (const [author, counts] of Object.entries(event.byAuthor)) {
+      const known = authors.get(author) ?? { invalid: 0, unauthorized: 0 };
+      known.invalid += counts.invalid;
+      known.unauthorized += counts.unauthorized;
+      authors.set(author, known);
+    }
+    if (timer !== undefined) return;
+    const wait = lastAt + OPERATOR_LOG_INTERVAL_MS - timers.now();
+    if (wait <= 0) flush();
+    else timer = timers.setTimeout(flush, wait);
+  });
+  return () => {
+    stop();
+    if (timer !== undefined) timers.clearTimeout(timer);
+    flush();
+  };
+}
+
+/**
+ * Logs each peer's catch-up to us: progress (operations received so far,
+ * at most once per {@link OPERATOR_LOG_INTERVAL_MS} per peer) and completion
+ * with the count and duration. Returns a function that stops it.
+ */
+export function logCatchUps(events: NodeEventEmitter, timers: Timers, logger: Logger): () => void {
+  const running = new Map<NodeId, { received: number; since: number; loggedAt: number }>();
+  const stops = [
+    events.on("peer-authenticated", ({ peer }) => {
+      const now = timers.now();
+      running.set(peer, { received: 0, since: now, loggedAt: now });
+    }),
+    events.on("applied", ({ operations, from }) => {
+      const entry = from === undefined ? undefined : running.get(from);
+      if (entry === undefined) return;
+      entry.received += operations.length;
+      const now = timers.now();
+      if (now - entry.loggedAt < OPERATOR_LOG_INTERVAL_MS) return;
+      entry.loggedAt = now;
+      logger.log("info", "catching up from peer", {
+        peer: from,
+        operations: entry.received,
+        elapsedMs: now - entry.since,
+      });
+    }),
+    events.on("caught-up", ({ peer, operations, durationMs }) => {
+      running.delete(peer);
+      logger.log("info", "caught up from peer", { peer, operations, durationMs });
+    }),
+    events.on("session-closed", ({ peer }) => running.delete(peer)),
+  ];
+  return () => stops.forEach((stop) => stop());
+}

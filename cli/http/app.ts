@@ -245,7 +245,9 @@ export class HttpApp {
         lostHistory: status.writeGate.lostHistory ?? null,
       },
       counters: status.counters,
-      peers: this.#tracker.peers().map((p) => peerJson(p, labels.get(p.peer) ?? null)),
+      peers: this.#tracker.peers().map((p) =>
+        peerJson(p, labels.get(p.peer) ?? null, this.#node.behind(p.peer) ?? null)
+      ),
       departedPeers: this.#tracker.departed().map((p) => ({
         peer: p.peer,
         label: labels.get(p.peer) ?? null,
