@@ -51,7 +51,8 @@
 
 // The node: options, status, events, waits, its outbound clients.
 export { HuskiesNode, type NodeOptions, type NodeStatus } from "./sync/node.ts";
-export type { ConnectOptions } from "./sync/node_options.ts";
+export { type ConnectOptions, type WriteGateStatus } from "./sync/node_options.ts";
+export { type OperationRef, PeersTimeoutError } from "./sync/node_waits.ts";
 export type {
   Direction,
   NodeEventListener,

@@ -16,6 +16,7 @@
  * public_metrics = false                    # node and peer ids in /metrics for everyone
  * max_unauthenticated = 64                  # connections still in the handshake, at once
  * attempts_per_minute_per_address = 30      # handshake attempts per source address per minute
+ * startup_grace_secs = 10                   # no writes after a restart until a peer caught us up
  * ```
  * @module
  */
@@ -61,6 +62,8 @@ export interface ProjectConfig {
   attemptsPerMinutePerAddress?: number;
   /** `public_host` (a string becomes a one-element list). */
   publicHosts?: string[];
+  /** `startup_grace_secs`: the start-up grace, seconds (0 disables it). */
+  startupGraceSecs?: number;
 }
 
 /** Keys `project.toml` may contain. */
@@ -75,6 +78,7 @@ export const CONFIG_KEYS = [
   "public_metrics",
   "max_unauthenticated",
   "attempts_per_minute_per_address",
+  "startup_grace_secs",
 ] as const;
 
 /**
@@ -111,6 +115,27 @@ export function checkCount(text: string, name: string): number {
     !/^\d+$/.test(text.trim()) || !Number.isSafeInteger(value) || value < 1 || value > 1_000_000
   ) {
     throw new TypeError(`Cannot use ${name} "${text}": expected a whole number from 1 to 1000000`);
+  }
+  return value;
+}
+
+/** Longest start-up grace accepted, seconds. */
+export const MAX_STARTUP_GRACE_SECS = 3600;
+
+/**
+ * Reads the start-up grace (pure): seconds from 0 to
+ * {@link MAX_STARTUP_GRACE_SECS}, fractions allowed. `name` is the flag or
+ * key named in the message.
+ * @throws {TypeError} it is not such a number.
+ */
+export function checkGraceSeconds(text: string, name: string): number {
+  const value = Number(text.trim());
+  if (
+    !/^\d+(\.\d+)?$/.test(text.trim()) || !(value >= 0 && value <= MAX_STARTUP_GRACE_SECS)
+  ) {
+    throw new TypeError(
+      `Cannot use ${name} "${text}": expected seconds from 0 to ${MAX_STARTUP_GRACE_SECS}`,
+    );
   }
   return value;
 }
@@ -238,6 +263,16 @@ export function parseProjectConfig(text: string, file: string): ProjectConfig {
           const count = checkCount(String(value), key);
           if (key === "max_unauthenticated") config.maxUnauthenticated = count;
           else config.attemptsPerMinutePerAddress = count;
+        } catch (error) {
+          throw configError(file, (error as Error).message, error);
+        }
+        break;
+      case "startup_grace_secs":
+        if (typeof value !== "number" && typeof value !== "bigint") {
+          throw bad("a number of seconds");
+        }
+        try {
+          config.startupGraceSecs = checkGraceSeconds(String(value), key);
         } catch (error) {
           throw configError(file, (error as Error).message, error);
         }

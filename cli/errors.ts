@@ -43,6 +43,17 @@ export const ExitCode = {
   EXISTS: 10,
   /** `huskies verify`: the store is sound but this node's own key is forked (used elsewhere). */
   OWN_KEY_FORKED: 11,
+  /**
+   * The node refused to sign the write (nothing was changed): retryable while
+   * it starts or waits for its own operations from peers; not retryable when
+   * its own key is forked. The message says which and what to do.
+   */
+  WRITE_REFUSED: 12,
+  /**
+   * `--wait-peers`: the write is applied and durable on this node, but fewer
+   * peers than asked confirmed holding it within the timeout.
+   */
+  PEERS_TIMEOUT: 13,
   /** A later SIGINT/SIGTERM (after the duplicate window) forced the process to exit. */
   INTERRUPTED: 130,
 } as const;

@@ -19,6 +19,7 @@ import { locate } from "./config.ts";
 import { ExitCode, UsageError } from "./errors.ts";
 import { formatTime, shortId, table } from "./format.ts";
 import { AdminClient } from "./runtime.ts";
+import { DEFAULT_WAIT_PEERS_SECS, parseWaitPeers } from "./http/admin.ts";
 import { type EventJson, type ItemJson, type ItemPatchJson, toJsonText } from "./json.ts";
 
 const STAGE_LIST = STAGES.join(", ");
@@ -127,15 +128,60 @@ const STORY_ID = {
   description: "the item's id: 1 to 128 of A-Z a-z 0-9 . _ : -",
 };
 
+const WAIT_OPTIONS: Record<string, OptionSpec> = {
+  "wait-peers": {
+    type: "string",
+    value: "N",
+    description: "return only once N peers' clocks count the change (exit 13 if not in time)",
+  },
+  timeout: {
+    type: "string",
+    value: "S",
+    description: `seconds --wait-peers waits at most (default ${DEFAULT_WAIT_PEERS_SECS})`,
+  },
+};
+
+/**
+ * The admin query and request timeout of `--wait-peers N [--timeout S]`
+ * (pure; the rule is `parseWaitPeers`); empty without `--wait-peers`.
+ * @throws {UsageError} a value is out of range, or `--timeout` comes alone.
+ */
+export function waitPeersFlags(
+  args: ParsedArgs,
+  command: string,
+): { query: Record<string, string>; timeoutMs?: number } {
+  let wait: ReturnType<typeof parseWaitPeers>;
+  try {
+    wait = parseWaitPeers(
+      stringOption(args, "wait-peers"),
+      stringOption(args, "timeout"),
+      command.replace("item ", "") + " item",
+      { peers: "--wait-peers", secs: "--timeout" },
+    );
+  } catch (error) {
+    throw new UsageError(command, (error as Error).message);
+  }
+  if (wait === undefined) return { query: {} };
+  return {
+    query: { waitPeers: String(wait.count), timeoutSecs: String(wait.timeoutMs / 1000) },
+    // The node answers within its wait; give the request room beyond it.
+    timeoutMs: wait.timeoutMs + 15_000,
+  };
+}
+
 const NOTE = "Acts on the node running for the data folder (through its admin API); " +
   "start one with `huskies serve`.";
+
+const WRITE_NOTE = "Returns once the change is applied and durably stored on the node. " +
+  "Exit code 12 when the node refuses to sign it (nothing changed; the message says whether " +
+  "to retry); 13 when --wait-peers N peers did not confirm it in time (it is made here).";
 
 /** `huskies item put`. */
 export const itemPutCommand: Command = {
   path: ["item", "put"],
   summary: "create or update a work item",
   description: `Creates the item (with defaults for fields not given) or updates the fields
-given. ${NOTE}`,
+given. ${WRITE_NOTE} ${NOTE}`,
   positionals: [STORY_ID],
   options: {
     stage: { type: "string", value: "S", description: `stage: ${STAGE_LIST}` },
@@ -149,17 +195,20 @@ given. ${NOTE}`,
       value: "ID,...",
       description: 'story ids this item depends on ("" clears them)',
     },
+    ...WAIT_OPTIONS,
     ...COMMON,
   },
   examples: [
     'huskies item put S-42 --name "Login page" --stage coding --agent alice',
     "huskies item put S-43 --depends-on S-42 --blocked true",
+    "huskies item put S-44 --stage qa --wait-peers 2 --timeout 10",
   ],
   async run(args, ctx) {
     const patch = buildPatch(args);
+    const wait = waitPeersFlags(args, "item put");
     const id = args.positionals[0];
     const admin = await client(args, "item put");
-    const item = await admin.call<ItemJson>("adminItemPut", { id }, patch);
+    const item = await admin.call<ItemJson>("adminItemPut", { id, ...wait.query }, patch, wait);
     print(ctx, args, item, () => formatItem(item));
     return ExitCode.OK;
   },
@@ -211,13 +260,19 @@ export const itemMoveCommand: Command = {
   path: ["item", "move"],
   summary: "move a work item to another stage",
   description: `Records a stage event when the stage changes. Exit code 3 when there is no
-such item. ${NOTE}`,
+such item. ${WRITE_NOTE} ${NOTE}`,
   positionals: [STORY_ID, { name: "stage", description: STAGE_LIST }],
-  options: COMMON,
+  options: { ...WAIT_OPTIONS, ...COMMON },
   async run(args, ctx) {
     const [id, stage] = args.positionals;
+    const wait = waitPeersFlags(args, "item move");
     const admin = await client(args, "item move");
-    const item = await admin.call<ItemJson>("adminItemMove", { id }, { stage });
+    const item = await admin.call<ItemJson>(
+      "adminItemMove",
+      { id, ...wait.query },
+      { stage },
+      wait,
+    );
     print(ctx, args, item, () => `Moved ${item.storyId} to ${item.stage}.`);
     return ExitCode.OK;
   },
@@ -227,13 +282,19 @@ such item. ${NOTE}`,
 export const itemDeleteCommand: Command = {
   path: ["item", "delete"],
   summary: "delete a work item",
-  description: `Exit code 3 when there is no such item. ${NOTE}`,
+  description: `Exit code 3 when there is no such item. ${WRITE_NOTE} ${NOTE}`,
   positionals: [STORY_ID],
-  options: COMMON,
+  options: { ...WAIT_OPTIONS, ...COMMON },
   async run(args, ctx) {
     const id = args.positionals[0];
+    const wait = waitPeersFlags(args, "item delete");
     const admin = await client(args, "item delete");
-    const result = await admin.call<{ deleted: string }>("adminItemDelete", { id });
+    const result = await admin.call<{ deleted: string }>(
+      "adminItemDelete",
+      { id, ...wait.query },
+      undefined,
+      wait,
+    );
     print(ctx, args, result, () => `Deleted ${result.deleted}.`);
     return ExitCode.OK;
   },

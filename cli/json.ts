@@ -172,13 +172,23 @@ export type PeerJson = Omit<PeerView, "since" | "liveAt" | "catchupMs"> & {
   liveAt: string | null;
   /** Time from authentication to live, or `null` while catching up. */
   catchupMs: number | null;
+  /**
+   * Operations the peer's latest clock counts that this node lacks (how far
+   * behind it this node is, e.g. during catch-up), or `null` before it sent one.
+   */
+  behind: number | null;
 };
 
 /** A peer session as JSON. */
-export function peerJson(peer: PeerView, label: string | null = null): PeerJson {
+export function peerJson(
+  peer: PeerView,
+  label: string | null = null,
+  behind: number | null = null,
+): PeerJson {
   return {
     ...peer,
     label,
+    behind,
     since: isoTime(peer.since),
     liveAt: isoTime(peer.liveAt),
     catchupMs: peer.catchupMs === undefined ? null : wholeMs(peer.catchupMs),

@@ -10,7 +10,7 @@
  * most that much (read `huskies_catchup_duration_seconds` with that in mind).
  * @module
  */
-import type { NodeStatus } from "../sync/node.ts";
+import { type NodeStatus, WRITE_GATE_STATES } from "../sync/node.ts";
 import type { SessionStats } from "../sync/session.ts";
 import type { ProcessSample } from "./process_metrics.ts";
 
@@ -205,7 +205,14 @@ export interface MetricsInput {
   /** The node's status. */
   status: Pick<
     NodeStatus,
-    "nodeId" | "operations" | "stateHash" | "pending" | "forks" | "counters" | "rendezvous"
+    | "nodeId"
+    | "operations"
+    | "stateHash"
+    | "pending"
+    | "forks"
+    | "counters"
+    | "rendezvous"
+    | "writeGate"
   >;
   /** Live sessions. */
   peers: readonly PeerView[];
@@ -344,6 +351,13 @@ export function renderMetrics(input: MetricsInput): string {
     [
       [{}, status.forks.length],
     ],
+  );
+  family(
+    "huskies_write_gate",
+    "gauge",
+    "1 for the write gate's state: open (writes are signed), starting, lost-history, claim or " +
+      "own-key-forked.",
+    WRITE_GATE_STATES.map((state) => [{ state }, status.writeGate.state === state ? 1 : 0]),
   );
   family(
     "huskies_peer_clock_lag_operations",

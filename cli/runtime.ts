@@ -12,6 +12,7 @@ import { CliError, ExitCode, UsageError } from "./errors.ts";
 import { FileAccessError, readSecretFileSync } from "../auth/files.ts";
 import { type AdminRouteName, routePath, ROUTES } from "./http/routes.ts";
 import { isLoopback } from "./http/guard.ts";
+import { PEERS_TIMEOUT_CODE, WRITE_REFUSED_CODE } from "./http/admin.ts";
 
 /** Contents of `serve.json`. */
 export interface ServeInfo {
@@ -204,7 +205,9 @@ export class AdminClient {
     name: AdminRouteName,
     query: Record<string, string | undefined> = {},
     body?: unknown,
+    options: { timeoutMs?: number } = {},
   ): Promise<T> {
+    const timeoutMs = options.timeoutMs ?? 15_000;
     const method = ROUTES[name].method;
     const url = new URL(routePath(name, query), this.info.adminUrl);
     let response: Response;
@@ -216,11 +219,11 @@ export class AdminClient {
           ...(body === undefined ? {} : { "content-type": "application/json" }),
         },
         body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(15_000),
+        signal: AbortSignal.timeout(timeoutMs),
       });
     } catch (error) {
       const reason = (error as Error).name === "TimeoutError"
-        ? `${this.info.adminUrl} did not answer within 15 s`
+        ? `${this.info.adminUrl} did not answer within ${Math.round(timeoutMs / 1000)} s`
         : `${this.info.adminUrl} is not answering; serve.json may be stale`;
       throw notRunning(this.#dataDir, reason);
     }
@@ -236,6 +239,22 @@ export class AdminClient {
     const reason = typeof message === "string" ? message : `HTTP ${response.status}`;
     if (response.status === 400) throw new UsageError(this.#command, reason);
     if (response.status === 404) throw new CliError(ExitCode.NOT_FOUND, reason);
+    const details = parsed as { code?: unknown; retryable?: unknown; retryAfterSecs?: unknown };
+    if (details?.code === PEERS_TIMEOUT_CODE) {
+      throw new CliError(ExitCode.PEERS_TIMEOUT, reason, {
+        hint: "The change is made here; to see how far it got, run `huskies status`.",
+      });
+    }
+    if (details?.code === WRITE_REFUSED_CODE) {
+      throw new CliError(ExitCode.WRITE_REFUSED, reason, {
+        hint: details.retryable === true
+          ? `Nothing was changed. Retryable: run the same command again in ${
+            Number(details.retryAfterSecs) || 1
+          } s or later.`
+          : "Nothing was changed. Not retryable: this node cannot write until an operator " +
+            "acts as the message says.",
+      });
+    }
     if (response.status === 403) {
       throw new CliError(ExitCode.FAILURE, `Cannot use the admin API: ${reason}`, {
         hint: `If no node is running for ${this.#dataDir}, remove the stale ` +

@@ -6,8 +6,6 @@
  * @module
  */
 import { parseJoinToken } from "../auth/mod.ts";
-import { ReplayError } from "../crdt/replica.ts";
-import { StoreCorruptError, StoreLockedError } from "../crdt/sqlite_store.ts";
 import { consoleLogger, type Logger, type LogLevel } from "../sync/logger.ts";
 import { HuskiesNode, SYNC_PATH } from "../sync/node.ts";
 import {
@@ -21,6 +19,7 @@ import {
 } from "./args.ts";
 import {
   checkCount,
+  checkGraceSeconds,
   checkHostName,
   checkRendezvousUrl,
   CONFIG_KEYS,
@@ -31,13 +30,15 @@ import {
   parseListen,
   type ProjectConfig,
 } from "./config.ts";
-import { classifyError, CliError, ExitCode, UsageError } from "./errors.ts";
+import { ExitCode, UsageError } from "./errors.ts";
+import { listenFailure, openFailure } from "./serve_failures.ts";
 import { HttpApp } from "./http/app.ts";
 import { isLoopback, redactUrl } from "./http/guard.ts";
 import { newAdminToken, removeRuntimeFiles, type ServeInfo, writeRuntimeFiles } from "./runtime.ts";
-import { shellQuote } from "./format.ts";
 import { DUPLICATE_SIGNAL_WINDOW_MS, listenForStop } from "./signals.ts";
 import { isWildcard, localAddress, startBanner } from "./banner.ts";
+
+export { listenFailure, openFailure } from "./serve_failures.ts";
 
 /** Log levels accepted by `--log-level`. */
 export const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error"];
@@ -64,6 +65,10 @@ export interface ServeSettings {
   publicMetrics: boolean;
   /** Admission limits for connections that have not authenticated (unset: the node's defaults). */
   admission: { maxUnauthenticated?: number; attemptsPerMinutePerAddress?: number };
+  /** Start-up grace, ms (unset: the node's default, 10 s after a restart, 0 for a new key). */
+  startupGraceMs?: number;
+  /** Accept a lost own history found at open (`--accept-lost-history`, flag only). */
+  acceptLostHistory: boolean;
   /** JSON log lines. */
   logJson: boolean;
   /** Lowest log level printed. */
@@ -125,6 +130,8 @@ export function resolveServeSettings(args: ParsedArgs, config: ProjectConfig): S
     publicHosts: publicHosts(args, config),
     publicMetrics: flagOption(args, "public-metrics") || (config.publicMetrics ?? false),
     admission: admissionLimits(args, config),
+    ...startupGrace(args, config),
+    acceptLostHistory: flagOption(args, "accept-lost-history"),
     logJson: flagOption(args, "log-json"),
     logLevel: logLevel as LogLevel,
   };
@@ -149,6 +156,20 @@ function admissionLimits(args: ParsedArgs, config: ProjectConfig): ServeSettings
   return limits;
 }
 
+/** `--startup-grace` over `startup_grace_secs`, in ms (pure); empty when neither is set. */
+function startupGrace(args: ParsedArgs, config: ProjectConfig): { startupGraceMs?: number } {
+  const text = stringOption(args, "startup-grace");
+  let secs = config.startupGraceSecs;
+  if (text !== undefined) {
+    try {
+      secs = checkGraceSeconds(text, "--startup-grace");
+    } catch (error) {
+      throw new UsageError("serve", (error as Error).message);
+    }
+  }
+  return secs === undefined ? {} : { startupGraceMs: Math.round(secs * 1000) };
+}
+
 /** `--public-host` (else `public_host`), checked (pure). */
 function publicHosts(args: ParsedArgs, config: ProjectConfig): string[] {
   const flags = listOption(args, "public-host");
@@ -159,77 +180,6 @@ function publicHosts(args: ParsedArgs, config: ProjectConfig): string[] {
     } catch (error) {
       throw new UsageError("serve", `${(error as Error).message} (--public-host)`);
     }
-  });
-}
-
-/** Explains why the node of `dataDir` could not be opened (pure). */
-export function openFailure(error: unknown, dataDir: string): CliError {
-  if (error instanceof StoreLockedError) {
-    return new CliError(
-      ExitCode.LOCKED,
-      `Cannot start the node: data folder ${dataDir} is locked by another process ` +
-        "(is `huskies serve` already running for it?)",
-      {
-        cause: error,
-        hint: "Stop the other process, or give this node its own folder with --data-dir.",
-      },
-    );
-  }
-  const message = (error as Error)?.message ?? String(error);
-  if (error instanceof StoreCorruptError || error instanceof ReplayError) {
-    return new CliError(ExitCode.DATA_INVALID, message, {
-      cause: error,
-      hint: `Run \`huskies verify --data-dir ${shellQuote(dataDir)}\` for details.`,
-    });
-  }
-  const classified = classifyError(error);
-  if (
-    classified !== error && classified.exitCode === ExitCode.FAILURE &&
-    !classified.message.startsWith("Cannot ")
-  ) {
-    return new CliError(
-      ExitCode.FAILURE,
-      `Cannot open data folder ${dataDir}: ${classified.message}`,
-      { cause: error },
-    );
-  }
-  return classified;
-}
-
-/** Explains why listening on `listen` failed (pure). */
-export function listenFailure(error: unknown, listen: ListenAddress): CliError {
-  const where = hostPort(listen.hostname, listen.port);
-  const hint = "Pick another address with --listen HOST:PORT (127.0.0.1:0 picks a free port).";
-  if (error instanceof Deno.errors.AddrInUse) {
-    return new CliError(
-      ExitCode.LISTEN,
-      `Cannot listen on ${where}: the address is already in use`,
-      {
-        cause: error,
-        hint: `Stop the process using it, or ${hint[0].toLowerCase()}${hint.slice(1)}`,
-      },
-    );
-  }
-  if (error instanceof Deno.errors.AddrNotAvailable) {
-    return new CliError(
-      ExitCode.LISTEN,
-      `Cannot listen on ${where}: no such address on this host`,
-      {
-        cause: error,
-        hint,
-      },
-    );
-  }
-  if (error instanceof Deno.errors.PermissionDenied) {
-    return new CliError(
-      ExitCode.LISTEN,
-      `Cannot listen on ${where}: permission denied (ports below 1024 need privileges)`,
-      { cause: error, hint },
-    );
-  }
-  return new CliError(ExitCode.LISTEN, `Cannot listen on ${where}: ${(error as Error).message}`, {
-    cause: error,
-    hint,
   });
 }
 
@@ -311,6 +261,8 @@ export async function runServe(args: ParsedArgs, ctx: CliContext): Promise<numbe
       trustedKeys: settings.trustedKeys,
       open: settings.open,
       admission: settings.admission,
+      startupGraceMs: settings.startupGraceMs,
+      acceptLostHistory: settings.acceptLostHistory,
       logger,
     });
   } catch (error) {
@@ -472,6 +424,18 @@ ignored; a signal after that forces exit 130.`,
       value: "NAME",
       description: "a DNS name this node is reached by, accepted in Host headers " +
         "(loopback names and IP addresses always are)",
+    },
+    "startup-grace": {
+      type: "string",
+      value: "S",
+      description: "after a restart, refuse writes (retryably) until a peer has caught this " +
+        "node up, or S seconds passed with none (default 10; 0 disables; a new key needs none)",
+    },
+    "accept-lost-history": {
+      type: "boolean",
+      description: "RISKY: after a deliberate restore of an older ops.db, sign again from what " +
+        "it holds; if a peer holds the lost operations, the next write forks this node's key " +
+        "and peers quarantine its writes. Without it, writes wait until peers send them back",
     },
     "log-json": { type: "boolean", description: "log JSON lines instead of readable text" },
     "log-level": {

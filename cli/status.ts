@@ -12,6 +12,16 @@ import type { StatusSnapshot } from "./http/app.ts";
 import { AdminClient } from "./runtime.ts";
 import { toJsonText } from "./json.ts";
 
+/** The write gate as one line: its state, and why writes are refused (pure). */
+export function formatWriteGate(gate: StatusSnapshot["writeGate"], now: number): string {
+  if (gate.state === "open") return "open (writes are signed)";
+  const until = gate.until === null
+    ? ""
+    : `, at most ${formatDuration(Math.max(0, Date.parse(gate.until) - now))} more`;
+  const kind = gate.retryable ? `refused for now${until}` : "refused until an operator acts";
+  return `${gate.state.toUpperCase()}: ${kind}. ${gate.reason ?? ""}`.trimEnd();
+}
+
 /** Formats a status snapshot as readable text (pure). */
 export function formatStatus(s: StatusSnapshot, now: number = Date.now()): string {
   const lines = [
@@ -29,6 +39,7 @@ export function formatStatus(s: StatusSnapshot, now: number = Date.now()): strin
     `forks        ${
       s.forks.length === 0 ? "none detected" : `${s.forks.length} detected: ${s.forks.join(", ")}`
     }`,
+    `writes       ${formatWriteGate(s.writeGate, now)}`,
     "",
   ];
   if (s.peers.length === 0) lines.push("Peers: none connected.");
@@ -41,6 +52,7 @@ export function formatStatus(s: StatusSnapshot, now: number = Date.now()): strin
           "DIRECTION",
           "STATE",
           "LAG",
+          "BEHIND",
           "OPS IN",
           "OPS OUT",
           "BYTES IN",
@@ -53,6 +65,7 @@ export function formatStatus(s: StatusSnapshot, now: number = Date.now()): strin
           p.direction,
           p.state + (p.legacy ? " (v1)" : ""),
           p.clockLag,
+          p.behind ?? "?",
           p.opsIn,
           p.opsOut,
           formatBytes(p.bytesIn),

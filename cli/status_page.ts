@@ -38,6 +38,8 @@ h2 { font-size: 1rem; margin: 0 0 .5rem; }
 .syncing, .waiting, .connecting { color: var(--warn); border-color: var(--warn); }
 .down, .stopped, .blocked, .gone { color: var(--bad); border-color: var(--bad); }
 .frozen { color: var(--accent); border-color: var(--accent); }
+.alert { margin: 0; padding: .5rem .75rem; border: 1px solid var(--bad); border-radius: 6px;
+  color: var(--bad); background: var(--card); }
 .stats { display: flex; flex-wrap: wrap; gap: .75rem; }
 .stat { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: .5rem .75rem;
   min-width: 8rem; }
@@ -113,7 +115,8 @@ function renderPeers(peers, departed) {
     tr.dataset.peer = p.peer;
     tr.append(
       peerCell(p.peer, p.label), el("td", "", p.direction), badgeCell(p.state),
-      numCell(p.clockLag), numCell(p.opsIn), numCell(p.opsOut), numCell(bytes(p.bytesIn)),
+      numCell(p.clockLag), numCell(p.behind == null ? "?" : p.behind), numCell(p.opsIn),
+      numCell(p.opsOut), numCell(bytes(p.bytesIn)),
       numCell(bytes(p.bytesOut)),
       numCell(p.catchupMs === null ? "\u2013" : (p.catchupMs / 1000).toFixed(1) + " s"),
       el("td", "", "connected " + ago(p.since)),
@@ -124,7 +127,7 @@ function renderPeers(peers, departed) {
     const tr = el("tr");
     tr.dataset.peer = p.peer;
     tr.append(peerCell(p.peer, p.label), el("td", "", p.direction), badgeCell("gone"));
-    for (let i = 0; i < 6; i++) tr.append(numCell("\u2013"));
+    for (let i = 0; i < 7; i++) tr.append(numCell("\u2013"));
     tr.append(el("td", "", "last seen " + ago(p.lastSeenAt)));
     rows.push(tr);
   }
@@ -186,6 +189,13 @@ function render(s) {
   $("version").textContent = "huskies " + s.version;
   $("mesh").textContent = s.open ? "open mesh" : "closed mesh";
   $("state-hash").textContent = s.stateHash;
+  const gate = s.writeGate || { state: "open", reason: null };
+  $("write-gate").textContent = "writes: " + gate.state;
+  $("write-gate").className = "badge " + (gate.state === "open" ? "live"
+    : gate.state === "own-key-forked" || gate.state === "lost-history" ? "down" : "waiting");
+  $("write-gate").title = gate.reason || "writes are signed";
+  $("write-gate-reason").textContent = gate.reason || "";
+  $("write-gate-reason").hidden = !gate.reason;
   $("stats").replaceChildren(
     stat(s.operations, "operations held"),
     stat(s.counters.applied, "applied since start"),
@@ -268,17 +278,20 @@ export const STATUS_PAGE_HTML = `<!doctype html>
   <div title="hash of the visible state: equal on nodes that have converged">state
     <code id="state-hash"></code></div>
   <span id="mesh" class="badge"></span>
+  <span id="write-gate" class="badge"></span>
   <span id="mesh-state" class="badge" title="the best state among the peers and rendezvous clients below"></span>
   <span id="connection" class="badge connecting" title="this page's live feed">reconnecting to the node</span>
   <span id="version" class="empty"></span>
 </header>
 <main>
+  <p id="write-gate-reason" class="alert" hidden></p>
   <section><div id="stats" class="stats"></div></section>
   <section>
     <h2>Peers</h2>
     <p id="peers-empty" class="empty">No peers connected.</p>
     <div class="scroll"><table id="peers-table" hidden>
-      <thead><tr><th>Peer</th><th>Direction</th><th>State</th><th class="num">Lag (ops)</th>
+      <thead><tr><th>Peer</th><th>Direction</th><th>State</th><th class="num" title="operations we hold that the peer's clock lacks">Lag (ops)</th>
+        <th class="num" title="operations the peer's clock counts that we lack">Behind</th>
         <th class="num">Ops in</th><th class="num">Ops out</th><th class="num">Bytes in</th>
         <th class="num">Bytes out</th><th class="num">Catch-up</th><th>Seen</th></tr></thead>
       <tbody id="peers-body"></tbody>

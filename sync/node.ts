@@ -27,6 +27,7 @@ import {
 } from "./events.ts";
 import { Hub } from "./hub.ts";
 import { PeerConnections } from "./peer_connections.ts";
+import { PeerClocks } from "./peer_clocks.ts";
 import { type Logger, silentLogger } from "./logger.ts";
 import { checkRendezvousOptions, RendezvousClient } from "./rendezvous_client.ts";
 import {
@@ -36,15 +37,31 @@ import {
   type NodeOptions,
   type NodeStatus,
   PING_INTERVAL_SECS,
+  STARTUP_GRACE_SECS,
 } from "./node_options.ts";
 import type { SessionLimits } from "./session.ts";
 import type { PeerSession, SessionRunner } from "./session_runner.ts";
 import { realTimers, type Timers } from "./timers.ts";
-import { emitReplicaEvents, watchTrust } from "./node_wiring.ts";
-import { waitConnected, type WaitOptions, waitSynced } from "./node_waits.ts";
+import {
+  emitReplicaEvents,
+  logCatchUps,
+  reportWriteGateAtOpen,
+  summariseRefusals,
+  watchStartup,
+  watchTrust,
+  writeGateStatus,
+} from "./node_wiring.ts";
+import {
+  type OperationRef,
+  waitConnected,
+  waitForPeers,
+  type WaitOptions,
+  waitSynced,
+} from "./node_waits.ts";
 import { handleSyncRequest, webSocketDialer } from "./websocket.ts";
 
 export { SYNC_PATH } from "./websocket.ts";
+export { type OperationRef, PeersTimeoutError, type WaitOptions } from "./node_waits.ts";
 export {
   RENDEZVOUS_ERROR_THRESHOLD,
   RendezvousClient,
@@ -63,7 +80,17 @@ export {
   type NodeStatus,
   PING_INTERVAL_SECS,
   PONG_TIMEOUT_SECS,
+  STARTUP_GRACE_SECS,
+  WRITE_GATE_STATES,
+  type WriteGateStateName,
+  type WriteGateStatus,
 } from "./node_options.ts";
+
+/** True when the store holds, or its own-head record counts, operations of the node's own key. */
+function hasOwnHistory(replica: Replica): boolean {
+  return (replica.clock()[replica.nodeId] ?? 0) > 0 ||
+    replica.writeGate.state().lostHistory !== null;
+}
 
 /**
  * A huskies-sync node: one replica with its identity, store, trust list,
@@ -122,6 +149,9 @@ export class HuskiesNode {
   readonly #clients = new Set<RendezvousClient>();
   readonly #abort = new AbortController();
   readonly #counters = { applied: 0, invalid: 0, unauthorized: 0 };
+  readonly #peerClocks = new PeerClocks();
+  readonly #stopStartup: () => void;
+  readonly #stopLogs: (() => void)[];
   #closed = false;
 
   private constructor(
@@ -130,6 +160,7 @@ export class HuskiesNode {
     tokens: TokenStore,
     verifier: SignatureVerifier,
     options: NodeOptions,
+    startupGraceMs: number,
   ) {
     this.replica = replica;
     this.policy = policy;
@@ -170,9 +201,22 @@ export class HuskiesNode {
       hub: this.#hub,
       events: this.#events,
       counters: this.#counters,
+      peerClocks: this.#peerClocks,
     });
     this.#hub.attach(replica);
     emitReplicaEvents(replica, this.#hub, this.#events, this.#counters, this.#logger);
+    reportWriteGateAtOpen(replica, this.#logger, this.timers.now());
+    this.#stopLogs = [
+      summariseRefusals(this.#events, this.timers, this.#logger),
+      logCatchUps(this.#events, this.timers, this.#logger),
+    ];
+    this.#stopStartup = watchStartup(
+      replica,
+      this.#events,
+      this.timers,
+      this.#logger,
+      startupGraceMs,
+    );
     watchTrust(this.trust, policy, this.#hub, this.#logger, {
       signal: this.#abort.signal,
       intervalMs: options.trustPollMs ?? 500,
@@ -185,8 +229,14 @@ export class HuskiesNode {
    */
   static async open(options: NodeOptions = {}): Promise<HuskiesNode> {
     const dir = options.dataDir;
-    const identity = options.identity ??
-      (dir ? (await loadOrCreateIdentity(dir)).identity : Identity.generate());
+    const loaded = options.identity === undefined && dir
+      ? await loadOrCreateIdentity(dir)
+      : undefined;
+    const identity = options.identity ?? loaded?.identity ?? Identity.generate();
+    // A restarted key may have operations at peers that this store lost; a new one cannot.
+    const keyExisted = loaded !== undefined && !loaded.created;
+    let startupGraceMs = options.startupGraceMs ?? (keyExisted ? STARTUP_GRACE_SECS * 1000 : 0);
+    const timers = options.timers ?? realTimers;
     const trust = options.trust ??
       (dir
         ? TrustStore.open(dir, { configKeys: options.trustedKeys })
@@ -203,12 +253,22 @@ export class HuskiesNode {
         verifier,
         pending: options.pending,
         mayAuthor: (author) => author === identity.nodeId || policy.mayAuthor(author),
+        startupGraceMs: startupGraceMs > 0 ? startupGraceMs : undefined,
+        acceptLostHistory: options.acceptLostHistory,
+        claimTimeoutMs: options.claimTimeoutMs,
+        now: () => timers.now(),
       });
     } catch (error) {
       store?.close();
       throw error;
     }
-    return new HuskiesNode(replica, policy, tokens, verifier, options);
+    if (options.startupGraceMs === undefined && startupGraceMs > 0 && !hasOwnHistory(replica)) {
+      // A key that never signed here (`huskies keys create`, then a first start) has nothing
+      // to lose; only an explicit grace covers a key restored alone.
+      replica.writeGate.startupComplete();
+      startupGraceMs = 0;
+    }
+    return new HuskiesNode(replica, policy, tokens, verifier, options, startupGraceMs);
   }
 
   /** This node's id. */
@@ -277,6 +337,7 @@ export class HuskiesNode {
         : this.#abort.signal,
       timers: this.timers,
       logger: this.#logger,
+      self: this.nodeId,
     });
     this.#clients.add(client);
     client.stopped.then(() => this.#clients.delete(client));
@@ -314,6 +375,50 @@ export class HuskiesNode {
     return waitSynced(this.#events, this.timers, () => this.sessions(), options);
   }
 
+  /**
+   * Where the newest operation this node signed sits (after a `pipeline`
+   * write: that write's last operation), for {@link waitForPeers}; undefined
+   * before its first.
+   */
+  ownHead(): OperationRef | undefined {
+    const seq = this.replica.clock()[this.nodeId];
+    return seq === undefined ? undefined : { author: this.nodeId, seq };
+  }
+
+  /**
+   * Resolves with the peers (at least `count`) whose latest clock (sent at
+   * the start of a session and with every heartbeat, so within one heartbeat
+   * interval of arriving) counts `operations`: the write has reached them.
+   * Rejects with `PeersTimeoutError` after `options.timeoutMs` (the write
+   * stays applied here and keeps spreading), or when `options.signal` aborts.
+   * Rejects with a RangeError when `count` is not a whole number >= 0.
+   */
+  waitForPeers(
+    operations: OperationRef | readonly OperationRef[],
+    count: number,
+    options: WaitOptions = {},
+  ): Promise<NodeId[]> {
+    const targets = Array.isArray(operations) ? operations : [operations as OperationRef];
+    return waitForPeers(
+      this.#events,
+      this.timers,
+      () => this.sessions(),
+      (peer) => this.#peerClocks.clockOf(peer),
+      targets,
+      count,
+      options,
+    );
+  }
+
+  /**
+   * How many operations `peer`'s latest clock (from its `clock` frame or
+   * heartbeat) counts that this node lacks: how far behind it this node is,
+   * also while catching up. Undefined when it has reported no clock.
+   */
+  behind(peer: NodeId): number | undefined {
+    return this.#peerClocks.behind(peer, this.replica.clock());
+  }
+
   /** A snapshot of the node's state, peers and counters. */
   status(): NodeStatus {
     return {
@@ -325,6 +430,7 @@ export class HuskiesNode {
       peers: this.sessions().map((session) => session.stats()),
       rendezvous: [...this.#clients].map((client) => client.info()),
       counters: { ...this.#counters },
+      writeGate: writeGateStatus(this.replica.writeGate.state(), this.timers.now()),
     };
   }
 
@@ -335,10 +441,12 @@ export class HuskiesNode {
   async close(reason = "node shutting down"): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#stopStartup();
     this.#abort.abort();
     const stopping = [...this.#clients].map((client) => client.stop());
     for (const session of this.#hub.members()) session.close(CloseCode.GOING_AWAY, reason);
     await Promise.all(stopping);
+    for (const stop of this.#stopLogs) stop();
     this.replica.close();
   }
 

@@ -22,6 +22,8 @@ export const HEARTBEAT_INTERVAL_SECS = 5;
 export const HEARTBEAT_TIMEOUT_SECS = 15;
 /** Seconds an outbound connection may take to open before the attempt fails (`dialTimeoutMs`). */
 export const DIAL_TIMEOUT_SECS = 5;
+/** Default start-up grace of a restarted node (`startupGraceMs`), seconds. */
+export const STARTUP_GRACE_SECS = 10;
 
 /** Options for `HuskiesNode.open`. */
 export interface NodeOptions extends SessionLimits {
@@ -66,6 +68,27 @@ export interface NodeOptions extends SessionLimits {
   legacy?: boolean;
   /** Logger. @default silent */
   logger?: Logger;
+  /**
+   * Start-up grace, ms: after opening, the node signs no new operation (writes
+   * fail with a retryable `WriteRefusedError`, reason "starting") until a
+   * catch-up round with a peer has completed or this long has passed with
+   * none (then it logs a WARN and allows writes). 0 disables it.
+   * @default STARTUP_GRACE_SECS × 1000 after a restart: the data folder's key
+   * file existed before this open and its store holds (or its own-head record
+   * counts) operations of that key, so peers may hold some it lost. 0
+   * otherwise: a new key, a key that never signed here, or a node without a
+   * data folder. After restoring a key alone (or supplying a reused
+   * `identity`), set it explicitly.
+   */
+  startupGraceMs?: number;
+  /**
+   * Accept a lost own history found at open (after a deliberate restore from
+   * a backup): sign again from what the store holds. Risky: if peers hold the
+   * lost operations, the next write forks this node's key. @default false
+   */
+  acceptLostHistory?: boolean;
+  /** Longest a peer's unproven claim about our own operations blocks writes, ms. @default 15000 */
+  claimTimeoutMs?: number;
 }
 
 /** Options for `HuskiesNode.connect`. */
@@ -94,6 +117,46 @@ export interface NodeStatus {
   rendezvous: RendezvousInfo[];
   /** Operations applied, refused as invalid, and refused as unauthorised since start. */
   counters: { applied: number; invalid: number; unauthorized: number };
+  /** Whether a write would be signed now, and why not. */
+  writeGate: WriteGateStatus;
+}
+
+/**
+ * The state of a node's write gate: `open` (writes are signed), `starting`
+ * (start-up grace: no peer has caught us up yet), `lost-history` (the store
+ * lacks some of this node's own operations; peers must send them back),
+ * `claim` (a peer says it holds own operations we lack; waiting a bounded
+ * time for them), `own-key-forked` (permanent: the key is used elsewhere).
+ */
+export type WriteGateStateName = WriteGateStatus["state"];
+
+/** Every {@link WriteGateStateName}, for metrics and pages. */
+export const WRITE_GATE_STATES: readonly WriteGateStateName[] = [
+  "open",
+  "starting",
+  "lost-history",
+  "claim",
+  "own-key-forked",
+];
+
+/** The write gate in a node's status. */
+export interface WriteGateStatus {
+  /**
+   * `open` (writes are signed), `starting` (start-up grace: no peer has caught
+   * us up yet), `lost-history` (the store lacks some of this node's own
+   * operations; peers must send them back), `claim` (a peer says it holds own
+   * operations we lack; waiting a bounded time for them), `own-key-forked`
+   * (permanent: the key is used elsewhere).
+   */
+  state: "open" | "starting" | "lost-history" | "claim" | "own-key-forked";
+  /** The message a write gets now ("Cannot commit: ..."), or null when open. */
+  reason: string | null;
+  /** True when a refused write may succeed later without an operator acting. */
+  retryable: boolean;
+  /** When the refusal ends at the latest (ms on the node's clock), if known. */
+  until?: number;
+  /** Own operations the store's durable record counts and the store holds, while history is lost. */
+  lostHistory?: { recorded: number; held: number };
 }
 
 /** Options for `HuskiesNode.accept`. */

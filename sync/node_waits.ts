@@ -1,8 +1,10 @@
 /**
  * Awaitable conditions over a node's sessions and events: "a session is
- * live" and "every session is live with nothing queued".
+ * live", "every session is live with nothing queued", and "N peers hold
+ * these operations".
  * @module
  */
+import type { VectorClock } from "../crdt/clock.ts";
 import type { NodeId } from "../crdt/identity.ts";
 import type { NodeEventEmitter, NodeEventType } from "./events.ts";
 import type { PeerSession } from "./session_runner.ts";
@@ -59,6 +61,101 @@ export async function waitSynced(
       next("session-closed"),
       next("applied"),
       sleep(timers, Math.min(left, SYNCED_RECHECK_MS), signal),
+    ]);
+    stop.abort();
+  }
+}
+
+/** Where an operation sits in its author's chain; an `Operation` is one. */
+export interface OperationRef {
+  /** The author's node id. */
+  readonly author: NodeId;
+  /** Its position in the author's chain (1-based). */
+  readonly seq: number;
+}
+
+/** How often {@link waitForPeers} looks at the peers' clocks again, ms (heartbeats raise no event). */
+const PEER_CLOCK_RECHECK_MS = 50;
+
+/** {@link waitForPeers} timed out: fewer peers than asked hold the operations. */
+export class PeersTimeoutError extends Error {
+  /** Peers asked for. */
+  readonly wanted: number;
+  /** Peers whose latest clock covers the operations. */
+  readonly reached: NodeId[];
+  /** The timeout, ms. */
+  readonly timeoutMs: number;
+
+  /** Creates the error. */
+  constructor(wanted: number, reached: NodeId[], timeoutMs: number) {
+    super(
+      `Cannot confirm the write at ${wanted} peer${wanted === 1 ? "" : "s"}: after ` +
+        `${timeoutMs} ms the latest clock of ${reached.length} covers it; the write is applied ` +
+        "and durable on this node and still spreads to peers as they connect",
+    );
+    this.name = "PeersTimeoutError";
+    this.wanted = wanted;
+    this.reached = reached;
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/**
+ * The peers whose latest reported clock (sent at the start and with every
+ * heartbeat) counts every one of `targets` (pure): `clockOf(peer)[author]`
+ * is at least the target's `seq`.
+ */
+export function peersCovering(
+  sessions: readonly PeerSession[],
+  clockOf: (peer: NodeId) => VectorClock | undefined,
+  targets: readonly OperationRef[],
+): NodeId[] {
+  const peers = new Set<NodeId>();
+  for (const session of sessions) {
+    if (session.isClosed) continue;
+    const clock = clockOf(session.peer);
+    if (clock === undefined) continue;
+    if (targets.every((t) => (clock[t.author] ?? 0) >= t.seq)) peers.add(session.peer);
+  }
+  return [...peers];
+}
+
+/**
+ * Resolves with the peers (at least `count`) whose latest clock counts every
+ * one of `targets`; rejects with {@link PeersTimeoutError} after
+ * `options.timeoutMs`, or with the signal's reason when aborted.
+ * Rejects with a RangeError when `count` is not a whole number >= 0.
+ */
+export async function waitForPeers(
+  events: NodeEventEmitter,
+  timers: Timers,
+  sessions: () => PeerSession[],
+  clockOf: (peer: NodeId) => VectorClock | undefined,
+  targets: readonly OperationRef[],
+  count: number,
+  options: WaitOptions,
+): Promise<NodeId[]> {
+  if (!Number.isSafeInteger(count) || count < 0) {
+    throw new RangeError(
+      `Cannot wait for peers: the count must be a whole number >= 0, got ${count}`,
+    );
+  }
+  const start = timers.now();
+  for (;;) {
+    const covering = peersCovering(sessions(), clockOf, targets);
+    if (covering.length >= count) return covering;
+    options.signal?.throwIfAborted();
+    const left = options.timeoutMs === undefined
+      ? PEER_CLOCK_RECHECK_MS
+      : options.timeoutMs - (timers.now() - start);
+    if (left <= 0) throw new PeersTimeoutError(count, covering, options.timeoutMs!);
+    const stop = new AbortController();
+    const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
+    const next = (type: NodeEventType) => events.once(type, { signal }).catch(() => {});
+    await Promise.race([
+      next("live"),
+      next("caught-up"),
+      sleep(timers, Math.min(left, PEER_CLOCK_RECHECK_MS), signal),
     ]);
     stop.abort();
   }

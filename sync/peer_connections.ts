@@ -22,6 +22,7 @@ import type { Direction, NodeEventEmitter } from "./events.ts";
 import type { Hub } from "./hub.ts";
 import type { Logger } from "./logger.ts";
 import { emitSessionEvent, type NodeCounters } from "./node_wiring.ts";
+import type { PeerClocks } from "./peer_clocks.ts";
 import type { RendezvousAttempt } from "./rendezvous_client.ts";
 import { SyncSession } from "./session.ts";
 import type { SessionLimits } from "./session_types.ts";
@@ -58,6 +59,23 @@ export interface PeerConnectionsOptions {
   events: NodeEventEmitter;
   /** Node-wide counters. */
   counters: NodeCounters;
+  /** Where peers' reported clocks are kept. */
+  peerClocks: PeerClocks;
+}
+
+/** A session runner that records the clocks its peer reports (see `peer_clocks.ts`). */
+class ClockNotingRunner extends SessionRunner {
+  readonly #clocks: PeerClocks;
+
+  constructor(clocks: PeerClocks, options: ConstructorParameters<typeof SessionRunner>[0]) {
+    super(options);
+    this.#clocks = clocks;
+  }
+
+  override frame(data: string | Uint8Array): void {
+    this.#clocks.note(this.peer, data);
+    super.frame(data);
+  }
 }
 
 /** See the module doc. */
@@ -158,8 +176,17 @@ export class PeerConnections {
       remote,
       logger,
       onHandshakeEnd,
-      onRefused: (refusal) =>
-        events.emit("refused", { kind: "handshake", direction, remote, ...refusal }),
+      onRefused: (refusal) => {
+        if (refusal.key !== undefined) {
+          logger.log(
+            "warn",
+            `refused key ${refusal.key}: to let it in, run \`huskies trust add ${refusal.key}\`` +
+              " here, or give it a join token (`huskies token create`)",
+            { remote, code: refusal.code, reason: refusal.reason, key: refusal.key },
+          );
+        }
+        events.emit("refused", { kind: "handshake", direction, remote, ...refusal });
+      },
       startSession: ({ peer, scope }, open) => {
         onSession?.(peer);
         events.emit("peer-authenticated", { peer, direction, remote, scope });
@@ -184,7 +211,7 @@ export class PeerConnections {
       logger,
       now: timers.now(),
     });
-    const runner = new SessionRunner({
+    const runner = new ClockNotingRunner(this.#o.peerClocks, {
       session,
       channel,
       remote,
@@ -193,6 +220,7 @@ export class PeerConnections {
       onEvent: (_, event) => emitSessionEvent(events, counters, event, peer, direction),
       onClosed: (closed, code, reason) => {
         hub.delete(closed);
+        if (!hub.members().some((other) => other.peer === peer)) this.#o.peerClocks.forget(peer);
         logger.log("info", "session closed", { peer, direction, code, reason });
         events.emit("session-closed", { peer, direction, code, reason });
       },

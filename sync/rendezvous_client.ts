@@ -7,7 +7,7 @@
  * stopped ({@link RendezvousOutcome}).
  * @module
  */
-import { isPermanentClose } from "../protocol/close_codes.ts";
+import { CloseCode, isPermanentClose } from "../protocol/close_codes.ts";
 import { backoffDelay, type BackoffOptions } from "./backoff.ts";
 import { type Logger, silentLogger } from "./logger.ts";
 import { realTimers, sleep, type Timers } from "./timers.ts";
@@ -47,6 +47,80 @@ export type RendezvousAttempt = (
   signal: AbortSignal,
   onAuthenticated: () => void,
 ) => Promise<AttemptResult>;
+
+/** The host (and port) of a URL for messages; the text itself when it is not a URL. */
+function hostOf(url: string): string {
+  try {
+    return new URL(url).host || url;
+  } catch {
+    return url;
+  }
+}
+
+/**
+ * What failed when a dial (or a handshake) did not get a session (pure):
+ * the transport's reason read as a cause an operator can act on: refused,
+ * name not resolved, an HTTP status at the upgrade, TLS, a timeout; the
+ * transport's own words follow in brackets. Unknown reasons pass through.
+ */
+export function describeDialFailure(url: string, code: number, reason: string): string {
+  const raw = reason.trim();
+  const host = hostOf(url);
+  const words = raw && raw !== "unreachable" ? ` [${raw}]` : "";
+  if (/refused|ECONNREFUSED|tcp connect error/i.test(raw)) {
+    return `connection refused by ${host}: nothing accepts connections there (is the peer ` +
+      `running, and is the port right?)${words}`;
+  }
+  if (/dns|lookup|not known|ENOTFOUND|no such host|resolv/i.test(raw)) {
+    return `host name of ${host} not resolved (check the name, or use an IP address)${words}`;
+  }
+  const status = /(?:status(?: code)?|HTTP)\D{0,3}([1-5]\d\d)\b/i.exec(raw)?.[1];
+  if (status !== undefined) {
+    const hint = status === "404"
+      ? " (nothing serves the sync endpoint at this path; huskies serves it at /crdt-sync)"
+      : status === "429" || status === "503"
+      ? " (the peer is busy or starting)"
+      : status === "401" || status === "403"
+      ? " (refused before the handshake)"
+      : "";
+    return `HTTP ${status} from ${host} at the WebSocket upgrade${hint}${words}`;
+  }
+  if (/tls|ssl|certificate|InvalidContentType|corrupt message/i.test(raw)) {
+    return `TLS failed with ${host} (wss:// to a plain ws:// server, or a certificate this ` +
+      `host does not trust?)${words}`;
+  }
+  if (code === CloseCode.HANDSHAKE_TIMEOUT || /not open after|timed? ?out/i.test(raw)) {
+    return `timed out reaching ${host}${words}`;
+  }
+  return `${code} ${raw || "unreachable (the transport gave no reason)"}`;
+}
+
+/**
+ * The operator's fix for a permanent refusal by the peer (pure): what to run
+ * where. `self` is this node's id, for `huskies trust add`.
+ */
+export function refusalFix(code: number, self: string | undefined): string {
+  const id = self ?? "<this node's id>";
+  switch (code) {
+    case CloseCode.NOT_TRUSTED:
+      return `the peer does not trust this node's key: on the peer run \`huskies trust add ${id}\`` +
+        ", or join with a token from `huskies token create` there (`serve --join TOKEN`)";
+    case CloseCode.TOKEN_REFUSED:
+      return "the join token was refused (unknown, expired, used up or revoked): make a new " +
+        "one with `huskies token create` on the hub, or have the hub trust this key " +
+        `(\`huskies trust add ${id}\`)`;
+    case CloseCode.HUB_KEY_MISMATCH:
+      return "the peer's key is not the pinned one: check the URL points at the right hub, or " +
+        "use a join token made by that hub";
+    case CloseCode.BAD_PROOF:
+      return "the handshake proof was refused: check that this node.key is intact " +
+        "(`huskies keys show`)";
+    case CloseCode.INCOMPATIBLE_VERSION:
+      return "the peer speaks an incompatible protocol version: upgrade one of the two";
+    default:
+      return "fix the cause named above, then restart this node";
+  }
+}
 
 /** Options of a {@link RendezvousClient} (and of `HuskiesNode.connect`). */
 export interface RendezvousOptions extends BackoffOptions {
@@ -124,6 +198,7 @@ export class RendezvousClient {
   readonly #abort = new AbortController();
   readonly #timers: Timers;
   readonly #logger: Logger;
+  readonly #self: string | undefined;
 
   /**
    * Starts the loop at once.
@@ -132,12 +207,13 @@ export class RendezvousClient {
   constructor(
     url: string,
     attempt: RendezvousAttempt,
-    options: RendezvousOptions & { timers?: Timers; logger?: Logger } = {},
+    options: RendezvousOptions & { timers?: Timers; logger?: Logger; self?: string } = {},
   ) {
     checkRendezvousOptions(options);
     this.url = url;
     this.#timers = options.timers ?? realTimers;
     this.#logger = options.logger ?? silentLogger;
+    this.#self = options.self;
     const signal = options.signal
       ? AbortSignal.any([options.signal, this.#abort.signal])
       : this.#abort.signal;
@@ -171,25 +247,32 @@ export class RendezvousClient {
       if (healthy) this.#failures = 0;
       if (isPermanentClose(result.code)) {
         this.#lastError = `${result.code} ${result.reason}`;
-        this.#logger.log("error", "rendezvous refused permanently; not retrying", {
-          url: this.url,
-          code: result.code,
-          reason: result.reason,
-        });
+        this.#logger.log(
+          "error",
+          `rendezvous refused permanently; not retrying: ${refusalFix(result.code, this.#self)}`,
+          { url: this.url, code: result.code, reason: result.reason },
+        );
         return { code: result.code, reason: result.reason, permanent: true };
       }
       if (!healthy) this.#failures++;
       this.#lastError = authenticated
         ? `session ended: ${result.code} ${result.reason}`
-        : `connection failed: ${result.code} ${result.reason || "unreachable"}`;
+        : `could not connect: ${describeDialFailure(this.url, result.code, result.reason)}`;
       const delay = backoffDelay(Math.max(1, this.#failures), options);
+      const nextRetryAt = this.#timers.now() + delay;
       this.#logger.log(
         this.#failures >= RENDEZVOUS_ERROR_THRESHOLD ? "error" : "warn",
-        "rendezvous connection lost; retrying",
-        { url: this.url, failures: this.#failures, retryInMs: delay, last: this.#lastError },
+        authenticated ? "rendezvous connection lost; retrying" : "rendezvous dial failed; retrying",
+        {
+          url: this.url,
+          failures: this.#failures,
+          retryInMs: delay,
+          nextRetryAt: new Date(nextRetryAt).toISOString(),
+          last: this.#lastError,
+        },
       );
       this.#state = "waiting";
-      this.#nextRetryAt = this.#timers.now() + delay;
+      this.#nextRetryAt = nextRetryAt;
       await sleep(this.#timers, delay, signal);
       this.#nextRetryAt = undefined;
     }

@@ -85,7 +85,10 @@ export interface SimOptions {
 export const LINK_DROPPED = 1006;
 
 /** Log messages that are a node's normal reaction to the network's faults. */
-const FAULT_REACTIONS = ["rendezvous connection lost; retrying"];
+const FAULT_REACTIONS = [
+  "rendezvous connection lost; retrying",
+  "rendezvous dial failed; retrying",
+];
 
 /** One simulated node: a real {@link HuskiesNode} and its "disk". */
 export class SimNode {

@@ -63,7 +63,9 @@ Deno.test("rendezvous backoff starts over after a healthy session", async () => 
   const logger = new MemoryLogger();
   const spoke = await HuskiesNode.open({ open: true, logger });
   const retries = () =>
-    logger.records.filter((r) => r.message === "rendezvous connection lost; retrying");
+    logger.records.filter((r) =>
+      /^rendezvous (connection lost|dial failed); retrying$/.test(r.message)
+    );
   try {
     const client = spoke.connect(`ws://127.0.0.1:${port}/crdt-sync`, {
       initialMs: 5,

@@ -110,6 +110,7 @@ Deno.test("serve settings: flags win over the file, which wins over defaults", (
     publicHosts: [],
     publicMetrics: false,
     admission: {},
+    acceptLostHistory: false,
     logJson: false,
     logLevel: "info",
   });

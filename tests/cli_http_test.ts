@@ -244,6 +244,7 @@ Deno.test("renderMetrics writes valid text format with escaped labels", () => {
       forks: ["x"],
       counters: { applied: 10, invalid: 1, unauthorized: 2 },
       rendezvous: [{ url: "ws://h/x", state: "waiting", failures: 3 }],
+      writeGate: { state: "lost-history", reason: "Cannot commit: ...", retryable: true },
     },
     peers: [stats({ direction: "outbound", clockLag: 4, queuedOps: 5 })],
     totals: { bytesIn: 100, bytesOut: 200, opsIn: 3, opsOut: 4, sessions: 2 },
@@ -259,6 +260,8 @@ Deno.test("renderMetrics writes valid text format with escaped labels", () => {
   assert.match(text, /^huskies_outbound_queue_operations 5$/m);
   assert.match(text, /^huskies_pending_bytes 300$/m);
   assert.match(text, /^huskies_forks_detected 1$/m);
+  assert.match(text, /^huskies_write_gate\{state="lost-history"\} 1$/m);
+  assert.match(text, /^huskies_write_gate\{state="open"\} 0$/m);
   assert.match(text, /^huskies_rendezvous_clients\{state="waiting"\} 1$/m);
   assert.match(text, /^huskies_catchup_duration_seconds_bucket\{le="1"\} 1$/m);
   assert.match(text, /^huskies_catchup_duration_seconds_bucket\{le="\+Inf"\} 2$/m);

@@ -202,7 +202,7 @@ Deno.test("status shows the peers, the rendezvous client and the counters", asyn
     assert.match(text.stdout, new RegExp(`node id\\s+${b.nodeId}`));
     assert.match(
       text.stdout,
-      /PEER\s+DIRECTION\s+STATE\s+LAG\s+OPS IN\s+OPS OUT\s+BYTES IN\s+BYTES OUT/,
+      /PEER\s+DIRECTION\s+STATE\s+LAG\s+BEHIND\s+OPS IN\s+OPS OUT\s+BYTES IN\s+BYTES OUT/,
     );
     assert.match(text.stdout, /outbound\s+live/);
     assert.match(text.stdout, /forks\s+none detected/);

@@ -313,7 +313,7 @@ Deno.test("verify warns when the store holds fewer of the node's own operations 
   try {
     await storeWithItems(dir);
     await Deno.copyFile(join(dir, "ops.db"), join(dir, "backup.db"));
-    const node = await HuskiesNode.open({ dataDir: dir });
+    const node = await HuskiesNode.open({ dataDir: dir, startupGraceMs: 0 });
     node.pipeline.put("S-3", { name: "after the backup" });
     await node.close();
     await Deno.copyFile(join(dir, "backup.db"), join(dir, "ops.db")); // restore the older store

@@ -70,6 +70,8 @@ Deno.test({
       await page.waitForSelector("#connection.live", { timeout: 10_000 });
       assert.equal(await page.textContent("#mesh-state"), "no peers");
       assert.match(await page.textContent("#peers-empty") ?? "", /No peers connected/);
+      assert.equal(await page.textContent("#write-gate"), "writes: open");
+      assert.equal(await page.isHidden("#write-gate-reason"), true, "no refusal banner");
       const columns = await Promise.all(
         (await page.locator("[data-stage]").all()).map((column) =>
           column.getAttribute("data-stage")

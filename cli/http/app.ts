@@ -41,6 +41,18 @@ export interface StatusSnapshot {
   pending: { count: number; bytes: number };
   /** Authors caught equivocating. */
   forks: string[];
+  /**
+   * Whether the node signs writes now: `state` open, starting, lost-history,
+   * claim or own-key-forked; `reason` the message a write gets (null when
+   * open); `until` when the refusal ends at the latest (ISO), if known.
+   */
+  writeGate: {
+    state: NodeStatus["writeGate"]["state"];
+    reason: string | null;
+    retryable: boolean;
+    until: string | null;
+    lostHistory: { recorded: number; held: number } | null;
+  };
   /** Operations applied and refused since start. */
   counters: NodeStatus["counters"];
   /** Live sessions. */
@@ -225,8 +237,17 @@ export class HttpApp {
       stateHash: status.stateHash,
       pending: status.pending,
       forks: status.forks,
+      writeGate: {
+        state: status.writeGate.state,
+        reason: status.writeGate.reason,
+        retryable: status.writeGate.retryable,
+        until: isoTime(status.writeGate.until),
+        lostHistory: status.writeGate.lostHistory ?? null,
+      },
       counters: status.counters,
-      peers: this.#tracker.peers().map((p) => peerJson(p, labels.get(p.peer) ?? null)),
+      peers: this.#tracker.peers().map((p) =>
+        peerJson(p, labels.get(p.peer) ?? null, this.#node.behind(p.peer) ?? null)
+      ),
       departedPeers: this.#tracker.departed().map((p) => ({
         peer: p.peer,
         label: labels.get(p.peer) ?? null,

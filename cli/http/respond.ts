@@ -13,9 +13,17 @@ export function json(body: unknown, status = 200): Response {
   return new Response(JSON.stringify(body) + "\n", { status, headers: JSON_HEADERS });
 }
 
-/** An error response: `{"error": "<message>"}`. */
-export function failure(status: number, message: string, headers: HeadersInit = {}): Response {
-  return new Response(JSON.stringify({ error: message }) + "\n", {
+/**
+ * An error response: `{"error": "<message>"}`, plus `details` (for example
+ * `code` and `retryable`) when given.
+ */
+export function failure(
+  status: number,
+  message: string,
+  headers: HeadersInit = {},
+  details: Record<string, unknown> = {},
+): Response {
+  return new Response(JSON.stringify({ error: message, ...details }) + "\n", {
     status,
     headers: { ...JSON_HEADERS, ...headers },
   });
