@@ -32,7 +32,11 @@ export function emitReplicaEvents(
   counters: NodeCounters,
   logger: Logger,
 ): void {
-  replica.onApplied((operations, origin) => {
+  replica.onApplied((held, origin) => {
+    // In a mesh every held operation is forwarded, but only accepted ones are "applied".
+    const members = replica.members;
+    const operations = members ? held.filter((op) => members.accepts(op.id)) : held;
+    if (operations.length === 0) return;
     counters.applied += operations.length;
     const from = hub.memberOf(origin)?.peer;
     events.emit("applied", from === undefined ? { operations } : { operations, from });

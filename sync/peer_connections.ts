@@ -5,7 +5,7 @@
  * authentications, refusals, session events and closes as node events.
  * @module
  */
-import { makeAuthorizer } from "../auth/authorize.ts";
+import { type JoinerAdmitter, makeAuthorizer } from "../auth/authorize.ts";
 import {
   AUTH_TIMEOUT_SECS,
   ClientHandshake,
@@ -56,6 +56,10 @@ export interface PeerConnectionsOptions {
   hub: Hub<SessionRunner>;
   /** Where events go. */
   events: NodeEventEmitter;
+  /** Admits a key that redeemed a join token (a grant in a mesh; see `members.ts`). */
+  admitJoiner?: JoinerAdmitter;
+  /** A pinned hub told us its mesh id and this node has none yet: adopt it. */
+  learnMesh?: (mesh: string, hub: NodeId) => void;
   /** Node-wide counters. */
   counters: NodeCounters;
 }
@@ -78,8 +82,9 @@ export class PeerConnections {
     const { replica, policy, tokens, trust, verifier } = this.#o;
     const handshake = new ServerHandshake({
       identity: replica.identity,
-      authorize: makeAuthorizer(policy, tokens, trust),
+      authorize: makeAuthorizer(policy, tokens, trust, this.#o.admitJoiner),
       verifier,
+      mesh: () => replica.members?.mesh,
     });
     return this.#run(channel, "inbound", handshake, remote, onHandshakeEnd);
   }
@@ -111,14 +116,26 @@ export class PeerConnections {
       signal.addEventListener("abort", abort, { once: true });
       if (signal.aborted) abort();
       const handshake = new ClientHandshake(handshakeOptions);
-      const outcome = await this.#run(channel, "outbound", handshake, url, undefined, (peer) => {
-        // Joining with a token pins the hub; trust it too, so its operations are accepted.
-        if (options.token !== undefined && trust.scopeOf(peer) === undefined) {
-          trust.add(peer, "write", "hub joined with a token");
-          logger.log("info", "joined hub; trusting its key", { hub: peer });
-        }
-        onAuthenticated();
-      });
+      const outcome = await this.#run(
+        channel,
+        "outbound",
+        handshake,
+        url,
+        undefined,
+        (peer, mesh) => {
+          // The hub is pinned (token or key): its signed mesh id is the mesh we join.
+          const pinned = options.token !== undefined || options.hubKey !== undefined;
+          if (mesh !== undefined && pinned && replica.members === undefined) {
+            this.#o.learnMesh?.(mesh, peer);
+          }
+          // Joining with a token pins the hub; trust it too, so its operations are accepted.
+          if (options.token !== undefined && trust.scopeOf(peer) === undefined) {
+            trust.add(peer, "write", "hub joined with a token");
+            logger.log("info", "joined hub; trusting its key", { hub: peer });
+          }
+          onAuthenticated();
+        },
+      );
       signal.removeEventListener("abort", abort);
       return outcome;
     };
@@ -146,7 +163,7 @@ export class PeerConnections {
     handshake: ServerHandshake | ClientHandshake,
     remote: string,
     onHandshakeEnd?: (authenticated: boolean) => void,
-    onSession?: (peer: NodeId) => void,
+    onSession?: (peer: NodeId, mesh: string | undefined) => void,
   ): Promise<ConnectionOutcome> {
     const { events, timers, logger } = this.#o;
     return runConnection({
@@ -160,8 +177,8 @@ export class PeerConnections {
       onHandshakeEnd,
       onRefused: (refusal) =>
         events.emit("refused", { kind: "handshake", direction, remote, ...refusal }),
-      startSession: ({ peer, scope }, open) => {
-        onSession?.(peer);
+      startSession: ({ peer, scope, mesh }, open) => {
+        onSession?.(peer, mesh);
         events.emit("peer-authenticated", { peer, direction, remote, scope });
         return this.#startSession(open, peer, direction, remote);
       },

@@ -9,6 +9,7 @@ import type { HuskiesNode } from "../../sync/node.ts";
 import { eventJson, itemJson, itemPatchFromJson } from "../json.ts";
 import { failure, json, readLimited } from "./respond.ts";
 import type { AdminRouteName } from "./routes.ts";
+import { memberHandlers } from "./members.ts";
 
 /** Largest admin request body accepted, bytes. */
 export const MAX_ADMIN_BODY_BYTES = 64 * 1024;
@@ -130,6 +131,7 @@ export function adminHandlers(deps: AdminDeps): Record<AdminRouteName, AdminHand
       deps.onStopRequest();
       return Promise.resolve(json({ stopping: true, nodeId: deps.node.nodeId }, 202));
     },
+    ...memberHandlers(node),
   };
   for (const name of Object.keys(handlers) as AdminRouteName[]) {
     handlers[name] = inputErrors(handlers[name]);

@@ -198,6 +198,11 @@ export class HttpApp {
       adminItemMove: adminRoute(admin.adminItemMove),
       adminEvents: adminRoute(admin.adminEvents),
       adminStop: adminRoute(admin.adminStop),
+      adminMembers: adminRoute(admin.adminMembers),
+      adminMembersInit: adminRoute(admin.adminMembersInit),
+      adminMembersGrant: adminRoute(admin.adminMembersGrant),
+      adminMembersRevoke: adminRoute(admin.adminMembersRevoke),
+      adminMembersImportTrust: adminRoute(admin.adminMembersImportTrust),
     };
   }
 
