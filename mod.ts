@@ -158,3 +158,22 @@ export {
   StoreCorruptError,
   StoreLockedError,
 } from "./crdt/sqlite_store.ts";
+// Mesh membership (PROTOCOL.md §5b).
+export {
+  type GrantOptions,
+  type ImportTrustResult,
+  NodeMembers,
+  readMeshId,
+  writeMeshId,
+} from "./sync/members.ts";
+export {
+  type AddResult,
+  type MemberRecord,
+  Membership,
+  type MembershipOptions,
+  type Verdict,
+  type VerdictChange,
+} from "./crdt/membership.ts";
+export { type Scope as MemberScope, SCOPES as MEMBER_SCOPES } from "./crdt/membership_ops.ts";
+export { type FeedResult, MembershipRefusedError, ReplicaMembers } from "./crdt/replica_members.ts";
+export { MESH_FILE_NAME } from "./data_dir.ts";

@@ -1,6 +1,6 @@
 /**
  * `huskies members init|list|grant|revoke|import-trust`: mesh membership
- * (PROTOCOL.md §6), acting on the node running for a data folder through
+ * (PROTOCOL.md §5b), acting on the node running for a data folder through
  * its admin API. `members init` also works with no node running: it signs
  * the genesis into the data folder's store. Formatting is pure.
  * @module

@@ -3,7 +3,7 @@
  * document, the three membership actions (genesis, grant, revoke), builders
  * for them, and the validators that tell a well-formed membership mutation
  * from a malformed one and keep pipeline writes out of the reserved part.
- * docs/membership.md (§M.2) specifies them.
+ * PROTOCOL.md §5b.2 specifies them.
  * @module
  */
 import { isHex64 } from "../protocol/bytes.ts";

@@ -1,5 +1,5 @@
 /**
- * The replica's side of mesh membership (docs/membership.md): it feeds every
+ * The replica's side of mesh membership (PROTOCOL.md §5b): it feeds every
  * operation the log applies, in apply order, to the {@link Membership} rule,
  * tells the replica which of them reach the document, and builds the
  * membership operations the members API signs, refusing those the rule would

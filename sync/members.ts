@@ -1,5 +1,5 @@
 /**
- * Mesh membership on a node (docs/membership.md, PROTOCOL.md §6): the mesh id
+ * Mesh membership on a node (PROTOCOL.md §5b): the mesh id
  * file, the library's `node.members` API (list, grant, revoke, init,
  * import-trust), and the node's reactions to membership changes: sessions of
  * keys no longer admitted close with 4403, and a `members-changed` event.
