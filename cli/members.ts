@@ -55,6 +55,33 @@ async function admin(args: ParsedArgs, command: string): Promise<AdminClient> {
   return await AdminClient.open(dataDir, command);
 }
 
+/**
+ * Refuses to issue a join token when the node running for `dataDir` is in a
+ * mesh and is no admin of it (a grant needs an admin). Without a running
+ * node it cannot tell and allows it.
+ * @throws {CliError} exit 1: the running node is no admin of its mesh.
+ */
+export async function checkMayIssueTokens(dataDir: string, nodeId: string): Promise<void> {
+  let list: MembersListJson;
+  try {
+    list = await (await AdminClient.open(dataDir, "token create")).call<MembersListJson>(
+      "adminMembers",
+    );
+  } catch (error) {
+    if (error instanceof CliError && error.exitCode === ExitCode.NOT_RUNNING) return;
+    throw error;
+  }
+  if (list.mesh === null) return;
+  const own = list.members.find((m) => m.key === nodeId);
+  if (own?.scope !== "admin") {
+    throw new CliError(
+      ExitCode.FAILURE,
+      "Cannot create token: this node's key is not an admin of its mesh",
+      { hint: "Create the token on an admin (see `huskies members list`)." },
+    );
+  }
+}
+
 /** `huskies members init`. */
 export const membersInitCommand: Command = {
   path: ["members", "init"],

@@ -200,7 +200,7 @@ export class HuskiesNode {
         store,
         verifier,
         pending: options.pending,
-        mesh: dir ? readMeshId(dir) : undefined,
+        mesh: options.mesh ?? (dir ? readMeshId(dir) : undefined),
         mayAuthor: (author) => author === identity.nodeId || policy.mayAuthor(author),
       });
     } catch (error) {

@@ -100,6 +100,13 @@ Deno.test({
         await writerOn(dirs[name], joined[name].nodeId, `${name} sees its own grant`);
       }
       const { a } = joined;
+      // Only an admin issues tokens.
+      const refused = await huskies(["token", "create", "--data-dir", dirs.a]);
+      assert.equal(refused.code, 1);
+      assert.match(
+        refused.stderr,
+        /Cannot create token: this node's key is not an admin of its mesh/,
+      );
 
       // 3. an item put on a is visible on b, and the other way round.
       await ok(["item", "put", "A-1", "--stage", "coding", "--data-dir", dirs.a]);
