@@ -91,6 +91,7 @@ Deno.test("members: token joiners become mesh members, write through any node, a
     hub.node.replica.receive(relayed);
     assert.equal(hub.node.replica.clock()[cId.nodeId], c.replica.clock()[cId.nodeId]);
     assert.equal(hub.node.pipeline.get("C-2"), undefined);
+    assert.ok(hub.node.status().counters.unauthorized >= relayed.length, "counted as refused");
     assert.notEqual(hub.node.pipeline.get("C-1"), undefined, "writes up to the cut stay");
     await eventually(
       () => a.node.replica.clock()[cId.nodeId] === c.replica.clock()[cId.nodeId],
