@@ -32,7 +32,12 @@ import {
   type ReplicaOptions,
   type WriteGate,
 } from "./replica_types.ts";
-import { checkNotReserved, GatedDocument, type ReplicaMembers } from "./replica_members.ts";
+import {
+  checkMembershipMutation,
+  checkNotReserved,
+  GatedDocument,
+  type ReplicaMembers,
+} from "./replica_members.ts";
 import { type ForkProof, MemoryStore, type Store } from "./store.ts";
 import { WriteGuard, WriteRefusedError } from "./write_guard.ts";
 
@@ -211,9 +216,8 @@ export class Replica {
   }
 
   /**
-   * Adopts the mesh whose genesis operation has id `genesis`: from now on the
-   * membership rule decides which operations reach the document, and no
-   * author is refused for not being trusted (every node holds the same ops).
+   * Adopts the mesh whose genesis has id `genesis`: the membership rule then decides what
+   * reaches the document, and no author is refused as untrusted (all nodes hold the same ops).
    * @throws {MembershipRefusedError} the replica belongs to another mesh.
    */
   joinMesh(genesis: OpId): void {
@@ -221,16 +225,16 @@ export class Replica {
   }
 
   /**
-   * Signs one membership operation, which `build` makes from the membership
-   * state (`undefined` before a mesh) and the time: the members API's path
-   * (see `replica_members.ts`), whose builders refuse what this node may not
-   * sign. Pipeline writes under the reserved part go through nowhere else.
+   * Signs one membership operation that `build` makes from the membership (`undefined` before
+   * a mesh) and the time: the members API's path (`members_api.ts`); nothing else goes here.
    */
   commitMembership(
     build: (members: ReplicaMembers | undefined, now: number) => Mutation,
   ): Operation {
     this.#checkOpen("change members");
-    return this.#sign([build(this.#gated.members, this.#now())])[0];
+    const mutation = build(this.#gated.members, this.#now());
+    checkMembershipMutation(this.nodeId, mutation);
+    return this.#sign([mutation])[0];
   }
 
   /** Subscribes to changes of the member list; returns the unsubscribe function. */

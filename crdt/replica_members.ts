@@ -17,10 +17,12 @@ import { type MemberRecord, Membership } from "./membership.ts";
 import {
   genesisMutation,
   grantMutation,
+  parseMembershipAction,
   pipelineMutationProblem,
   revokeMutation,
   type Scope,
   SCOPES,
+  touchesMembers,
 } from "./membership_ops.ts";
 import type { Mutation, Operation, OpId } from "./operation.ts";
 
@@ -161,6 +163,20 @@ export function checkNotReserved(mutations: readonly Mutation[]): void {
   for (const mutation of mutations) {
     const problem = pipelineMutationProblem(mutation);
     if (problem) throw new MembershipRefusedError(problem);
+  }
+}
+
+/**
+ * Refuses anything but a well-formed membership mutation by `author` on the
+ * members path (so that path cannot carry pipeline writes).
+ * @throws {MembershipRefusedError}
+ */
+export function checkMembershipMutation(author: NodeId, mutation: Mutation): void {
+  const action = touchesMembers(mutation) ? parseMembershipAction(author, mutation) : undefined;
+  if (action === undefined || typeof action === "string") {
+    throw new MembershipRefusedError(
+      `Cannot change members: ${action ?? "the mutation is not a membership operation"}`,
+    );
   }
 }
 

@@ -113,6 +113,16 @@ Deno.test("members: pipeline writes under the reserved part are refused, in a me
   const { hub } = newMesh();
   assert.throws(() => hub.commit([write]), { message: reserved });
   assert.equal(plain.size, 0);
+  // Nor can the members path carry anything but a membership operation.
+  const size = hub.size;
+  assert.throws(() => hub.commitMembership(() => setField("S-1", "stage", "x")), {
+    message: "Cannot change members: the mutation is not a membership operation",
+  });
+  assert.throws(() => hub.commitMembership(() => write), {
+    message:
+      "Cannot change members: a membership operation's action must be genesis, grant or revoke",
+  });
+  assert.equal(hub.size, size);
 });
 
 Deno.test("members: only an admin senior to the target grants or revokes", () => {
