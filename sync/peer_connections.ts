@@ -10,6 +10,7 @@ import {
   AUTH_TIMEOUT_SECS,
   ClientHandshake,
   type ClientHandshakeOptions,
+  type HandshakeDone,
   ServerHandshake,
 } from "../auth/handshake.ts";
 import type { AccessPolicy, TokenStore, TrustStore } from "../auth/mod.ts";
@@ -116,26 +117,20 @@ export class PeerConnections {
       signal.addEventListener("abort", abort, { once: true });
       if (signal.aborted) abort();
       const handshake = new ClientHandshake(handshakeOptions);
-      const outcome = await this.#run(
-        channel,
-        "outbound",
-        handshake,
-        url,
-        undefined,
-        (peer, mesh) => {
-          // The hub is pinned (token or key): its signed mesh id is the mesh we join.
-          const pinned = options.token !== undefined || options.hubKey !== undefined;
-          if (mesh !== undefined && pinned && replica.members === undefined) {
-            this.#o.learnMesh?.(mesh, peer);
-          }
-          // Joining with a token pins the hub; trust it too, so its operations are accepted.
-          if (options.token !== undefined && trust.scopeOf(peer) === undefined) {
-            trust.add(peer, "write", "hub joined with a token");
-            logger.log("info", "joined hub; trusting its key", { hub: peer });
-          }
-          onAuthenticated();
-        },
-      );
+      const outcome = await this.#run(channel, "outbound", handshake, url, undefined, (done) => {
+        const peer = done.peer;
+        // A pinned hub (token or key) signed its mesh id: the mesh this node joins.
+        const pinned = options.token !== undefined || options.hubKey !== undefined;
+        if (done.mesh && pinned && replica.members === undefined) {
+          this.#o.learnMesh?.(done.mesh, peer);
+        }
+        // Joining with a token pins the hub; trust it too, so its operations are accepted.
+        if (options.token !== undefined && trust.scopeOf(peer) === undefined) {
+          trust.add(peer, "write", "hub joined with a token");
+          logger.log("info", "joined hub; trusting its key", { hub: peer });
+        }
+        onAuthenticated();
+      });
       signal.removeEventListener("abort", abort);
       return outcome;
     };
@@ -163,7 +158,7 @@ export class PeerConnections {
     handshake: ServerHandshake | ClientHandshake,
     remote: string,
     onHandshakeEnd?: (authenticated: boolean) => void,
-    onSession?: (peer: NodeId, mesh: string | undefined) => void,
+    onSession?: (done: HandshakeDone) => void,
   ): Promise<ConnectionOutcome> {
     const { events, timers, logger } = this.#o;
     return runConnection({
@@ -177,8 +172,9 @@ export class PeerConnections {
       onHandshakeEnd,
       onRefused: (refusal) =>
         events.emit("refused", { kind: "handshake", direction, remote, ...refusal }),
-      startSession: ({ peer, scope, mesh }, open) => {
-        onSession?.(peer, mesh);
+      startSession: (done, open) => {
+        const { peer, scope } = done;
+        onSession?.(done);
         events.emit("peer-authenticated", { peer, direction, remote, scope });
         return this.#startSession(open, peer, direction, remote);
       },
