@@ -107,6 +107,9 @@ Deno.test({
         refused.stderr,
         /Cannot create token: this node's key is not an admin of its mesh/,
       );
+      const notAdmin = await huskies(["members", "grant", hub.nodeId, "--data-dir", dirs.a]);
+      assert.equal(notAdmin.code, 1);
+      assert.match(notAdmin.stderr, /Cannot grant: this node's key is not an admin of the mesh/);
 
       // 3. an item put on a is visible on b, and the other way round.
       await ok(["item", "put", "A-1", "--stage", "coding", "--data-dir", dirs.a]);
@@ -153,7 +156,11 @@ Deno.test({
         SOON_MS,
       );
       // An item c writes now (if c still may: it may not have heard) reaches nobody.
-      await huskies(["item", "put", "C-2", "--stage", "coding", "--data-dir", dirs.c]);
+      const late = await huskies(["item", "put", "C-2", "--stage", "coding", "--data-dir", dirs.c]);
+      assert.ok(
+        late.code === 0 || /Cannot write: this node's key is not a member/.test(late.stderr),
+        late.stderr,
+      );
       const row = await waitFor(
         async () => {
           const found = (await members(dirs.b)).find((m) => m.key === c.nodeId);

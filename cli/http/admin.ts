@@ -10,6 +10,7 @@ import { eventJson, itemJson, itemPatchFromJson } from "../json.ts";
 import { failure, json, readLimited } from "./respond.ts";
 import type { AdminRouteName } from "./routes.ts";
 import { memberHandlers } from "./members.ts";
+import { MembershipRefusedError } from "../../crdt/replica_members.ts";
 
 /** Largest admin request body accepted, bytes. */
 export const MAX_ADMIN_BODY_BYTES = 64 * 1024;
@@ -51,7 +52,10 @@ function missing(action: string, storyId: string): Response {
   return failure(404, `Cannot ${action}: no item ${storyId}`);
 }
 
-/** Input errors become 400; anything else is left to the caller (500). */
+/**
+ * Input errors become 400, membership refusals (no scope, not an admin) 409;
+ * anything else is left to the caller (500).
+ */
 function inputErrors(handler: AdminHandler): AdminHandler {
   return async (request, url) => {
     try {
@@ -62,6 +66,7 @@ function inputErrors(handler: AdminHandler): AdminHandler {
       ) {
         return failure(400, error.message);
       }
+      if (error instanceof MembershipRefusedError) return failure(409, error.message);
       throw error;
     }
   };

@@ -1,10 +1,9 @@
 /**
  * The admin API's member routes (`/admin/members*`): list, init, grant,
- * revoke, import-trust, over `node.members`. A refused membership action
- * (no mesh, not an admin, not senior) is 409 with its message; bad input 400.
+ * revoke, import-trust, over `node.members`. Refusals and bad input are
+ * mapped by `admin.ts` (409 and 400).
  * @module
  */
-import { MembershipRefusedError } from "../../crdt/replica_members.ts";
 import { type Scope, SCOPES } from "../../crdt/membership_ops.ts";
 import { isHex64 } from "../../protocol/bytes.ts";
 import type { HuskiesNode } from "../../sync/node.ts";
@@ -79,14 +78,6 @@ function label(fields: Record<string, unknown>, action: string): string {
   return fields.label;
 }
 
-/** Refused membership actions become 409 (input errors are the caller's 400). */
-function refusals(handler: () => Promise<Response>): Promise<Response> {
-  return handler().catch((error) => {
-    if (error instanceof MembershipRefusedError) return failure(409, error.message);
-    throw error;
-  });
-}
-
 /** The member routes' names. */
 export type MemberRouteName =
   | "adminMembers"
@@ -103,32 +94,28 @@ export function memberHandlers(
   return {
     adminMembers: () =>
       Promise.resolve(json({ mesh: node.members.mesh ?? null, members: listed() })),
-    adminMembersInit: (request) =>
-      refusals(async () => {
-        const mesh = node.members.init(label(await body(request), "create a mesh"));
-        return json({ mesh, members: listed() });
-      }),
-    adminMembersGrant: (request) =>
-      refusals(async () => {
-        const fields = await body(request);
-        const scope = fields.scope ?? "write";
-        if (!(SCOPES as readonly unknown[]).includes(scope)) {
-          throw new TypeError(`Cannot grant: scope must be one of ${SCOPES.join(", ")}`);
-        }
-        const op = node.members.grant(key(fields, "grant"), {
-          scope: scope as Scope,
-          label: label(fields, "grant"),
-        });
-        return json({ granted: fields.key, scope, operation: op.id });
-      }),
-    adminMembersRevoke: (request) =>
-      refusals(async () => {
-        const fields = await body(request);
-        const op = node.members.revoke(key(fields, "revoke"));
-        const cut = (op.mutation.type === "update" ? op.mutation.fields.cut : undefined) ?? 0;
-        return json({ revoked: fields.key, cut, operation: op.id });
-      }),
-    adminMembersImportTrust: () =>
-      refusals(() => Promise.resolve(json(node.members.importTrust(node.trust)))),
+    adminMembersInit: async (request) => {
+      const mesh = node.members.init(label(await body(request), "create a mesh"));
+      return json({ mesh, members: listed() });
+    },
+    adminMembersGrant: async (request) => {
+      const fields = await body(request);
+      const scope = fields.scope ?? "write";
+      if (!(SCOPES as readonly unknown[]).includes(scope)) {
+        throw new TypeError(`Cannot grant: scope must be one of ${SCOPES.join(", ")}`);
+      }
+      const op = node.members.grant(key(fields, "grant"), {
+        scope: scope as Scope,
+        label: label(fields, "grant"),
+      });
+      return json({ granted: fields.key, scope, operation: op.id });
+    },
+    adminMembersRevoke: async (request) => {
+      const fields = await body(request);
+      const op = node.members.revoke(key(fields, "revoke"));
+      const cut = (op.mutation.type === "update" ? op.mutation.fields.cut : undefined) ?? 0;
+      return json({ revoked: fields.key, cut, operation: op.id });
+    },
+    adminMembersImportTrust: () => Promise.resolve(json(node.members.importTrust(node.trust))),
   };
 }
