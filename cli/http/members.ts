@@ -8,7 +8,7 @@ import { type Scope, SCOPES } from "../../crdt/membership_ops.ts";
 import { isHex64 } from "../../protocol/bytes.ts";
 import type { HuskiesNode } from "../../sync/node.ts";
 import type { MemberRecord } from "../../sync/members.ts";
-import { failure, json, readLimited } from "./respond.ts";
+import { json, readLimited } from "./respond.ts";
 
 /** One member as the admin API and `members list --json` give it. */
 export interface MemberJson {
