@@ -18,3 +18,5 @@ export const TOKEN_FILE_NAME = "tokens.json";
 export const SERVE_FILE_NAME = "serve.json";
 /** Bearer token for the running node's loopback admin API (0600). */
 export const ADMIN_TOKEN_FILE_NAME = "admin.token";
+/** The mesh id this node belongs to (its genesis operation id), once known. */
+export const MESH_FILE_NAME = "mesh.json";

@@ -26,6 +26,13 @@ import {
   keysImportCommand,
   keysShowCommand,
 } from "./cli/keys.ts";
+import {
+  membersGrantCommand,
+  membersImportTrustCommand,
+  membersInitCommand,
+  membersListCommand,
+  membersRevokeCommand,
+} from "./cli/members.ts";
 import { serveCommand } from "./cli/serve.ts";
 import { statusCommand } from "./cli/status.ts";
 import { stopCommand } from "./cli/stop.ts";
@@ -61,6 +68,11 @@ export const COMMANDS: readonly Command[] = [
   tokenCreateCommand,
   tokenListCommand,
   tokenRevokeCommand,
+  membersInitCommand,
+  membersListCommand,
+  membersGrantCommand,
+  membersRevokeCommand,
+  membersImportTrustCommand,
 ];
 
 /** Runs the CLI with `args` (without the program name) and resolves to the exit code. */

@@ -143,3 +143,9 @@ export { StoreCorruptError, StoreLockedError } from "./crdt/sqlite_file.ts";
 export { OperationTooLargeError } from "./crdt/operation.ts";
 export { KeyFileError } from "./auth/keystore.ts";
 export { DataFileError } from "./auth/files.ts";
+
+// Mesh membership (PROTOCOL.md §5b): node.members.
+export type { GrantOptions, ImportTrustResult, NodeMembers } from "./sync/members.ts";
+export type { MemberRecord } from "./crdt/membership.ts";
+export type { Scope as MemberScope } from "./crdt/membership_ops.ts";
+export { MembershipRefusedError } from "./crdt/replica_members.ts";

@@ -20,19 +20,26 @@ import { type Authorizer, NOT_TRUSTED_REASON, TOKEN_REFUSED_REASONS } from "./pr
 import { parsePresentedToken, type RedeemResult, type TokenStore } from "./tokens.ts";
 
 export { TOKEN_REFUSED_REASONS } from "./proof.ts";
-import type { AccessPolicy, TrustStore } from "./trust.ts";
+import type { AccessPolicy, Scope, TrustStore } from "./trust.ts";
+
+/**
+ * Admits a key that redeemed a join token, with the token's scope: by default
+ * it is added to the trust list; in a mesh, an admin signs a grant instead.
+ */
+export type JoinerAdmitter = (key: string, scope: Scope, label: string) => void;
 
 /**
  * The standard authoriser: a key the policy admits connects with its scope;
  * otherwise a presented token is redeemed and, when valid, the key is
- * trusted with the token's scope (persisted in `trust`, by default the
- * policy's store) so later connections need no token. Refusals: 4405 with
+ * admitted with the token's scope by `admitJoiner` (by default trusted in
+ * `trust`, the policy's store) so later connections need no token. Refusals: 4405 with
  * the token's reason, or 4403 "key not trusted" when no token was presented.
  */
 export function makeAuthorizer(
   policy: AccessPolicy,
   tokens?: TokenStore,
   trust: TrustStore = policy.trust,
+  admitJoiner: JoinerAdmitter = (key, scope, label) => trust.add(key, scope, label),
 ): Authorizer {
   return (peerKey, token) => {
     const scope = policy.connectScope(peerKey);
@@ -52,7 +59,9 @@ export function makeAuthorizer(
       };
     }
     const id = token.slice(0, 16);
-    trust.add(peerKey, result.scope, `joined with token ${id}`);
+    // The token's label names the joiner (e.g. its host); else the token's id.
+    const label = tokens?.list().find((t) => t.id === id)?.label;
+    admitJoiner(peerKey, result.scope, label || `joined with token ${id}`);
     return { ok: true, scope: result.scope };
   };
 }

@@ -152,6 +152,8 @@ export interface ServerHandshakeOptions {
   random?: (n: number) => Uint8Array;
   /** Signature verifier (shared caches help). @default {new SignatureVerifier()} */
   verifier?: SignatureVerifier;
+  /** The mesh id to sign into the welcome (read after authorising), if any. */
+  mesh?: () => string | undefined;
 }
 
 /** The accepting side of the handshake. */
@@ -180,7 +182,10 @@ export class ServerHandshake {
     this.#authorize = options.authorize;
     this.#random = options.random ?? defaultRandom;
     this.#verifier = options.verifier ?? new SignatureVerifier();
+    this.#mesh = options.mesh;
   }
+
+  readonly #mesh: (() => string | undefined) | undefined;
 
   /** Returns the challenge frame to send as soon as the socket opens. */
   start(): Step {
@@ -239,7 +244,8 @@ export class ServerHandshake {
         close: refusalClose(verdict),
       });
     }
-    const welcome = signWelcome(this.#identity, parts, verdict.scope, TRANSCRIPT_DOMAIN);
+    const mesh = this.#mesh?.();
+    const welcome = signWelcome(this.#identity, parts, verdict.scope, TRANSCRIPT_DOMAIN, mesh);
     this.#phase.state = "done";
     return { send: welcome, done: { peer: key, scope: verdict.scope } };
   }

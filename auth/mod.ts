@@ -44,6 +44,7 @@ export {
   type AccessPolicyOptions,
   DataFileError,
   isScope,
+  type MemberScopes,
   type Scope,
   type TrustChange,
   type TrustEntry,
@@ -67,7 +68,7 @@ export {
   TokenStore,
   type TokenStoreOptions,
 } from "./tokens.ts";
-export { makeAuthorizer, TOKEN_REFUSED_REASONS } from "./authorize.ts";
+export { type JoinerAdmitter, makeAuthorizer, TOKEN_REFUSED_REASONS } from "./authorize.ts";
 export {
   AUTH_TIMEOUT_SECS,
   type AuthMessage,

@@ -49,6 +49,8 @@ export interface HandshakeDone {
    * the hub granted to this node.
    */
   scope: Scope;
+  /** On the client: the mesh id the hub signed in its welcome, if any. */
+  mesh?: string;
 }
 
 /**
@@ -72,6 +74,15 @@ export interface WelcomeMessage {
   sig: string;
   /** Scope granted to the client. */
   scope: Scope;
+  /** The server's mesh id (its genesis operation id), when it belongs to a mesh. */
+  mesh?: string;
+  /** The server's signature over {@link meshStatement}, present with `mesh`. */
+  meshSig?: string;
+}
+
+/** What a server signs to tell a client its mesh id, bound to this handshake (pure). */
+export function meshStatement(parts: TranscriptParts, mesh: string): Uint8Array {
+  return utf8(["huskies-sync mesh v1", parts.clientChallenge, parts.clientKey, mesh].join("\n"));
 }
 
 /** The values a transcript covers. */
@@ -287,12 +298,17 @@ export function signWelcome(
   parts: TranscriptParts,
   scope: Scope,
   domain: string,
+  mesh?: string,
 ): string {
   const welcome: WelcomeMessage = {
     type: "welcome",
     sig: toHex(identity.sign(transcript("server", parts, domain))),
     scope,
   };
+  if (mesh !== undefined) {
+    welcome.mesh = mesh;
+    welcome.meshSig = toHex(identity.sign(meshStatement(parts, mesh)));
+  }
   return JSON.stringify(welcome);
 }
 
@@ -308,11 +324,17 @@ export function readWelcome(
 ): Step {
   const parsed = parseFrame(text, "welcome");
   if ("refuse" in parsed) return parsed.refuse;
-  const { sig, scope } = parsed.frame;
+  const { sig, scope, mesh, meshSig } = parsed.frame;
   if (!isHex128(sig)) return violation("welcome.sig must be 128 lowercase hex");
   if (!isScope(scope)) return violation('welcome.scope must be "write" or "read"');
   if (!verifier.verify(parts.serverKey, transcript("server", parts, domain), fromHex(sig))) {
     return BAD_PROOF;
   }
-  return { done: { peer: parts.serverKey, scope } };
+  if (mesh === undefined) return { done: { peer: parts.serverKey, scope } };
+  if (!isHex64(mesh)) return violation("welcome.mesh must be 64 lowercase hex");
+  if (!isHex128(meshSig)) return violation("welcome.meshSig must be 128 lowercase hex");
+  if (!verifier.verify(parts.serverKey, meshStatement(parts, mesh), fromHex(meshSig))) {
+    return BAD_PROOF;
+  }
+  return { done: { peer: parts.serverKey, scope, mesh } };
 }

@@ -418,10 +418,20 @@ export interface AccessPolicyOptions {
   open: boolean | "when-empty";
 }
 
+/**
+ * Mesh membership as admission reads it: a key's current scope, `undefined`
+ * when it is no member or was revoked (`Membership.scopeOf` is one).
+ */
+export interface MemberScopes {
+  /** The key's scope in the mesh. */
+  scopeOf(key: string): "admin" | "write" | "read" | undefined;
+}
+
 /** Pure access rules over a {@link TrustStore}. */
 export class AccessPolicy {
   readonly #trust: TrustStore;
   readonly #open: boolean | "when-empty";
+  #members: () => MemberScopes | undefined = () => undefined;
 
   /** Creates the policy; `options.open` must be given explicitly. */
   constructor(trust: TrustStore, options: AccessPolicyOptions) {
@@ -437,16 +447,30 @@ export class AccessPolicy {
     return this.#trust;
   }
 
-  /** True when the mesh is currently open to unknown keys. */
+  /**
+   * Admits mesh members: once `members()` returns a membership, a key
+   * connects with its member scope (admin maps to write on the wire), then
+   * its trust-list scope (connection only); unknown keys are refused.
+   * @ignore
+   */
+  useMembers(members: () => MemberScopes | undefined): void {
+    this.#members = members;
+  }
+
+  /** True when the mesh is currently open to unknown keys (never once membership decides). */
   isOpen(): boolean {
+    if (this.#members() !== undefined) return false;
     return this.#open === "when-empty" ? this.#trust.isEmpty() : this.#open;
   }
 
   /**
-   * The scope `key` connects with: its trusted scope when known, `"write"`
-   * for an unknown key in an open mesh, otherwise `undefined` (refused).
+   * The scope `key` connects with: its member scope in a mesh, else its
+   * trusted scope when known, `"write"` for an unknown key in an open mesh,
+   * otherwise `undefined` (refused).
    */
   connectScope(key: string): Scope | undefined {
+    const member = this.#members()?.scopeOf(key);
+    if (member !== undefined) return member === "admin" ? "write" : member;
     return this.#trust.scopeOf(key) ?? (this.isOpen() ? "write" : undefined);
   }
 

@@ -135,6 +135,16 @@ function renderPeers(peers, departed) {
   $("peers-table").hidden = rows.length === 0;
   $("peers-empty").hidden = rows.length !== 0;
 }
+function renderMembers(members) {
+  const rows = (members || []).map((m) => {
+    const tr = el("tr");
+    tr.append(peerCell(m.key, m.label), badgeCell(m.scope ? "live" : "gone", m.scope || "revoked"),
+      peerCell(m.grantedBy, ""), el("td", "", m.revokedAtSeq === null ? "" : "after seq " + m.revokedAtSeq));
+    return tr;
+  });
+  $("members-body").replaceChildren(...rows);
+  $("members").hidden = rows.length === 0;
+}
 function renderRendezvous(clients) {
   $("rendezvous").hidden = clients.length === 0;
   $("rendezvous-body").replaceChildren(...clients.map((c) => {
@@ -206,6 +216,7 @@ function render(s) {
   );
   renderPeers(s.peers, s.departedPeers);
   renderRendezvous(s.rendezvous);
+  renderMembers(s.members);
   const mesh = meshState(s);
   $("mesh-state").className = "badge " + mesh;
   $("mesh-state").textContent = mesh === "alone" ? "no peers" : "peers: " + mesh;
@@ -295,6 +306,13 @@ export const STATUS_PAGE_HTML = `<!doctype html>
         <th class="num">Ops in</th><th class="num">Ops out</th><th class="num">Bytes in</th>
         <th class="num">Bytes out</th><th class="num">Catch-up</th><th>Seen</th></tr></thead>
       <tbody id="peers-body"></tbody>
+    </table></div>
+  </section>
+  <section id="members" hidden>
+    <h2>Members</h2>
+    <div class="scroll"><table>
+      <thead><tr><th>Member</th><th>Scope</th><th>Granted by</th><th>Revoked</th></tr></thead>
+      <tbody id="members-body"></tbody>
     </table></div>
   </section>
   <section id="rendezvous" hidden>

@@ -4,6 +4,7 @@
  * keeps only a hash of its secret, so `list` can never show it.
  * @module
  */
+import { checkMayIssueTokens } from "./members.ts";
 import { loadOrCreateIdentity, parseTtl, type TokenInfo, TokenStore } from "../auth/mod.ts";
 import { SYNC_PATH } from "../sync/node.ts";
 import { type Command, DATA_DIR_OPTION, flagOption, JSON_OPTION, stringOption } from "./args.ts";
@@ -97,6 +98,7 @@ first connects with the token. Creates this data folder's identity if it has non
     if (created) {
       ctx.err(`note: created a new identity for ${dataDir} (node id ${identity.nodeId})`);
     }
+    await checkMayIssueTokens(dataDir, identity.nodeId);
     const tokens = TokenStore.open(dataDir);
     let made;
     try {

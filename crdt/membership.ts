@@ -1,5 +1,5 @@
 /**
- * The membership rule (docs/membership.md §M.3-M.5): from the operations a
+ * The membership rule (PROTOCOL.md §5b.3-5b.5): from the operations a
  * replica holds, in any causal order, the mesh's members and a verdict for
  * every operation. Pure, no I/O.
  *
@@ -327,7 +327,7 @@ export class Membership {
     return changed;
   }
 
-  /** The rule's verdict for one added operation, given the current validity (§M.4). */
+  /** The rule's verdict for one added operation, given the current validity (PROTOCOL.md §5b.4). */
   #judge(entry: Added): Verdict {
     if (entry.malformed) return "malformed";
     if (entry.powerless) return "unauthorised";
@@ -424,7 +424,7 @@ export class Membership {
   }
 
   /**
-   * The scope a connection from `key` is admitted with (§M.5): its scope
+   * The scope a connection from `key` is admitted with (PROTOCOL.md §5b.5): its scope
    * over everything held, `undefined` when it is no member or revoked.
    */
   scopeOf(key: NodeId): Scope | undefined {

@@ -3,7 +3,7 @@
  * document, the three membership actions (genesis, grant, revoke), builders
  * for them, and the validators that tell a well-formed membership mutation
  * from a malformed one and keep pipeline writes out of the reserved part.
- * docs/membership.md (§M.2) specifies them.
+ * PROTOCOL.md §5b.2 specifies them.
  * @module
  */
 import { isHex64 } from "../protocol/bytes.ts";
@@ -14,10 +14,10 @@ import type { Mutation } from "./operation.ts";
 export const MEMBERS_ROOT = "members";
 
 /** The scopes a member can hold, from least to most. */
-export const SCOPES = ["read", "write", "admin"] as const;
+export const SCOPES: readonly Scope[] = ["read", "write", "admin"];
 
-/** One of {@link SCOPES}. */
-export type Scope = typeof SCOPES[number];
+/** A member's scope: `read` (connect and receive), `write` (author pipeline operations), `admin`. */
+export type Scope = "read" | "write" | "admin";
 
 /** Longest label, in characters. */
 export const MAX_LABEL_LENGTH = 256;

@@ -11,7 +11,7 @@
  * @module
  */
 import type { ClockHeads, VectorClock } from "./clock.ts";
-import { CrdtDocument } from "./document.ts";
+import type { CrdtDocument } from "./document.ts";
 import { type Identity, type NodeId, SignatureVerifier } from "./identity.ts";
 import { type BatchResult, type LogMark, OpLog } from "./log.ts";
 import {
@@ -32,6 +32,12 @@ import {
   type ReplicaOptions,
   type WriteGate,
 } from "./replica_types.ts";
+import {
+  checkMembershipMutation,
+  checkNotReserved,
+  GatedDocument,
+  type ReplicaMembers,
+} from "./replica_members.ts";
 import { type ForkProof, MemoryStore, type Store } from "./store.ts";
 import { WriteGuard, WriteRefusedError } from "./write_guard.ts";
 
@@ -78,7 +84,7 @@ export class Replica {
   readonly identity: Identity;
   /** The node id (hex public key). */
   readonly nodeId: NodeId;
-  #document = new CrdtDocument();
+  readonly #gated = new GatedDocument();
   readonly #log: OpLog;
   readonly #store: Store;
   readonly #applied = new Set<AppliedListener>();
@@ -99,7 +105,9 @@ export class Replica {
     }, this.#now());
     this.#log = new OpLog({
       verifier: options.verifier ?? new SignatureVerifier(),
-      mayAuthor: options.mayAuthor,
+      // Once in a mesh, every node holds every verified operation; the rule judges them.
+      mayAuthor: (author) =>
+        this.#gated.members !== undefined || (options.mayAuthor?.(author) ?? true),
       pending: options.pending,
       quarantine: options.quarantine,
       forkProofs: options.forkProofs,
@@ -112,7 +120,7 @@ export class Replica {
    * it through the replica each time rather than keeping it.
    */
   get document(): CrdtDocument {
-    return this.#document;
+    return this.#gated.document;
   }
 
   /**
@@ -146,7 +154,8 @@ export class Replica {
         } is out of order (Cannot apply operation ${first.op.id}: ${first.reason})`,
       );
     }
-    for (const op of replica.#log.all()) replica.#document.apply(op);
+    if (options.mesh !== undefined) replica.#gated.join(options.mesh, replica.#log.all());
+    else replica.#gated.rebuild(replica.#log.all());
     replica.#checkOwnHead(options.acceptLostHistory ?? false);
     return replica;
   }
@@ -165,6 +174,13 @@ export class Replica {
   commit(mutations: readonly Mutation[]): Operation[] {
     this.#checkOpen("commit");
     if (mutations.length === 0) return [];
+    const members = this.#gated.members;
+    if (members) members.checkPipelineWrite(this.nodeId, mutations);
+    else checkNotReserved(mutations);
+    return this.#sign(mutations);
+  }
+
+  #sign(mutations: readonly Mutation[]): Operation[] {
     const now = this.#now();
     const refusal = this.#guard.check(now, this.#ownHeld(), this.#log.forkPoint(this.nodeId));
     if (refusal !== undefined) throw new WriteRefusedError(refusal, now);
@@ -200,9 +216,46 @@ export class Replica {
       this.#log.rollback(mark);
       throw error;
     }
-    for (const op of created) this.#document.apply(op);
+    this.#gated.apply(created, () => this.#log.all());
     this.#emit(created, LOCAL_ORIGIN);
     return created;
+  }
+
+  /**
+   * The mesh membership, once the replica knows its mesh id
+   * ({@link Replica.joinMesh}); `HuskiesNode.members` is the public API.
+   * @ignore
+   */
+  get members(): ReplicaMembers | undefined {
+    return this.#gated.members;
+  }
+
+  /**
+   * Adopts the mesh whose genesis has id `genesis`: the membership rule then decides what
+   * reaches the document, and no author is refused as untrusted (all nodes hold the same ops).
+   * @throws {MembershipRefusedError} the replica belongs to another mesh.
+   */
+  joinMesh(genesis: OpId): void {
+    this.#gated.join(genesis, this.#log.all());
+  }
+
+  /**
+   * Signs one membership operation that `build` makes from the membership (`undefined` before
+   * a mesh) and the time: the members API's path (`members_api.ts`); nothing else goes here.
+   * @ignore
+   */
+  commitMembership(
+    build: (members: ReplicaMembers | undefined, now: number) => Mutation,
+  ): Operation {
+    this.#checkOpen("change members");
+    const mutation = build(this.#gated.members, this.#now());
+    checkMembershipMutation(this.nodeId, mutation);
+    return this.#sign([mutation])[0];
+  }
+
+  /** Subscribes to changes of the member list; returns the unsubscribe function. */
+  onMembersChanged(listener: () => void): () => void {
+    return this.#gated.onMembersChanged(listener);
   }
 
   /** The highest seq of this node's own operations held (applied or quarantined). */
@@ -290,11 +343,9 @@ export class Replica {
       }
     }
     if (result.rebuilt) {
-      const document = new CrdtDocument();
-      for (const op of this.#log.all()) document.apply(op);
-      this.#document = document;
+      this.#gated.rebuild(this.#log.all(), true);
     } else {
-      for (const op of result.applied) this.#document.apply(op);
+      this.#gated.apply(result.applied, () => this.#log.all());
     }
     for (const proof of result.forks) this.#recordFork(proof, origin);
     if (result.applied.length > 0) this.#emit(result.applied, origin);
@@ -449,7 +500,7 @@ export class Replica {
 
   /** Deterministic hash of the document's visible state. */
   stateHash(): string {
-    return this.#document.stateHash();
+    return this.#gated.document.stateHash();
   }
 
   /** Closes the store. Safe to call twice. */
@@ -459,6 +510,7 @@ export class Replica {
     this.#applied.clear();
     this.#forkListeners.clear();
     this.#quarantineListeners.clear();
+    this.#gated.clearListeners();
     this.#store.close();
   }
 }

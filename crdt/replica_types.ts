@@ -75,6 +75,12 @@ export interface ReplicaOptions {
   claimTimeoutMs?: number;
   /** The clock, in ms (virtual time in simulations). @default Date.now */
   now?: () => number;
+  /**
+   * The mesh id (its genesis operation's id), when this node belongs to a
+   * mesh: the membership rule then decides which operations reach the
+   * document, and `mayAuthor` is no longer asked. @default none (no mesh)
+   */
+  mesh?: string;
 }
 
 /**

@@ -5,6 +5,7 @@
  * @module
  */
 import type { CreatedToken, CreateTokenOptions, Scope } from "../auth/mod.ts";
+import { MembershipRefusedError } from "../crdt/replica_members.ts";
 import type { ConnectOptions, HuskiesNode, RendezvousClient } from "./node.ts";
 
 /**
@@ -62,7 +63,9 @@ export function initTrustedKeys(
 
 /**
  * Creates a join token on this node (the hub) for a new node to present. The
- * returned `token` embeds this node's id, so the joiner can pin it.
+ * returned `token` embeds this node's id, so the joiner can pin it. In a
+ * mesh, only an admin issues tokens (redeeming one signs a grant).
+ * @throws {MembershipRefusedError} in a mesh, this node is no admin.
  *
  * @example
  * ```ts
@@ -77,6 +80,11 @@ export function initTrustedKeys(
  * ```
  */
 export function addJoinToken(node: HuskiesNode, options: CreateTokenOptions): CreatedToken {
+  if (node.members.mesh !== undefined && node.members.ownScope() !== "admin") {
+    throw new MembershipRefusedError(
+      "Cannot create join token: this node's key is not an admin of the mesh",
+    );
+  }
   return node.tokens.create(options, node.nodeId);
 }
 

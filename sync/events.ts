@@ -3,6 +3,7 @@
  * @module
  */
 import type { NodeId } from "../crdt/identity.ts";
+import type { MemberRecord } from "../crdt/membership.ts";
 import type { Operation } from "../crdt/operation.ts";
 import type { ForkProof } from "../crdt/store.ts";
 import type { Scope } from "../auth/trust.ts";
@@ -43,8 +44,14 @@ export interface NodeEvents {
     };
   /** An author was caught signing two operations at one position. */
   "fork-detected": { author: NodeId; seq: number; proof: ForkProof; from?: NodeId };
-  /** Operations were applied; `from` is the peer that delivered them (absent: local). */
+  /**
+   * Operations were applied to the document; `from` is the peer that
+   * delivered them (absent: local). In a mesh, only those the membership
+   * rule accepts.
+   */
   "applied": { operations: readonly Operation[]; from?: NodeId };
+  /** The mesh's member list may have changed (a grant, revocation, or the mesh joined). */
+  "members-changed": { members: MemberRecord[] };
 }
 
 /** The name of a node event. */

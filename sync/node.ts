@@ -9,6 +9,7 @@
  */
 import { join } from "node:path";
 import { STORE_FILE_NAME } from "../data_dir.ts";
+import { joinerAdmitter, NodeMembers, readMeshId, watchMembers, writeMeshId } from "./members.ts";
 import { AccessPolicy, AdmissionLimiter, TokenStore, TrustStore } from "../auth/mod.ts";
 import { loadOrCreateIdentity } from "../auth/keystore.ts";
 import { Identity, type NodeId, SignatureVerifier } from "../crdt/identity.ts";
@@ -137,6 +138,8 @@ export class HuskiesNode {
   readonly policy: AccessPolicy;
   /** The node's clock and timers. */
   readonly timers: Timers;
+  /** Mesh membership: list, grant, revoke (see `members.ts`). */
+  readonly members: NodeMembers;
   readonly #verifier: SignatureVerifier;
   readonly #options: NodeOptions;
   readonly #limits: SessionLimits;
@@ -181,6 +184,9 @@ export class HuskiesNode {
       liveBatchMs: options.liveBatchMs,
     };
     this.#admission = new AdmissionLimiter(options.admission);
+    const dir = options.dataDir;
+    this.members = new NodeMembers(replica, (mesh) => dir && writeMeshId(dir, mesh));
+    policy.useMembers(() => replica.members?.state);
     this.#events = new NodeEventEmitter(
       this.timers,
       (error) =>
@@ -202,9 +208,15 @@ export class HuskiesNode {
       events: this.#events,
       counters: this.#counters,
       peerClocks: this.#peerClocks,
+      admitJoiner: joinerAdmitter(this.members, this.trust, this.#logger),
+      learnMesh: (mesh, hub) => {
+        this.#logger.log("info", "joined the hub's mesh", { mesh, hub });
+        this.members.join(mesh);
+      },
     });
     this.#hub.attach(replica);
     emitReplicaEvents(replica, this.#hub, this.#events, this.#counters, this.#logger);
+    watchMembers(replica, policy, this.#hub, this.#events, this.#logger);
     reportWriteGateAtOpen(replica, this.#logger, this.timers.now());
     this.#stopLogs = [
       summariseRefusals(this.#events, this.timers, this.#logger),
@@ -252,6 +264,7 @@ export class HuskiesNode {
         store,
         verifier,
         pending: options.pending,
+        mesh: options.mesh ?? (dir ? readMeshId(dir) : undefined),
         mayAuthor: (author) => author === identity.nodeId || policy.mayAuthor(author),
         startupGraceMs: startupGraceMs > 0 ? startupGraceMs : undefined,
         acceptLostHistory: options.acceptLostHistory,

@@ -36,6 +36,8 @@ export interface NodeOptions extends SessionLimits {
   identity?: Identity;
   /** Store to use instead of the data folder's SQLite database. */
   store?: Store;
+  /** The mesh id (genesis operation id) to open with. @default the data folder's `mesh.json` */
+  mesh?: string;
   /** Trust list. @default the data folder's, or an empty in-memory list */
   trust?: TrustStore;
   /** Keys from configuration (`trusted_keys`), trusted with write scope. */

@@ -35,7 +35,19 @@ export function emitReplicaEvents(
   counters: NodeCounters,
   logger: Logger,
 ): void {
-  replica.onApplied((operations, origin) => {
+  replica.onApplied((held, origin) => {
+    // In a mesh every held operation is forwarded, but only accepted ones are "applied".
+    const members = replica.members;
+    const operations = members ? held.filter((op) => members.accepts(op.id)) : held;
+    if (operations.length < held.length) {
+      const refused = held.filter((op) => !members!.accepts(op.id));
+      counters.unauthorized += refused.length;
+      logger.log("info", "operations held but not applied: the mesh's members rule refuses them", {
+        count: refused.length,
+        authors: [...new Set(refused.map((op) => op.author))],
+      });
+    }
+    if (operations.length === 0) return;
     counters.applied += operations.length;
     const from = hub.memberOf(origin)?.peer;
     events.emit("applied", from === undefined ? { operations } : { operations, from });

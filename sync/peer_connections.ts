@@ -5,11 +5,12 @@
  * authentications, refusals, session events and closes as node events.
  * @module
  */
-import { makeAuthorizer } from "../auth/authorize.ts";
+import { type JoinerAdmitter, makeAuthorizer } from "../auth/authorize.ts";
 import {
   AUTH_TIMEOUT_SECS,
   ClientHandshake,
   type ClientHandshakeOptions,
+  type HandshakeDone,
   ServerHandshake,
 } from "../auth/handshake.ts";
 import type { AccessPolicy, TokenStore, TrustStore } from "../auth/mod.ts";
@@ -57,6 +58,10 @@ export interface PeerConnectionsOptions {
   hub: Hub<SessionRunner>;
   /** Where events go. */
   events: NodeEventEmitter;
+  /** Admits a key that redeemed a join token (a grant in a mesh; see `members.ts`). */
+  admitJoiner?: JoinerAdmitter;
+  /** A pinned hub told us its mesh id and this node has none yet: adopt it. */
+  learnMesh?: (mesh: string, hub: NodeId) => void;
   /** Node-wide counters. */
   counters: NodeCounters;
   /** Where peers' reported clocks are kept. */
@@ -96,8 +101,9 @@ export class PeerConnections {
     const { replica, policy, tokens, trust, verifier } = this.#o;
     const handshake = new ServerHandshake({
       identity: replica.identity,
-      authorize: makeAuthorizer(policy, tokens, trust),
+      authorize: makeAuthorizer(policy, tokens, trust, this.#o.admitJoiner),
       verifier,
+      mesh: () => replica.members?.mesh,
     });
     return this.#run(channel, "inbound", handshake, remote, onHandshakeEnd);
   }
@@ -129,7 +135,13 @@ export class PeerConnections {
       signal.addEventListener("abort", abort, { once: true });
       if (signal.aborted) abort();
       const handshake = new ClientHandshake(handshakeOptions);
-      const outcome = await this.#run(channel, "outbound", handshake, url, undefined, (peer) => {
+      const outcome = await this.#run(channel, "outbound", handshake, url, undefined, (done) => {
+        const peer = done.peer;
+        // A pinned hub (token or key) signed its mesh id: the mesh this node joins.
+        const pinned = options.token !== undefined || options.hubKey !== undefined;
+        if (done.mesh && pinned && replica.members === undefined) {
+          this.#o.learnMesh?.(done.mesh, peer);
+        }
         // Joining with a token pins the hub; trust it too, so its operations are accepted.
         if (options.token !== undefined && trust.scopeOf(peer) === undefined) {
           trust.add(peer, "write", "hub joined with a token");
@@ -164,7 +176,7 @@ export class PeerConnections {
     handshake: ServerHandshake | ClientHandshake,
     remote: string,
     onHandshakeEnd?: (authenticated: boolean) => void,
-    onSession?: (peer: NodeId) => void,
+    onSession?: (done: HandshakeDone) => void,
   ): Promise<ConnectionOutcome> {
     const { events, timers, logger } = this.#o;
     return runConnection({
@@ -181,14 +193,16 @@ export class PeerConnections {
           logger.log(
             "warn",
             `refused key ${refusal.key}: to let it in, run \`huskies trust add ${refusal.key}\`` +
-              " here, or give it a join token (`huskies token create`)",
+              " here (in a mesh: `huskies members grant` on an admin), or give it a join token" +
+              " (`huskies token create`)",
             { remote, code: refusal.code, reason: refusal.reason, key: refusal.key },
           );
         }
         events.emit("refused", { kind: "handshake", direction, remote, ...refusal });
       },
-      startSession: ({ peer, scope }, open) => {
-        onSession?.(peer);
+      startSession: (done, open) => {
+        const { peer, scope } = done;
+        onSession?.(done);
         events.emit("peer-authenticated", { peer, direction, remote, scope });
         return this.#startSession(open, peer, direction, remote);
       },

@@ -330,12 +330,12 @@ export class SimNetwork {
   /**
    * Adds a node with its own empty store (a {@link MemoryStore}, or a
    * {@link FlakyStore} when stores are set to fail) and opens it. With
-   * `legacy`, the node speaks the legacy (v1) protocol.
+   * `legacy`, the node speaks the legacy (v1) protocol; with `mesh`, it opens in that mesh.
    */
   async addNode(
     name: string,
     identity: Identity,
-    options: { legacy?: boolean } = {},
+    options: { legacy?: boolean; mesh?: string } = {},
   ): Promise<SimNode> {
     const node: SimNode = new SimNode(name, identity, {
       ...this.#limits,
@@ -344,6 +344,7 @@ export class SimNetwork {
       timers: this.timers,
       dialer: (url, signal): Promise<DialResult> => this.#dial(node, url, signal),
       legacy: options.legacy,
+      mesh: options.mesh,
       pending: this.#pending,
       logger: this.#logger(name),
     });
@@ -563,6 +564,19 @@ export class SimNetwork {
     this.#note(`drop ${link.name} #${connection.id}`);
     this.#end(link, connection, LINK_DROPPED, reason);
     return true;
+  }
+
+  /**
+   * Takes `link` out of the network for good: its client stops, its
+   * connection drops, and quiescence and divergence no longer look at it
+   * (for a node a mesh refuses: its links never connect).
+   */
+  async removeLink(link: SimLink): Promise<void> {
+    const index = this.links.indexOf(link);
+    if (index >= 0) this.links.splice(index, 1);
+    const stopping = link.client?.stop();
+    this.drop(link, "link removed");
+    await stopping;
   }
 
   /**

@@ -1,5 +1,5 @@
 /**
- * The membership rule (docs/membership.md): unit tests for each rule, the
+ * The membership rule (PROTOCOL.md §5b): unit tests for each rule, the
  * committed test vectors, and a property test that random histories with
  * concurrent grants and revocations, mutual admin revocations and forks,
  * delivered in random causal orders, give every evaluator the same verdicts

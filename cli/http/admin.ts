@@ -10,6 +10,8 @@ import { type HuskiesNode, PeersTimeoutError } from "../../sync/node.ts";
 import { eventJson, itemJson, itemPatchFromJson } from "../json.ts";
 import { failure, json, readLimited } from "./respond.ts";
 import type { AdminRouteName } from "./routes.ts";
+import { memberHandlers } from "./members.ts";
+import { MembershipRefusedError } from "../../crdt/replica_members.ts";
 
 /** Largest admin request body accepted, bytes. */
 export const MAX_ADMIN_BODY_BYTES = 64 * 1024;
@@ -124,8 +126,9 @@ export function writeRefusedResponse(error: WriteRefusedError, now: number): Res
 }
 
 /**
- * Input errors become 400 and refused writes 503/409 (see
- * {@link writeRefusedResponse}); anything else is left to the caller (500).
+ * Input errors become 400, refused writes 503/409 (see
+ * {@link writeRefusedResponse}), membership refusals (no scope, not an admin)
+ * 409; anything else is left to the caller (500).
  */
 function inputErrors(handler: AdminHandler, now: () => number): AdminHandler {
   return async (request, url) => {
@@ -138,6 +141,7 @@ function inputErrors(handler: AdminHandler, now: () => number): AdminHandler {
       ) {
         return failure(400, error.message);
       }
+      if (error instanceof MembershipRefusedError) return failure(409, error.message);
       throw error;
     }
   };
@@ -232,6 +236,7 @@ export function adminHandlers(deps: AdminDeps): Record<AdminRouteName, AdminHand
       deps.onStopRequest();
       return Promise.resolve(json({ stopping: true, nodeId: deps.node.nodeId }, 202));
     },
+    ...memberHandlers(node),
   };
   for (const name of Object.keys(handlers) as AdminRouteName[]) {
     handlers[name] = inputErrors(handlers[name], () => node.timers.now());

@@ -14,6 +14,7 @@ import { EventLoopLagMonitor, sampleProcess } from "../process_metrics.ts";
 import { LOCAL_ORIGIN } from "../../crdt/replica.ts";
 import { STATUS_PAGE_CSP, STATUS_PAGE_HTML } from "../status_page.ts";
 import { type AdminHandler, adminHandlers } from "./admin.ts";
+import { type MemberJson, memberJson } from "./members.ts";
 import { EventStreams } from "./events.ts";
 import { bearerMatches, hostAllowed, isLoopback, originAllowed, redactUrl } from "./guard.ts";
 import { failure, json } from "./respond.ts";
@@ -70,6 +71,8 @@ export interface StatusSnapshot {
   }[];
   /** The pipeline stages, in order. */
   stages: readonly string[];
+  /** The mesh's members (empty when the node belongs to no mesh). */
+  members: MemberJson[];
   /** Every work item (omitted where not asked for). */
   items?: ItemJson[];
 }
@@ -210,6 +213,11 @@ export class HttpApp {
       adminItemMove: adminRoute(admin.adminItemMove),
       adminEvents: adminRoute(admin.adminEvents),
       adminStop: adminRoute(admin.adminStop),
+      adminMembers: adminRoute(admin.adminMembers),
+      adminMembersInit: adminRoute(admin.adminMembersInit),
+      adminMembersGrant: adminRoute(admin.adminMembersGrant),
+      adminMembersRevoke: adminRoute(admin.adminMembersRevoke),
+      adminMembersImportTrust: adminRoute(admin.adminMembersImportTrust),
     };
   }
 
@@ -226,6 +234,8 @@ export class HttpApp {
     for (const entry of this.#node.trust.list()) {
       if (entry.label) labels.set(entry.key, entry.label);
     }
+    const members = this.#node.members.list().map(memberJson);
+    for (const member of members) if (member.label) labels.set(member.key, member.label);
     const snapshot: StatusSnapshot = {
       nodeId: status.nodeId,
       version: this.#options.version,
@@ -262,6 +272,7 @@ export class HttpApp {
         nextRetryAt: r.state === "waiting" ? isoTime(nextRetry(r)) : null,
       })),
       stages: STAGES,
+      members,
     };
     if (items) snapshot.items = this.#node.pipeline.list().map(itemJson);
     return snapshot;

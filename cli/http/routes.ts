@@ -88,6 +88,31 @@ export const ROUTES = {
     summary: "stage events, `?story=ID` for one item",
   },
   adminStop: { method: "POST", path: "/admin/stop", access: "admin", summary: "stop cleanly" },
+  adminMembers: { method: "GET", path: "/admin/members", access: "admin", summary: "mesh members" },
+  adminMembersInit: {
+    method: "POST",
+    path: "/admin/members/init",
+    access: "admin",
+    summary: 'create a mesh with this node as first admin, body `{"label": L}`',
+  },
+  adminMembersGrant: {
+    method: "POST",
+    path: "/admin/members/grant",
+    access: "admin",
+    summary: 'body `{"key": K, "scope": "write"|"read"|"admin", "label": L}`',
+  },
+  adminMembersRevoke: {
+    method: "POST",
+    path: "/admin/members/revoke",
+    access: "admin",
+    summary: "body `{\"key\": K}`; the cut is this node's view of the member's chain",
+  },
+  adminMembersImportTrust: {
+    method: "POST",
+    path: "/admin/members/import-trust",
+    access: "admin",
+    summary: "grant write to every write-trusted key that is not a member",
+  },
 } as const satisfies Record<string, Route>;
 
 /** The name of a route in {@link ROUTES}. */
