@@ -423,7 +423,10 @@ export class AccessPolicy {
   readonly #trust: TrustStore;
   readonly #open: boolean | "when-empty";
 
-  /** Creates the policy; `options.open` must be given explicitly. */
+  /**
+   * Creates the policy; `options.open` must be given explicitly.
+   * @ignore
+   */
   constructor(trust: TrustStore, options: AccessPolicyOptions) {
     if (options?.open !== true && options?.open !== false && options?.open !== "when-empty") {
       throw new TypeError('Cannot create access policy: open must be true, false or "when-empty"');
