@@ -52,14 +52,8 @@
 // The node: options, status, events, waits, its outbound clients.
 export { HuskiesNode, type NodeOptions, type NodeStatus } from "./sync/node.ts";
 export { type ConnectOptions, type WriteGateStatus } from "./sync/node_options.ts";
-export { type OperationRef, PeersTimeoutError } from "./sync/node_waits.ts";
-export type {
-  Direction,
-  NodeEventListener,
-  NodeEvents,
-  NodeEventType,
-  OnceOptions,
-} from "./sync/events.ts";
+export { PeersTimeoutError } from "./sync/node_waits.ts";
+export type { NodeEventListener, NodeEvents, NodeEventType, OnceOptions } from "./sync/events.ts";
 export type { WaitOptions } from "./sync/node_waits.ts";
 export type { PeerSession } from "./sync/session_runner.ts";
 export type { SessionLimits, SessionStats } from "./sync/session_types.ts";
@@ -68,7 +62,6 @@ export type {
   RendezvousInfo,
   RendezvousOptions,
   RendezvousOutcome,
-  RendezvousState,
 } from "./sync/rendezvous_client.ts";
 export type { BackoffOptions } from "./sync/backoff.ts";
 export type { LogFields, Logger, LogLevel } from "./sync/logger.ts";
@@ -91,7 +84,6 @@ export { CloseCode, isPermanentClose } from "./protocol/close_codes.ts";
 export { Identity, type NodeId } from "./crdt/identity.ts";
 export {
   type AccessPolicy,
-  type AccessPolicyOptions,
   type Scope,
   type TrustEntry,
   TrustStore,
@@ -112,10 +104,6 @@ export {
   type ForkListener,
   Replica,
   type ReplicaOptions,
-  type WriteGate,
-  type WriteGateState,
-  type WriteRefusal,
-  type WriteRefusalReason,
   WriteRefusedError,
 } from "./crdt/replica.ts";
 export type { PendingLimits } from "./crdt/log.ts";

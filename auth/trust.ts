@@ -433,7 +433,10 @@ export class AccessPolicy {
   readonly #open: boolean | "when-empty";
   #members: () => MemberScopes | undefined = () => undefined;
 
-  /** Creates the policy; `options.open` must be given explicitly. */
+  /**
+   * Creates the policy; `options.open` must be given explicitly.
+   * @ignore
+   */
   constructor(trust: TrustStore, options: AccessPolicyOptions) {
     if (options?.open !== true && options?.open !== false && options?.open !== "when-empty") {
       throw new TypeError('Cannot create access policy: open must be true, false or "when-empty"');

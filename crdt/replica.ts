@@ -392,7 +392,11 @@ export class Replica {
     this.#guard.notePeerCaughtUp(peer, this.#ownHeld(), this.#now());
   }
 
-  /** The write guard: whether a write would be signed now, and why not. */
+  /**
+   * The write guard: whether a write would be signed now, and why not
+   * (`HuskiesNode.status().writeGate` reports it).
+   * @ignore
+   */
   get writeGate(): WriteGate {
     return {
       state: () =>

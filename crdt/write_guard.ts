@@ -248,14 +248,23 @@ export function refusalMessage(refusal: WriteRefusal, now: number): string {
  * `retryable` is false only for a forked own key.
  */
 export class WriteRefusedError extends Error {
-  /** Why. */
-  readonly reason: WriteRefusalReason;
+  /**
+   * Why: `own-key-forked` (permanent), `lost-history`, `own-evidence`,
+   * `starting` or `peer-claim` (each lifts by itself once peers caught us up).
+   */
+  readonly reason: "own-key-forked" | "lost-history" | "own-evidence" | "starting" | "peer-claim";
   /** True when the same write may succeed later without an operator acting. */
   readonly retryable: boolean;
-  /** The refusal with its details. */
+  /**
+   * The refusal with its details.
+   * @ignore
+   */
   readonly refusal: WriteRefusal;
 
-  /** Creates the error for `refusal`, at time `now` (for the message). */
+  /**
+   * Creates the error for `refusal`, at time `now` (for the message).
+   * @ignore
+   */
   constructor(refusal: WriteRefusal, now: number) {
     super(refusalMessage(refusal, now));
     this.name = "WriteRefusedError";

@@ -15,13 +15,28 @@ export type Direction = "inbound" | "outbound";
 /** Every event a node emits, by type. */
 export interface NodeEvents {
   /** A peer completed the handshake; its sync session starts. */
-  "peer-authenticated": { peer: NodeId; direction: Direction; remote: string; scope: Scope };
+  "peer-authenticated": {
+    peer: NodeId;
+    direction: "inbound" | "outbound";
+    remote: string;
+    scope: Scope;
+  };
   /** The peer's catch-up arrived (its `ready`): operations received so far and time since authentication. */
-  "caught-up": { peer: NodeId; direction: Direction; operations: number; durationMs: number };
+  "caught-up": {
+    peer: NodeId;
+    direction: "inbound" | "outbound";
+    operations: number;
+    durationMs: number;
+  };
   /** Catch-up finished both ways; live operations flow. */
-  "live": { peer: NodeId; direction: Direction };
+  "live": { peer: NodeId; direction: "inbound" | "outbound" };
   /** A sync session ended. */
-  "session-closed": { peer: NodeId; direction: Direction; code: number; reason: string };
+  "session-closed": {
+    peer: NodeId;
+    direction: "inbound" | "outbound";
+    code: number;
+    reason: string;
+  };
   /**
    * A refusal: a handshake refused (by us or the peer; `key` when the refused
    * key is known), or operations from a peer refused, with counts per author.
@@ -29,7 +44,7 @@ export interface NodeEvents {
   "refused":
     | {
       kind: "handshake";
-      direction: Direction;
+      direction: "inbound" | "outbound";
       code: number;
       reason: string;
       remote: string;

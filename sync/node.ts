@@ -7,6 +7,7 @@
  * timers. No process-global state: several nodes run in one process.
  * @module
  */
+import type { Operation } from "../crdt/operation.ts";
 import { join } from "node:path";
 import { STORE_FILE_NAME } from "../data_dir.ts";
 import { joinerAdmitter, NodeMembers, readMeshId, watchMembers, writeMeshId } from "./members.ts";
@@ -393,7 +394,7 @@ export class HuskiesNode {
    * write: that write's last operation), for {@link waitForPeers}; undefined
    * before its first.
    */
-  ownHead(): OperationRef | undefined {
+  ownHead(): Pick<Operation, "author" | "seq"> | undefined {
     const seq = this.replica.clock()[this.nodeId];
     return seq === undefined ? undefined : { author: this.nodeId, seq };
   }
@@ -407,7 +408,7 @@ export class HuskiesNode {
    * Rejects with a RangeError when `count` is not a whole number >= 0.
    */
   waitForPeers(
-    operations: OperationRef | readonly OperationRef[],
+    operations: Pick<Operation, "author" | "seq"> | readonly Pick<Operation, "author" | "seq">[],
     count: number,
     options: WaitOptions = {},
   ): Promise<NodeId[]> {

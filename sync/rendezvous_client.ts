@@ -135,7 +135,7 @@ export interface RendezvousInfo {
   /** The peer URL. */
   url: string;
   /** Current state. */
-  state: RendezvousState;
+  state: "connecting" | "connected" | "waiting" | "stopped";
   /** Consecutive failures. */
   failures: number;
   /** The last failure, as text. */
