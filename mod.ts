@@ -54,7 +54,6 @@ export { HuskiesNode, type NodeOptions, type NodeStatus } from "./sync/node.ts";
 export { type ConnectOptions, type WriteGateStatus } from "./sync/node_options.ts";
 export { PeersTimeoutError } from "./sync/node_waits.ts";
 export type { NodeEventListener, NodeEvents, NodeEventType, OnceOptions } from "./sync/events.ts";
-export type { WaitOptions } from "./sync/node_waits.ts";
 export type { PeerSession } from "./sync/session_runner.ts";
 export type { SessionLimits, SessionStats } from "./sync/session_types.ts";
 export type {
@@ -95,7 +94,6 @@ export {
   type CreateTokenOptions,
   type TokenInfo,
   TokenStore,
-  type TokenStoreOptions,
 } from "./auth/tokens.ts";
 
 // Replicated state: the replica, the pipeline, operations, stores.
@@ -104,9 +102,8 @@ export {
   type ForkListener,
   Replica,
   type ReplicaOptions,
-  WriteRefusedError,
 } from "./crdt/replica.ts";
-export type { PendingLimits } from "./crdt/log.ts";
+export { WriteRefusedError } from "./crdt/write_guard.ts";
 export {
   ItemNotFoundError,
   Pipeline,
@@ -119,7 +116,7 @@ export {
 } from "./crdt/pipeline.ts";
 export type { Mutation, Operation, OpId, Path, UnsignedOperation } from "./crdt/operation.ts";
 export type { JsonValue } from "./crdt/canonical.ts";
-export type { ClockHeads, VectorClock } from "./crdt/clock.ts";
+export type { VectorClock } from "./crdt/clock.ts";
 export type { CrdtDocument } from "./crdt/document.ts";
 export { type ForkProof, MemoryStore, type Store } from "./crdt/store.ts";
 export { SqliteStore, type SqliteStoreOptions } from "./crdt/sqlite_store.ts";
@@ -133,7 +130,7 @@ export { KeyFileError } from "./auth/keystore.ts";
 export { DataFileError } from "./auth/files.ts";
 
 // Mesh membership (PROTOCOL.md §5b): node.members.
-export type { GrantOptions, ImportTrustResult, NodeMembers } from "./sync/members.ts";
+export type { NodeMembers } from "./sync/members.ts";
 export type { MemberRecord } from "./crdt/membership.ts";
 export type { Scope as MemberScope } from "./crdt/membership_ops.ts";
 export { MembershipRefusedError } from "./crdt/replica_members.ts";

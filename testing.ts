@@ -30,6 +30,7 @@ export { mulberry32, Rng } from "./testing/sim_random.ts";
 export type { Channel, ChannelReceiver, Dialer, DialResult } from "./sync/channel.ts";
 export type { TimerHandle, Timers } from "./sync/timers.ts";
 export type { AcceptOptions } from "./sync/node_options.ts";
+export type { PendingLimits } from "./crdt/log.ts";
 export type { ConnectionOutcome } from "./sync/connection.ts";
 export type { AppendOptions, OwnHead } from "./crdt/store.ts";
 export type { ReceiveOptions } from "./crdt/replica.ts";

@@ -343,6 +343,7 @@ export class TokenStore {
    * Opens `<dataDir>/tokens.json` (a missing file means no tokens; it is
    * created by the first {@link TokenStore.create}).
    * @throws {Error} the file is unreadable, corrupt, or writable by others.
+   * @ignore
    */
   static open(dataDir: string, options: TokenStoreOptions = {}): TokenStore {
     const store = new TokenStore(dataDir, options);
@@ -350,7 +351,10 @@ export class TokenStore {
     return store;
   }
 
-  /** An in-memory token store (nothing is persisted). */
+  /**
+   * An in-memory token store (nothing is persisted).
+   * @ignore
+   */
   static memory(options: TokenStoreOptions = {}): TokenStore {
     return new TokenStore(null, options);
   }

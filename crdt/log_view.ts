@@ -7,7 +7,7 @@ import type { ClockHeads, VectorClock } from "./clock.ts";
 import { type Quarantine, withAnchors } from "./forks.ts";
 import type { NodeId } from "./identity.ts";
 import type { AppliedChains } from "./op_log.ts";
-import type { Operation, OpId } from "./operation.ts";
+import { type Operation, OPERATION_LIMITS, type OpId } from "./operation.ts";
 import type { PendingBuffer } from "./pending_buffer.ts";
 import type { ForkProof } from "./store.ts";
 
@@ -113,6 +113,22 @@ export abstract class LogView {
    */
   frontier(): OpId[] {
     return this.applied.frontier();
+  }
+
+  /**
+   * The dependencies of `author`'s next operation: the frontier minus its own
+   * head (implied by `prev`), capped to the newest {@link OPERATION_LIMITS}`.maxDeps`.
+   */
+  depsFor(author: NodeId): OpId[] {
+    const own = this.headOf(author);
+    const deps = this.frontier().filter((id) => id !== own);
+    if (deps.length <= OPERATION_LIMITS.maxDeps) return deps;
+    return deps
+      .map((id) => this.get(id)!)
+      .sort((a, b) => b.time - a.time)
+      .slice(0, OPERATION_LIMITS.maxDeps)
+      .map((op) => op.id)
+      .sort();
   }
 
   /** Fork proofs known, one per equivocating author (the lowest known). */

@@ -40,6 +40,7 @@ import {
 } from "./replica_members.ts";
 import { type ForkProof, MemoryStore, type Store } from "./store.ts";
 import { WriteGuard, WriteRefusedError } from "./write_guard.ts";
+import { Listeners } from "./listeners.ts";
 
 export {
   type AppliedListener,
@@ -50,12 +51,6 @@ export {
   type ReplicaOptions,
   type WriteGate,
 } from "./replica_types.ts";
-export {
-  type WriteGateState,
-  type WriteRefusal,
-  type WriteRefusalReason,
-  WriteRefusedError,
-} from "./write_guard.ts";
 
 /**
  * One node's replica of the document.
@@ -87,9 +82,9 @@ export class Replica {
   readonly #gated = new GatedDocument();
   readonly #log: OpLog;
   readonly #store: Store;
-  readonly #applied = new Set<AppliedListener>();
-  readonly #forkListeners = new Set<ForkListener>();
-  readonly #quarantineListeners = new Set<(ops: readonly Operation[], origin: unknown) => void>();
+  readonly #applied = new Listeners<Parameters<AppliedListener>>();
+  readonly #forkListeners = new Listeners<Parameters<ForkListener>>();
+  readonly #quarantineListeners = new Listeners<[readonly Operation[], unknown]>();
   #closed = false;
   readonly #guard: WriteGuard;
   readonly #now: () => number;
@@ -196,7 +191,7 @@ export class Replica {
           author: this.nodeId,
           seq,
           prev,
-          deps: this.#localDeps(),
+          deps: this.#log.depsFor(this.nodeId),
           time: Math.max(time, this.#log.maxTime) + 1,
           mutation,
         }, this.identity);
@@ -217,7 +212,7 @@ export class Replica {
       throw error;
     }
     this.#gated.apply(created, () => this.#log.all());
-    this.#emit(created, LOCAL_ORIGIN);
+    this.#applied.emit(created, LOCAL_ORIGIN);
     return created;
   }
 
@@ -282,21 +277,6 @@ export class Replica {
     }
   }
 
-  /** The frontier minus our own head (implied by `prev`), capped to the newest operations. */
-  #localDeps(): OpId[] {
-    const own = this.#log.headOf(this.nodeId);
-    let deps = this.#log.frontier().filter((id) => id !== own);
-    if (deps.length > OPERATION_LIMITS.maxDeps) {
-      deps = deps
-        .map((id) => this.#log.get(id)!)
-        .sort((a, b) => b.time - a.time)
-        .slice(0, OPERATION_LIMITS.maxDeps)
-        .map((op) => op.id)
-        .sort();
-    }
-    return deps;
-  }
-
   /**
    * Receives operations from a peer: verifies, applies what is causally ready
    * (and anything it releases from the pending buffer), quarantines forked
@@ -348,23 +328,19 @@ export class Replica {
       this.#gated.apply(result.applied, () => this.#log.all());
     }
     for (const proof of result.forks) this.#recordFork(proof, origin);
-    if (result.applied.length > 0) this.#emit(result.applied, origin);
+    if (result.applied.length > 0) this.#applied.emit(result.applied, origin);
     if (result.quarantined.length > 0) this.#emitQuarantined(result.quarantined, origin);
   }
 
   #recordFork(proof: ForkProof, origin: unknown): void {
     this.#store.saveFork(proof);
-    for (const listener of this.#forkListeners) listener(proof, origin);
+    this.#forkListeners.emit(proof, origin);
   }
 
   #emitQuarantined(ops: readonly Operation[], origin: unknown): void {
-    if (this.#quarantineListeners.size === 0) return;
-    const anchored = this.#log.withAnchors(ops);
-    for (const listener of this.#quarantineListeners) listener(anchored, origin);
-  }
-
-  #emit(ops: readonly Operation[], origin: unknown): void {
-    for (const listener of this.#applied) listener(ops, origin);
+    if (!this.#quarantineListeners.empty) {
+      this.#quarantineListeners.emit(this.#log.withAnchors(ops), origin);
+    }
   }
 
   /**
@@ -407,14 +383,12 @@ export class Replica {
 
   /** Subscribes to newly applied operations; returns the unsubscribe function. */
   onApplied(listener: AppliedListener): () => void {
-    this.#applied.add(listener);
-    return () => this.#applied.delete(listener);
+    return this.#applied.add(listener);
   }
 
   /** Subscribes to fork proofs; returns the unsubscribe function. */
   onFork(listener: ForkListener): () => void {
-    this.#forkListeners.add(listener);
-    return () => this.#forkListeners.delete(listener);
+    return this.#forkListeners.add(listener);
   }
 
   /**
@@ -425,8 +399,7 @@ export class Replica {
    * operations may depend on them. Returns the unsubscribe function.
    */
   onQuarantined(listener: (ops: readonly Operation[], origin: unknown) => void): () => void {
-    this.#quarantineListeners.add(listener);
-    return () => this.#quarantineListeners.delete(listener);
+    return this.#quarantineListeners.add(listener);
   }
 
   /** Author -> count of operations applied (for a forked author, at most its fork point - 1). */
@@ -434,12 +407,18 @@ export class Replica {
     return this.#log.clock();
   }
 
-  /** Author -> id of the last operation held. */
+  /**
+   * Author -> id of the last operation held.
+   * @ignore
+   */
   heads(): ClockHeads {
     return this.#log.heads();
   }
 
-  /** Operations a peer with this clock lacks, in an order it can apply. */
+  /**
+   * Operations a peer with this clock lacks, in an order it can apply.
+   * @ignore
+   */
   opsSince(clock: VectorClock, heads?: ClockHeads): Operation[] {
     return this.#log.opsSince(clock, heads);
   }

@@ -47,9 +47,15 @@ export interface ReplicaOptions {
   verifier?: SignatureVerifier;
   /** Whether an author may write; operations by others are refused. @default everyone */
   mayAuthor?: (author: NodeId) => boolean;
-  /** Bounds of the buffer for operations that arrive before their predecessors. */
+  /**
+   * Bounds of the buffer for operations that arrive before their predecessors.
+   * @ignore
+   */
   pending?: PendingLimits;
-  /** Bounds of the quarantine for operations of forked authors from their fork point on. */
+  /**
+   * Bounds of the quarantine for operations of forked authors from their fork point on.
+   * @ignore
+   */
   quarantine?: PendingLimits;
   /**
    * Bounds of the fork proofs held (and stored and sent); a proof beyond them is refused.

@@ -130,7 +130,7 @@ export class NodeMembers {
    * Signs a grant for `key`.
    * @throws {MembershipRefusedError} no mesh, this node is no admin, or not senior to `key`.
    */
-  grant(key: NodeId, options: GrantOptions = {}): Operation {
+  grant(key: NodeId, options: { scope?: Scope; label?: string } = {}): Operation {
     return grantMember(this.#replica, key, options.scope ?? "write", options.label ?? "");
   }
 
@@ -149,7 +149,7 @@ export class NodeMembers {
    * `trust.json` and `trusted_keys`. Read-trusted keys stay local.
    * @throws {MembershipRefusedError} no mesh, or this node is no admin.
    */
-  importTrust(trust: TrustStore): ImportTrustResult {
+  importTrust(trust: TrustStore): { granted: { key: NodeId; scope: Scope }[]; skipped: NodeId[] } {
     const members = new Set(this.list().filter((m) => m.scope !== undefined).map((m) => m.key));
     const result: ImportTrustResult = { granted: [], skipped: [] };
     for (const entry of trust.list()) {

@@ -377,7 +377,10 @@ export class HuskiesNode {
    * Resolves once a session (with `peer`, when given) is live; at once when
    * one already is.
    */
-  connected(peer?: NodeId, options: WaitOptions = {}): Promise<void> {
+  connected(
+    peer?: NodeId,
+    options: { signal?: AbortSignal; timeoutMs?: number } = {},
+  ): Promise<void> {
     return waitConnected(this.#events, () => this.sessions(), peer, options);
   }
 
@@ -385,7 +388,7 @@ export class HuskiesNode {
    * Resolves once the node has a session and every session is live with
    * nothing queued for its peer.
    */
-  synced(options: WaitOptions = {}): Promise<void> {
+  synced(options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<void> {
     return waitSynced(this.#events, this.timers, () => this.sessions(), options);
   }
 
@@ -410,7 +413,7 @@ export class HuskiesNode {
   waitForPeers(
     operations: Pick<Operation, "author" | "seq"> | readonly Pick<Operation, "author" | "seq">[],
     count: number,
-    options: WaitOptions = {},
+    options: { signal?: AbortSignal; timeoutMs?: number } = {},
   ): Promise<NodeId[]> {
     const targets = Array.isArray(operations) ? operations : [operations as OperationRef];
     return waitForPeers(

@@ -60,7 +60,10 @@ export interface NodeOptions extends SessionLimits {
   admission?: AdmissionLimiterOptions;
   /** How often a running node rereads a file-backed trust.json, ms. @default 500 */
   trustPollMs?: number;
-  /** Bounds of the replica's buffer of operations that arrive before their predecessors. */
+  /**
+   * Bounds of the replica's buffer of operations that arrive before their predecessors.
+   * @ignore
+   */
   pending?: PendingLimits;
   /** The clock and timers of every session, handshake deadline and reconnect. @default real time */
   timers?: Timers;

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { WriteRefusedError } from "../crdt/replica.ts";
+import { WriteRefusedError } from "../crdt/write_guard.ts";
 import { writeRefusedResponse } from "../cli/http/admin.ts";
 import { resolveServeSettings } from "../cli/serve.ts";
 import { parseProjectConfig } from "../cli/config.ts";

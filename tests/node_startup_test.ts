@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { copyFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
-import { WriteRefusedError } from "../crdt/replica.ts";
+import { WriteRefusedError } from "../crdt/write_guard.ts";
 import { MemoryLogger } from "../sync/logger.ts";
 import { HuskiesNode } from "../sync/node.ts";
 import { eventually, serveNode } from "./net_helpers.ts";

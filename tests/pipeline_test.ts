@@ -13,7 +13,8 @@ import {
   validateStoryId,
   type WorkItemPatch,
 } from "../crdt/pipeline.ts";
-import { Replica, WriteRefusedError } from "../crdt/replica.ts";
+import { Replica } from "../crdt/replica.ts";
+import { WriteRefusedError } from "../crdt/write_guard.ts";
 import { identity } from "./helpers.ts";
 
 const NODE = "a".repeat(64);

@@ -16,7 +16,7 @@ import type { Identity } from "../crdt/identity.ts";
 import { genesisMutation, type Scope } from "../crdt/membership_ops.ts";
 import { signOperation } from "../crdt/operation.ts";
 import { MembershipRefusedError } from "../crdt/replica_members.ts";
-import { WriteRefusedError } from "../crdt/replica.ts";
+import { WriteRefusedError } from "../crdt/write_guard.ts";
 import { CloseCode } from "../protocol/close_codes.ts";
 import { SimNetwork, type SimNode } from "../testing.ts";
 import { identity } from "./helpers.ts";

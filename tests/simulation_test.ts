@@ -17,7 +17,8 @@ import { CrdtDocument } from "../crdt/document.ts";
 import type { Identity } from "../crdt/identity.ts";
 import type { Mutation, Operation, OpId } from "../crdt/operation.ts";
 import { STAGES, type WorkItemPatch } from "../crdt/pipeline.ts";
-import { Replica, WriteRefusedError } from "../crdt/replica.ts";
+import { Replica } from "../crdt/replica.ts";
+import { WriteRefusedError } from "../crdt/write_guard.ts";
 import { HuskiesNode } from "../sync/node.ts";
 import { identity } from "./helpers.ts";
 import {

@@ -5,7 +5,7 @@
  * @module
  */
 import { type Stage, STAGES } from "../../crdt/pipeline.ts";
-import { WriteRefusedError } from "../../crdt/replica.ts";
+import { WriteRefusedError } from "../../crdt/write_guard.ts";
 import { type HuskiesNode, PeersTimeoutError } from "../../sync/node.ts";
 import { eventJson, itemJson, itemPatchFromJson } from "../json.ts";
 import { failure, json, readLimited } from "./respond.ts";
