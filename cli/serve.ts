@@ -50,6 +50,8 @@ export interface ServeSettings {
   trustedKeys: string[];
   /** Open mesh. */
   open: boolean;
+  /** Run the in-band handshake for peers that do not pre-authenticate (`--allow-in-band-handshake`). */
+  allowInBandHandshake: boolean;
   /** Serve the status page to non-loopback clients. */
   publicStatus: boolean;
   /** JSON log lines. */
@@ -109,6 +111,7 @@ export function resolveServeSettings(args: ParsedArgs, config: ProjectConfig): S
     join,
     trustedKeys: config.trustedKeys ?? [],
     open: flagOption(args, "open") || (config.open ?? false),
+    allowInBandHandshake: flagOption(args, "allow-in-band-handshake"),
     publicStatus: flagOption(args, "public-status") || (config.publicStatus ?? false),
     logJson: flagOption(args, "log-json"),
     logLevel: logLevel as LogLevel,
@@ -297,6 +300,7 @@ export async function runServe(args: ParsedArgs, ctx: CliContext): Promise<numbe
       dataDir,
       trustedKeys: settings.trustedKeys,
       open: settings.open,
+      inBandHandshake: settings.allowInBandHandshake ? "allow" : "refuse",
       logger,
     });
   } catch (error) {
@@ -430,6 +434,11 @@ SIGINT or SIGTERM stops the node cleanly (exit 0); a second signal forces exit 1
         "join token (hjt1...) from `huskies token create` on the hub; pins the hub's key",
     },
     open: { type: "boolean", description: "open mesh: any node may connect and write (warns)" },
+    "allow-in-band-handshake": {
+      type: "boolean",
+      description: "also admit peers that do not authenticate before the upgrade " +
+        "(at most 2 at once; each can make the node hold ~190 MiB)",
+    },
     "public-status": {
       type: "boolean",
       description: "serve the status page and /api/* to non-loopback clients too",

@@ -11,6 +11,8 @@ import { join } from "node:path";
 import { STORE_FILE_NAME } from "../data_dir.ts";
 import { AccessPolicy, AdmissionLimiter, TokenStore, TrustStore } from "../auth/mod.ts";
 import { loadOrCreateIdentity } from "../auth/keystore.ts";
+import { makeAuthorizer } from "../auth/authorize.ts";
+import { PreauthServer } from "../auth/preauth.ts";
 import { Identity, type NodeId, SignatureVerifier } from "../crdt/identity.ts";
 import { Pipeline } from "../crdt/pipeline.ts";
 import { Replica } from "../crdt/replica.ts";
@@ -33,6 +35,7 @@ import {
   type AcceptOptions,
   type ConnectOptions,
   DIAL_TIMEOUT_SECS,
+  MAX_IN_BAND_HANDSHAKES,
   type NodeOptions,
   type NodeStatus,
   PING_INTERVAL_SECS,
@@ -59,6 +62,7 @@ export {
   DIAL_TIMEOUT_SECS,
   HEARTBEAT_INTERVAL_SECS,
   HEARTBEAT_TIMEOUT_SECS,
+  MAX_IN_BAND_HANDSHAKES,
   type NodeOptions,
   type NodeStatus,
   PING_INTERVAL_SECS,
@@ -100,6 +104,9 @@ export class HuskiesNode {
   readonly #options: NodeOptions;
   readonly #limits: SessionLimits;
   readonly #admission: AdmissionLimiter;
+  readonly #preauth: PreauthServer;
+  /** In-band handshakes running now (each may make the node hold a whole 64 MiB message). */
+  #inBandHandshakes = 0;
   readonly #logger: Logger;
   readonly #dialer: Dialer;
   readonly #hub = new Hub<SessionRunner>();
@@ -136,6 +143,13 @@ export class HuskiesNode {
       liveBatchMs: options.liveBatchMs,
     };
     this.#admission = new AdmissionLimiter(options.admission);
+    this.#preauth = new PreauthServer({
+      identity: replica.identity,
+      authorize: makeAuthorizer(policy, tokens, policy.trust),
+      verifier,
+      now: () => this.timers.now(),
+      allowInBand: (options.inBandHandshake ?? "refuse") === "allow",
+    });
     this.#events = new NodeEventEmitter(
       this.timers,
       (error) =>
@@ -153,6 +167,7 @@ export class HuskiesNode {
       authTimeoutMs: options.authTimeoutMs,
       dialTimeoutMs: options.dialTimeoutMs ?? DIAL_TIMEOUT_SECS * 1000,
       legacy: options.legacy,
+      preauthDial: this.#dialer === webSocketDialer,
       hub: this.#hub,
       events: this.#events,
       counters: this.#counters,
@@ -203,18 +218,33 @@ export class HuskiesNode {
   }
 
   /**
-   * Handles `GET /crdt-sync` (WebSocket upgrade) and returns the response;
-   * returns `undefined` for other paths so the caller can serve them.
+   * Handles `GET /crdt-sync/challenge` (pre-upgrade challenge) and
+   * `GET /crdt-sync` (WebSocket upgrade, authenticated before it; see
+   * `PROTOCOL.md` §3.10) and returns the response; returns `undefined` for
+   * other paths so the caller can serve them.
    */
   handleRequest(request: Request, info?: Deno.ServeHandlerInfo): Response | undefined {
     return handleSyncRequest(
       {
         closing: this.#closed,
         admit: (address) => this.#admission.tryAdmit(address),
+        preauth: this.#preauth,
+        admitInBand: () => this.#admitInBand(),
         idleTimeoutSecs: PING_INTERVAL_SECS,
         logger: this.#logger,
-        accept: (channel, remote, release) => {
-          this.accept(channel, { remote, onHandshakeEnd: release }).catch((error) =>
+        onRefused: (remote, code, reason) =>
+          this.#events.emit("refused", {
+            kind: "handshake",
+            direction: "inbound",
+            remote,
+            code,
+            reason,
+          }),
+        accept: (channel, remote, release, preauthenticated) => {
+          const accepted = preauthenticated && !this.#closed
+            ? this.#peers.accept(channel, remote, release, preauthenticated)
+            : this.accept(channel, { remote, onHandshakeEnd: release });
+          accepted.catch((error) =>
             this.#logger.log("error", "connection failed", { error: (error as Error).message })
           );
         },
@@ -222,6 +252,19 @@ export class HuskiesNode {
       request,
       info,
     );
+  }
+
+  /** One in-band handshake slot, under the strict cap; `undefined` when none is free. */
+  #admitInBand(): (() => void) | undefined {
+    const cap = this.#options.maxInBandHandshakes ?? MAX_IN_BAND_HANDSHAKES;
+    if (this.#inBandHandshakes >= cap) return undefined;
+    this.#inBandHandshakes++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#inBandHandshakes--;
+    };
   }
 
   /**

@@ -23,6 +23,9 @@ async function brokenPeer(breakage: Breakage | undefined, suiteKey: KeyPair) {
     open: !breakage?.closed,
     trustedKeys: breakage?.closed && !breakage.token ? [suiteKey.id] : [],
     admission: { attemptsPerMinutePerAddress: 10_000 },
+    // The proxy and the suite speak the in-band handshake.
+    inBandHandshake: "allow",
+    maxInBandHandshakes: 64,
   });
   const nodeServer = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen() {} },
