@@ -86,6 +86,14 @@ Deno.test("conformance: every peer-facing case is caught by some broken peer", (
     "sync.slow-silence",
     "transport.admission-limit",
     "dial.incompatible-protocol",
+    // The broken peers are proxies that speak the in-band handshake upstream: they have no
+    // challenge endpoint, so the §3.10 cases skip there; the self test runs them against serve.
+    "preauth.known-answer",
+    "preauth.challenge",
+    "preauth.welcome",
+    "preauth.replay",
+    "preauth.bad-proof",
+    "preauth.malformed",
   ];
   const missing = CASE_LIST.map((c) => c.id).filter((id) =>
     !caught.has(id) && !notPeerFacing.includes(id)
