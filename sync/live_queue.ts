@@ -66,7 +66,7 @@ export const SLOW_CONSUMER_GRACE_MS = 2_000;
 /**
  * Whether a peer is too slow: what it has not read yet (our queue plus the
  * transport's unsent bytes) stays over the limit for
- * {@link SLOW_CONSUMER_GRACE_MS}, or passes twice the limit. A healthy peer
+ * {@link SLOW_CONSUMER_GRACE_MS}, or passes four times the limit. A healthy peer
  * behind a burst catches up within the grace time; one that stopped reading
  * does not.
  */
@@ -83,7 +83,7 @@ export class SlowConsumerCheck {
       return false;
     }
     this.#overSince ??= now;
-    return unread > 2 * this.limit || now - this.#overSince >= SLOW_CONSUMER_GRACE_MS;
+    return unread > 4 * this.limit || now - this.#overSince >= SLOW_CONSUMER_GRACE_MS;
   }
 
   /** When to look again (the end of the grace time), while over the limit. */
