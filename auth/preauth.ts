@@ -105,6 +105,8 @@ export interface PreauthServerOptions {
   identity: Identity;
   /** Decides who may connect (the standard one is `makeAuthorizer`). */
   authorize: Authorizer;
+  /** The mesh id to sign into the welcome (read after authorising), if any (§3.3.3). */
+  mesh?: () => string | undefined;
   /** 32-byte HMAC key for challenges. @default {32 fresh random bytes} */
   secret?: Uint8Array;
   /** Clock in ms. @default {Date.now} */
@@ -140,6 +142,7 @@ const MALFORMED = refused(400, CloseCode.PROTOCOL_ERROR, "malformed credential")
 /** The server side: issues challenges and checks upgrade credentials. */
 export class PreauthServer {
   readonly #identity: Identity;
+  readonly #mesh: (() => string | undefined) | undefined;
   readonly #authorize: Authorizer;
   readonly #secret: Uint8Array;
   readonly #now: () => number;
@@ -158,6 +161,7 @@ export class PreauthServer {
    */
   constructor(options: PreauthServerOptions) {
     this.#identity = options.identity;
+    this.#mesh = options.mesh;
     this.#authorize = options.authorize;
     this.#random = options.random ?? defaultRandom;
     this.#secret = options.secret ?? this.#random(32);
@@ -286,7 +290,7 @@ export class PreauthServer {
       kind: "accepted",
       peer: key,
       scope: verdict.scope,
-      welcome: signWelcome(this.#identity, parts, verdict.scope, PREAUTH_DOMAIN),
+      welcome: signWelcome(this.#identity, parts, verdict.scope, PREAUTH_DOMAIN, this.#mesh?.()),
     };
   }
 

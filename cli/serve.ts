@@ -57,6 +57,8 @@ export interface ServeSettings {
   trustedKeys: string[];
   /** Open mesh. */
   open: boolean;
+  /** Run the in-band handshake for peers that do not pre-authenticate (`--allow-in-band-handshake`). */
+  allowInBandHandshake: boolean;
   /** Serve the status page to non-loopback clients. */
   publicStatus: boolean;
   /** Names the status page and admin API answer to, besides loopback names and IPs. */
@@ -126,6 +128,7 @@ export function resolveServeSettings(args: ParsedArgs, config: ProjectConfig): S
     join,
     trustedKeys: config.trustedKeys ?? [],
     open: flagOption(args, "open") || (config.open ?? false),
+    allowInBandHandshake: flagOption(args, "allow-in-band-handshake"),
     publicStatus: flagOption(args, "public-status") || (config.publicStatus ?? false),
     publicHosts: publicHosts(args, config),
     publicMetrics: flagOption(args, "public-metrics") || (config.publicMetrics ?? false),
@@ -263,6 +266,7 @@ export async function runServe(args: ParsedArgs, ctx: CliContext): Promise<numbe
       admission: settings.admission,
       startupGraceMs: settings.startupGraceMs,
       acceptLostHistory: settings.acceptLostHistory,
+      inBandHandshake: settings.allowInBandHandshake ? "allow" : "refuse",
       logger,
     });
   } catch (error) {
@@ -399,6 +403,11 @@ ignored; a signal after that forces exit 130.`,
         "join token (hjt1...) from `huskies token create` on the hub; pins the hub's key",
     },
     open: { type: "boolean", description: "open mesh: any node may connect and write (warns)" },
+    "allow-in-band-handshake": {
+      type: "boolean",
+      description: "also admit peers that do not authenticate before the upgrade " +
+        "(at most 2 at once; each can make the node hold ~190 MiB)",
+    },
     "public-status": {
       type: "boolean",
       description: "serve the status page and /api/* to non-loopback clients too",

@@ -1,54 +1,90 @@
 /**
- * The frames of one catch-up round, produced lazily so a session sends them
- * only as fast as the transport drains: the delta (or a full dump), known
- * fork proofs, forked authors' quarantined operations, then `ready`.
+ * The frames of one catch-up (`PROTOCOL.md` §6.2): the delta in `bulk`
+ * frames under the frame limit, the fork proofs that fit, forked authors'
+ * quarantined operations, then `ready`. Pulled lazily by the session as the
+ * transport drains.
  * @module
  */
 import type { Operation } from "../crdt/operation.ts";
 import type { Replica } from "../crdt/replica.ts";
+import type { ForkProof } from "../crdt/store.ts";
+import { utf8Length } from "../protocol/bytes.ts";
 import { bulkFrames, encodeForkFrame, READY_FRAME } from "./frames.ts";
+import type { Logger } from "./logger.ts";
 
 const EMPTY_BULK = '{"type":"bulk","ops":[]}';
 
-/** What a catch-up round sends and to whom. */
-export interface CatchUpPlan {
-  /** The snapshot to send (the peer's delta, or everything for a full dump). */
-  ops: readonly Operation[];
-  /** A full dump (to or as a legacy peer), sent even when empty. */
-  full: boolean;
-  /** Encode operations as JSON strings, as legacy peers send them. */
-  legacyStrings: boolean;
-  /** We speak as a legacy peer: the dump only. */
-  actAsLegacy: boolean;
-  /** The peer speaks the legacy protocol: no quarantined operations, no `ready` after a dump. */
-  peerLegacy: () => boolean;
-  /** Largest frame, bytes. */
-  maxFrameBytes: number;
-  /**
-   * Called once the frames of a batch have all been produced: the snapshot
-   * (`delta` true), then the quarantined operations with their anchors.
-   */
-  onSent: (ops: readonly Operation[], delta: boolean) => void;
+/** What a catch-up reads and reports. */
+export interface CatchUpContext {
+  /** The replica whose forks and quarantine are sent. */
+  readonly replica: Replica;
+  /** The frame limit. */
+  readonly maxFrameBytes: number;
+  /** We speak as a legacy peer (no proofs, no `ready`). */
+  readonly actAsLegacy: boolean;
+  /** The peer is a legacy peer (no quarantine; no `ready` after a full dump). */
+  readonly peerLegacy: boolean;
+  /** Operations were sent; `held` when the peer now holds them on its agreed chains. */
+  sent(ops: readonly Operation[], held: boolean): void;
+  /** A fork proof's frame, or `undefined` when it cannot fit in a frame (not sent). */
+  forkFrame(proof: ForkProof): string | undefined;
 }
 
-/** The round's frames, in order (see the module doc). */
-export function* catchUpFrames(replica: Replica, plan: CatchUpPlan): Generator<string> {
+/** The frames of a catch-up of `ops` (`full`: a full dump, as to or from a legacy peer). */
+export function* catchUpFrames(
+  context: CatchUpContext,
+  ops: Operation[],
+  full: boolean,
+  legacyStrings: boolean,
+): Generator<string> {
   let frames = 0;
-  for (const frame of bulkFrames(plan.ops, plan.maxFrameBytes, plan.legacyStrings)) {
+  for (const frame of bulkFrames(ops, context.maxFrameBytes, legacyStrings)) {
     yield frame;
     frames++;
   }
   // A full dump is how a legacy peer (or an answer to one) says "I am here": send it even empty.
-  if (plan.full && frames === 0) yield EMPTY_BULK;
-  plan.onSent(plan.ops, true);
-  if (plan.actAsLegacy) return;
-  for (const proof of replica.forks()) yield encodeForkFrame(proof);
-  if (!plan.peerLegacy()) {
+  if (full && frames === 0) yield EMPTY_BULK;
+  context.sent(ops, true);
+  if (context.actAsLegacy) return;
+  for (const proof of context.replica.forks()) {
+    const frame = context.forkFrame(proof);
+    if (frame !== undefined) yield frame;
+  }
+  if (!context.peerLegacy) {
     // Forked authors' quarantined operations, after the proofs so the peer quarantines them
     // too: honest operations made on either branch may depend on them.
-    const quarantined = replica.quarantineToSend();
-    yield* bulkFrames(quarantined, plan.maxFrameBytes);
-    plan.onSent(quarantined, false);
+    const quarantined = context.replica.quarantineToSend();
+    yield* bulkFrames(quarantined, context.maxFrameBytes);
+    context.sent(quarantined, false);
   }
-  if (!plan.full || !plan.peerLegacy()) yield READY_FRAME;
+  if (!full || !context.peerLegacy) yield READY_FRAME;
+}
+
+/**
+ * Fork proofs as frames, within the frame limit like any other frame: a
+ * proof that cannot fit is not sent, counted, and logged once per session.
+ */
+export class ForkFrames {
+  /** Proofs not sent because they cannot fit in a frame. */
+  skipped = 0;
+
+  /** Creates the filter of one session. */
+  constructor(
+    readonly maxFrameBytes: number,
+    readonly logger: Logger,
+    readonly peer: string,
+  ) {}
+
+  /** The proof's frame, or `undefined` when it is over the frame limit. */
+  frame(proof: ForkProof): string | undefined {
+    const frame = encodeForkFrame(proof);
+    if (utf8Length(frame) <= this.maxFrameBytes) return frame;
+    if (this.skipped++ === 0) {
+      this.logger.log("warn", "fork proof too big for a frame; not sent", {
+        peer: this.peer,
+        author: proof.author,
+      });
+    }
+    return undefined;
+  }
 }

@@ -43,5 +43,11 @@ export type DialResult =
 /**
  * Opens a channel to `url`. Resolves (never rejects) once the connection is
  * open or has failed; when `signal` aborts, the attempt is abandoned.
+ * `headers` go on the opening request where the transport has one (the
+ * WebSocket upgrade carries the pre-upgrade credential); others ignore them.
  */
-export type Dialer = (url: string, signal: AbortSignal) => Promise<DialResult>;
+export type Dialer = (
+  url: string,
+  signal: AbortSignal,
+  headers?: Record<string, string>,
+) => Promise<DialResult>;

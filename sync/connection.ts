@@ -4,19 +4,14 @@
  * inbound and outbound connection through {@link runConnection}.
  * @module
  */
-import {
-  type ClientHandshake,
-  HANDSHAKE_TIMEOUT_CLOSE,
-  type HandshakeDone,
-  type ServerHandshake,
-  type Step,
-} from "../auth/handshake.ts";
+import { HANDSHAKE_TIMEOUT_CLOSE, type HandshakeDone, type Step } from "../auth/handshake.ts";
 import type { Scope } from "../auth/trust.ts";
 import type { NodeId } from "../crdt/identity.ts";
 import { CloseCode } from "../protocol/close_codes.ts";
 import type { Channel } from "./channel.ts";
 import type { Direction } from "./events.ts";
 import type { Logger } from "./logger.ts";
+import type { Handshake } from "./preauth_handshakes.ts";
 import type { SessionRunner } from "./session_runner.ts";
 import type { Timers } from "./timers.ts";
 
@@ -50,8 +45,8 @@ export interface ConnectionOptions {
   channel: Channel;
   /** Whether we accepted or dialled it. */
   direction: Direction;
-  /** The handshake to run (server side inbound, client side outbound). */
-  handshake: ServerHandshake | ClientHandshake;
+  /** The handshake to run (server side inbound, client side outbound, or pre-authenticated). */
+  handshake: Handshake;
   /** The clock and timers (the handshake deadline runs on them). */
   timers: Timers;
   /** Time allowed for the handshake, ms. */

@@ -11,17 +11,22 @@ import type { ForkProof } from "../crdt/store.ts";
 /** Version of the binary live-operation envelope `{"v":1,"op":{...}}`. */
 export const LIVE_ENVELOPE_VERSION = 1;
 
+/** A decoded `clock` frame. */
+export type ClockFrame = { type: "clock"; clock: VectorClock; heads: ClockHeads };
+
 /** A decoded text frame. */
 export type SyncFrame =
-  | { type: "clock"; clock: VectorClock; heads: ClockHeads }
-  | { type: "bulk"; ops: Operation[]; legacyStrings: boolean }
+  | ClockFrame
+  /** `invalid`: elements that are not valid operations (dropped and counted, §6.4). */
+  | { type: "bulk"; ops: Operation[]; invalid: number; legacyStrings: boolean }
   | { type: "ready" }
-  | { type: "fork"; proof: ForkProof }
+  /** `proof` is absent when one of its operations is not valid (counted as invalid). */
+  | { type: "fork"; proof?: ForkProof }
   | { type: "ping"; clock?: VectorClock }
   | { type: "pong" }
   | { type: "unknown"; name: string };
 
-/** A frame that breaks the protocol; the session closes with 1002. */
+/** A frame that breaks the protocol; the session closes with 1002 (the message is fixed text). */
 export class ProtocolError extends Error {
   /** Creates the error; `message` names the problem. */
   constructor(message: string) {
@@ -43,11 +48,20 @@ function parseJsonObject(text: string, what: string): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
-function parseOp(value: unknown): Operation {
+/**
+ * An element of `bulk.ops` (or a live or fork operation): `undefined` when it
+ * is not a valid operation (its shapes, the 64 KiB limit), which the session
+ * drops and counts; an element that is neither an object nor a string breaks
+ * the frame grammar.
+ */
+function parseOp(value: unknown): Operation | undefined {
+  if (typeof value !== "string" && (typeof value !== "object" || value === null)) {
+    throw new ProtocolError("operation is neither an object nor a string");
+  }
   try {
     return parseOperation(typeof value === "string" ? JSON.parse(value) : value);
-  } catch (error) {
-    throw new ProtocolError((error as Error).message);
+  } catch {
+    return undefined;
   }
 }
 
@@ -65,7 +79,12 @@ export function decodeTextFrame(text: string): SyncFrame {
       case "bulk": {
         if (!Array.isArray(frame.ops)) throw new ProtocolError("bulk.ops is not an array");
         const legacyStrings = frame.ops.length > 0 && typeof frame.ops[0] === "string";
-        return { type: "bulk", ops: frame.ops.map(parseOp), legacyStrings };
+        const ops: Operation[] = [];
+        for (const element of frame.ops) {
+          const op = parseOp(element);
+          if (op) ops.push(op);
+        }
+        return { type: "bulk", ops, invalid: frame.ops.length - ops.length, legacyStrings };
       }
       case "ping":
         return frame.clock === undefined
@@ -79,6 +98,7 @@ export function decodeTextFrame(text: string): SyncFrame {
         if (typeof p !== "object" || p === null) throw new ProtocolError("fork.proof is missing");
         const a = parseOp(p.a);
         const b = parseOp(p.b);
+        if (!a || !b) return { type: "fork" };
         return { type: "fork", proof: { author: a.author, seq: a.seq, a, b } };
       }
       default:
@@ -86,14 +106,19 @@ export function decodeTextFrame(text: string): SyncFrame {
     }
   } catch (error) {
     if (error instanceof ProtocolError) throw error;
-    throw new ProtocolError((error as Error).message);
+    // The parser's message may quote the peer's data: close with a fixed description.
+    throw new ProtocolError(`malformed ${frame.type as string} frame`);
   }
 }
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
-/** Decodes a binary live-operation frame; an unknown envelope version is refused. */
-export function decodeBinaryFrame(bytes: Uint8Array): Operation {
+/**
+ * Decodes a binary live-operation frame: its operation, or `undefined` when
+ * that is not a valid operation (dropped and counted). An unknown envelope
+ * version is refused.
+ */
+export function decodeBinaryFrame(bytes: Uint8Array): Operation | undefined {
   let text: string;
   try {
     text = decoder.decode(bytes);
@@ -102,7 +127,7 @@ export function decodeBinaryFrame(bytes: Uint8Array): Operation {
   }
   const envelope = parseJsonObject(text, "binary frame");
   if (envelope.v !== LIVE_ENVELOPE_VERSION) {
-    throw new ProtocolError(`unsupported live envelope version ${JSON.stringify(envelope.v)}`);
+    throw new ProtocolError("unsupported live envelope version");
   }
   return parseOp(envelope.op);
 }

@@ -46,13 +46,37 @@ export function consoleLogger(options: ConsoleLoggerOptions = {}): Logger {
         return;
       }
       const extra = Object.entries(fields).map(([k, v]) =>
-        `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`
+        `${k}=${typeof v === "string" ? escapeLogText(v) : JSON.stringify(v)}`
       ).join(" ");
       console.error(
         `${time} ${level.toUpperCase().padEnd(5)} ${message}${extra ? " " + extra : ""}`,
       );
     },
   };
+}
+
+/** Characters a text log line never carries raw: controls, quotes, backslash, bidi overrides. */
+// deno-lint-ignore no-control-regex -- control characters are exactly what it escapes
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f"\\\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * A string (possibly peer-chosen: a close reason, an address) as it may
+ * appear in a text log line: control characters, quotes, backslashes and
+ * bidirectional overrides escaped as `\uXXXX`, and the whole quoted when it
+ * has a space or is empty, so a peer cannot forge or split log lines.
+ *
+ * @example
+ * ```ts
+ * import { escapeLogText } from "./logger.ts";
+ * escapeLogText('bye\nERROR forged "line"'); // => "\"bye\\u000aERROR forged \\u0022line\\u0022\""
+ * ```
+ */
+export function escapeLogText(text: string): string {
+  const escaped = text.replace(
+    UNSAFE,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+  return escaped === "" || /\s/.test(escaped) ? `"${escaped}"` : escaped;
 }
 
 /** A logger that discards everything. */

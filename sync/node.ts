@@ -13,6 +13,8 @@ import { STORE_FILE_NAME } from "../data_dir.ts";
 import { joinerAdmitter, NodeMembers, readMeshId, watchMembers, writeMeshId } from "./members.ts";
 import { AccessPolicy, AdmissionLimiter, TokenStore, TrustStore } from "../auth/mod.ts";
 import { loadOrCreateIdentity } from "../auth/keystore.ts";
+import { makeAuthorizer } from "../auth/authorize.ts";
+import { PreauthServer } from "../auth/preauth.ts";
 import { Identity, type NodeId, SignatureVerifier } from "../crdt/identity.ts";
 import { Pipeline } from "../crdt/pipeline.ts";
 import { Replica } from "../crdt/replica.ts";
@@ -36,6 +38,7 @@ import {
   type AcceptOptions,
   type ConnectOptions,
   DIAL_TIMEOUT_SECS,
+  MAX_IN_BAND_HANDSHAKES,
   type NodeOptions,
   type NodeStatus,
   PING_INTERVAL_SECS,
@@ -60,7 +63,7 @@ import {
   type WaitOptions,
   waitSynced,
 } from "./node_waits.ts";
-import { handleSyncRequest, webSocketDialer } from "./websocket.ts";
+import { handleSyncRequest, slotPool, webSocketDialer } from "./websocket.ts";
 
 export { SYNC_PATH } from "./websocket.ts";
 export { type OperationRef, PeersTimeoutError, type WaitOptions } from "./node_waits.ts";
@@ -78,6 +81,7 @@ export {
   DIAL_TIMEOUT_SECS,
   HEARTBEAT_INTERVAL_SECS,
   HEARTBEAT_TIMEOUT_SECS,
+  MAX_IN_BAND_HANDSHAKES,
   type NodeOptions,
   type NodeStatus,
   PING_INTERVAL_SECS,
@@ -141,10 +145,11 @@ export class HuskiesNode {
   readonly timers: Timers;
   /** Mesh membership: list, grant, revoke (see `members.ts`). */
   readonly members: NodeMembers;
-  readonly #verifier: SignatureVerifier;
-  readonly #options: NodeOptions;
   readonly #limits: SessionLimits;
   readonly #admission: AdmissionLimiter;
+  readonly #preauth: PreauthServer;
+  /** In-band handshakes running now (each may make the node hold a whole 64 MiB message). */
+  readonly #inBandSlots: () => (() => void) | undefined;
   readonly #logger: Logger;
   readonly #dialer: Dialer;
   readonly #hub = new Hub<SessionRunner>();
@@ -154,8 +159,8 @@ export class HuskiesNode {
   readonly #abort = new AbortController();
   readonly #counters = { applied: 0, invalid: 0, unauthorized: 0 };
   readonly #peerClocks = new PeerClocks();
-  readonly #stopStartup: () => void;
-  readonly #stopLogs: (() => void)[];
+  /** Stops the start-up watch and the summary logs, at close. */
+  readonly #stops: (() => void)[];
   #closed = false;
 
   private constructor(
@@ -170,8 +175,6 @@ export class HuskiesNode {
     this.policy = policy;
     this.trust = policy.trust;
     this.tokens = tokens;
-    this.#verifier = verifier;
-    this.#options = options;
     this.timers = options.timers ?? realTimers;
     this.pipeline = new Pipeline(replica, () => this.timers.now());
     this.#logger = options.logger ?? silentLogger;
@@ -185,9 +188,19 @@ export class HuskiesNode {
       liveBatchMs: options.liveBatchMs,
     };
     this.#admission = new AdmissionLimiter(options.admission);
+    this.#inBandSlots = slotPool(options.maxInBandHandshakes ?? MAX_IN_BAND_HANDSHAKES);
     const dir = options.dataDir;
     this.members = new NodeMembers(replica, (mesh) => dir && writeMeshId(dir, mesh));
     policy.useMembers(() => replica.members?.state);
+    const admitJoiner = joinerAdmitter(this.members, this.trust, this.#logger);
+    this.#preauth = new PreauthServer({
+      identity: replica.identity,
+      authorize: makeAuthorizer(policy, tokens, policy.trust, admitJoiner),
+      verifier,
+      now: () => this.timers.now(),
+      allowInBand: (options.inBandHandshake ?? "refuse") === "allow",
+      mesh: () => replica.members?.mesh,
+    });
     this.#events = new NodeEventEmitter(
       this.timers,
       (error) =>
@@ -205,11 +218,12 @@ export class HuskiesNode {
       authTimeoutMs: options.authTimeoutMs,
       dialTimeoutMs: options.dialTimeoutMs ?? DIAL_TIMEOUT_SECS * 1000,
       legacy: options.legacy,
+      preauthDial: this.#dialer === webSocketDialer,
       hub: this.#hub,
       events: this.#events,
       counters: this.#counters,
       peerClocks: this.#peerClocks,
-      admitJoiner: joinerAdmitter(this.members, this.trust, this.#logger),
+      admitJoiner,
       learnMesh: (mesh, hub) => {
         this.#logger.log("info", "joined the hub's mesh", { mesh, hub });
         this.members.join(mesh);
@@ -219,17 +233,11 @@ export class HuskiesNode {
     emitReplicaEvents(replica, this.#hub, this.#events, this.#counters, this.#logger);
     watchMembers(replica, policy, this.#hub, this.#events, this.#logger);
     reportWriteGateAtOpen(replica, this.#logger, this.timers.now());
-    this.#stopLogs = [
+    this.#stops = [
+      watchStartup(replica, this.#events, this.timers, this.#logger, startupGraceMs),
       summariseRefusals(this.#events, this.timers, this.#logger),
       logCatchUps(this.#events, this.timers, this.#logger),
     ];
-    this.#stopStartup = watchStartup(
-      replica,
-      this.#events,
-      this.timers,
-      this.#logger,
-      startupGraceMs,
-    );
     watchTrust(this.trust, policy, this.#hub, this.#logger, {
       signal: this.#abort.signal,
       intervalMs: options.trustPollMs ?? 500,
@@ -291,18 +299,33 @@ export class HuskiesNode {
   }
 
   /**
-   * Handles `GET /crdt-sync` (WebSocket upgrade) and returns the response;
-   * returns `undefined` for other paths so the caller can serve them.
+   * Handles `GET /crdt-sync/challenge` (pre-upgrade challenge) and
+   * `GET /crdt-sync` (WebSocket upgrade, authenticated before it; see
+   * `PROTOCOL.md` §3.10) and returns the response; returns `undefined` for
+   * other paths so the caller can serve them.
    */
   handleRequest(request: Request, info?: Deno.ServeHandlerInfo): Response | undefined {
     return handleSyncRequest(
       {
         closing: this.#closed,
         admit: (address) => this.#admission.tryAdmit(address),
+        preauth: this.#preauth,
+        admitInBand: this.#inBandSlots,
         idleTimeoutSecs: PING_INTERVAL_SECS,
         logger: this.#logger,
-        accept: (channel, remote, release) => {
-          this.accept(channel, { remote, onHandshakeEnd: release }).catch((error) =>
+        onRefused: (remote, code, reason) =>
+          this.#events.emit("refused", {
+            kind: "handshake",
+            direction: "inbound",
+            remote,
+            code,
+            reason,
+          }),
+        accept: (channel, remote, release, preauthenticated) => {
+          const accepted = preauthenticated && !this.#closed
+            ? this.#peers.accept(channel, remote, release, preauthenticated)
+            : this.accept(channel, { remote, onHandshakeEnd: release });
+          accepted.catch((error) =>
             this.#logger.log("error", "connection failed", { error: (error as Error).message })
           );
         },
@@ -458,12 +481,11 @@ export class HuskiesNode {
   async close(reason = "node shutting down"): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    this.#stopStartup();
+    for (const stop of this.#stops) stop();
     this.#abort.abort();
     const stopping = [...this.#clients].map((client) => client.stop());
     for (const session of this.#hub.members()) session.close(CloseCode.GOING_AWAY, reason);
     await Promise.all(stopping);
-    for (const stop of this.#stopLogs) stop();
     this.replica.close();
   }
 

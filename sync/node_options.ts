@@ -25,6 +25,13 @@ export const DIAL_TIMEOUT_SECS = 5;
 /** Default start-up grace of a restarted node (`startupGraceMs`), seconds. */
 export const STARTUP_GRACE_SECS = 10;
 
+/**
+ * In-band handshakes (peers that do not pre-authenticate) a node runs at once
+ * when it allows them: each unauthenticated WebSocket can make the node hold
+ * about three times a 64 MiB message (~190 MiB measured).
+ */
+export const MAX_IN_BAND_HANDSHAKES = 2;
+
 /** Options for `HuskiesNode.open`. */
 export interface NodeOptions extends SessionLimits {
   /**
@@ -58,6 +65,17 @@ export interface NodeOptions extends SessionLimits {
   dialTimeoutMs?: number;
   /** Bounds on unauthenticated connections. */
   admission?: AdmissionLimiterOptions;
+  /**
+   * Peers that do not authenticate before the upgrade (`PROTOCOL.md` §3.10):
+   * `"refuse"` answers their upgrade with 401, so no unauthenticated WebSocket
+   * exists and unauthenticated clients cannot make the node hold more than
+   * small HTTP requests; `"allow"` runs the in-band handshake for them, at
+   * most {@link MAX_IN_BAND_HANDSHAKES} at once (each can cost ~190 MiB).
+   * @default "refuse"
+   */
+  inBandHandshake?: "refuse" | "allow";
+  /** Cap of concurrent in-band handshakes when allowed. @default MAX_IN_BAND_HANDSHAKES */
+  maxInBandHandshakes?: number;
   /** How often a running node rereads a file-backed trust.json, ms. @default 500 */
   trustPollMs?: number;
   /**

@@ -13,6 +13,8 @@ import {
   type HandshakeDone,
   ServerHandshake,
 } from "../auth/handshake.ts";
+import { PreauthClient } from "../auth/preauth.ts";
+import { preauthenticate, type PreauthUpgrade } from "../auth/preauth_http.ts";
 import type { AccessPolicy, TokenStore, TrustStore } from "../auth/mod.ts";
 import type { NodeId, SignatureVerifier } from "../crdt/identity.ts";
 import type { Replica } from "../crdt/replica.ts";
@@ -29,6 +31,8 @@ import { SyncSession } from "./session.ts";
 import type { SessionLimits } from "./session_types.ts";
 import { SessionRunner } from "./session_runner.ts";
 import type { Timers } from "./timers.ts";
+import { type Handshake, preauthClientHandshake, welcomeHandshake } from "./preauth_handshakes.ts";
+import type { Preauthenticated } from "./websocket.ts";
 
 /** Everything a node's connections share. */
 export interface PeerConnectionsOptions {
@@ -54,6 +58,12 @@ export interface PeerConnectionsOptions {
   dialTimeoutMs: number;
   /** Speak as a legacy (v1) peer. */
   legacy?: boolean;
+  /**
+   * Whether dials pre-authenticate over HTTP first (`PROTOCOL.md` §3.10),
+   * falling back to the in-band handshake when the server has no challenge
+   * route. True for the WebSocket dialer.
+   */
+  preauthDial?: boolean;
   /** The hub every session joins. */
   hub: Hub<SessionRunner>;
   /** Where events go. */
@@ -83,6 +93,9 @@ class ClockNotingRunner extends SessionRunner {
   }
 }
 
+/** How a failed dial ends its attempt. */
+type DialFailure = { code: number; reason: string };
+
 /** See the module doc. */
 export class PeerConnections {
   readonly #o: PeerConnectionsOptions;
@@ -92,14 +105,18 @@ export class PeerConnections {
     this.#o = options;
   }
 
-  /** Runs the server handshake on an inbound channel, then a session. */
+  /**
+   * Runs the server handshake on an inbound channel (or, for a peer
+   * authenticated before the upgrade, sends its welcome), then a session.
+   */
   accept(
     channel: Channel,
     remote: string,
     onHandshakeEnd?: (authenticated: boolean) => void,
+    preauthenticated?: Preauthenticated,
   ): Promise<ConnectionOutcome> {
     const { replica, policy, tokens, trust, verifier } = this.#o;
-    const handshake = new ServerHandshake({
+    const handshake = preauthenticated ? welcomeHandshake(preauthenticated) : new ServerHandshake({
       identity: replica.identity,
       authorize: makeAuthorizer(policy, tokens, trust, this.#o.admitJoiner),
       verifier,
@@ -127,14 +144,32 @@ export class PeerConnections {
     };
     new ClientHandshake(handshakeOptions); // checks the token and hub key up front
     return async (signal, onAuthenticated) => {
-      const dialed = await this.#dial(dialer, url, signal);
-      if (!dialed.ok) return { code: dialed.code, reason: dialed.reason };
+      let handshake: Handshake = new ClientHandshake(handshakeOptions);
+      let headers: Record<string, string> | undefined;
+      if (this.#o.preauthDial) {
+        const client = new PreauthClient(handshakeOptions);
+        const upgrade = await this.#timed<PreauthUpgrade>(
+          (bounded) => this.#preauthenticate(url, client, bounded),
+          signal,
+          (ms) => ({ close: { code: 1006, reason: `no challenge after ${ms} ms` } }),
+        );
+        if ("close" in upgrade) return this.#dialRefused(url, upgrade.close);
+        if ("headers" in upgrade) {
+          headers = upgrade.headers;
+          handshake = preauthClientHandshake(client);
+        }
+      }
+      const dialed = await this.#timed<DialResult>(
+        (bounded) => dialer(url, bounded, headers),
+        signal,
+        (ms) => ({ ok: false, code: 1006, reason: `not open after ${ms} ms` }),
+      );
+      if (!dialed.ok) return this.#dialRefused(url, dialed);
       const { channel } = dialed;
       // Stopping mid-handshake or mid-session closes at once.
       const abort = () => channel.close(CloseCode.NORMAL, "client stopping");
       signal.addEventListener("abort", abort, { once: true });
       if (signal.aborted) abort();
-      const handshake = new ClientHandshake(handshakeOptions);
       const outcome = await this.#run(channel, "outbound", handshake, url, undefined, (done) => {
         const peer = done.peer;
         // A pinned hub (token or key) signed its mesh id: the mesh this node joins.
@@ -154,16 +189,52 @@ export class PeerConnections {
     };
   }
 
-  /** Dials, giving up after the dial timeout (a dead link should not wait on TCP). */
-  async #dial(dialer: Dialer, url: string, signal: AbortSignal): Promise<DialResult> {
+  /** Fetches a challenge and proves our key; a network error is an unreachable server. */
+  async #preauthenticate(
+    url: string,
+    client: PreauthClient,
+    signal: AbortSignal,
+  ): Promise<PreauthUpgrade> {
+    try {
+      return await preauthenticate(url, client, { signal });
+    } catch (error) {
+      return {
+        close: { code: 1006, reason: `challenge request failed: ${(error as Error).name}` },
+      };
+    }
+  }
+
+  /** A dial that failed; a refusal by the server (4xxx) is reported as a `refused` event. */
+  #dialRefused(url: string, close: { code: number; reason: string }): DialFailure {
+    if (close.code >= 4000) {
+      this.#o.events.emit("refused", {
+        kind: "handshake",
+        direction: "outbound",
+        remote: url,
+        code: close.code,
+        reason: close.reason,
+      });
+    }
+    return { code: close.code, reason: close.reason };
+  }
+
+  /**
+   * Runs `step` (a challenge request or a dial), giving up after the dial
+   * timeout (a dead link should not wait on TCP) with `timedOut`'s result.
+   */
+  async #timed<T>(
+    step: (signal: AbortSignal) => Promise<T>,
+    signal: AbortSignal,
+    timedOut: (ms: number) => T,
+  ): Promise<T> {
     const { timers, dialTimeoutMs } = this.#o;
     const timeout = new AbortController();
     const timer = timers.setTimeout(() => timeout.abort(), dialTimeoutMs);
     try {
-      const result = await dialer(url, AbortSignal.any([signal, timeout.signal]));
-      if (!result.ok && timeout.signal.aborted && !signal.aborted) {
-        return { ok: false, code: 1006, reason: `not open after ${dialTimeoutMs} ms` };
-      }
+      const result = await step(AbortSignal.any([signal, timeout.signal]));
+      const failed = typeof result === "object" && result !== null &&
+        (("ok" in result && !result.ok) || "close" in result);
+      if (failed && timeout.signal.aborted && !signal.aborted) return timedOut(dialTimeoutMs);
       return result;
     } finally {
       timers.clearTimeout(timer);
@@ -173,7 +244,7 @@ export class PeerConnections {
   #run(
     channel: Channel,
     direction: Direction,
-    handshake: ServerHandshake | ClientHandshake,
+    handshake: Handshake,
     remote: string,
     onHandshakeEnd?: (authenticated: boolean) => void,
     onSession?: (done: HandshakeDone) => void,

@@ -11,24 +11,28 @@
 import { utf8Length } from "../protocol/bytes.ts";
 import { clockLag, type VectorClock } from "../crdt/clock.ts";
 import type { NodeId } from "../crdt/identity.ts";
-import { encodeOperation, type Operation } from "../crdt/operation.ts";
+import type { Operation } from "../crdt/operation.ts";
 import type { Replica } from "../crdt/replica.ts";
 import type { ForkProof } from "../crdt/store.ts";
 import { CloseCode } from "../protocol/close_codes.ts";
 import {
   bulkFrames,
+  type ClockFrame,
   decodeBinaryFrame,
   decodeTextFrame,
   encodeBinaryFrame,
   encodeClockFrame,
-  encodeForkFrame,
   encodePingFrame,
   PING_FRAME,
   PONG_FRAME,
   ProtocolError,
 } from "./frames.ts";
-import { catchUpFrames } from "./catch_up.ts";
 import { type Logger, silentLogger } from "./logger.ts";
+import { DRAIN_POLL_MS, LIVE_BATCH_WATERMARK, LiveQueue, SlowConsumerCheck } from "./live_queue.ts";
+import { Heartbeat } from "./heartbeat.ts";
+import { type CatchUpContext, catchUpFrames, ForkFrames } from "./catch_up.ts";
+import { CLOCK_FLOOD_REASON, ClockGate, ClockResend } from "./clock_gate.ts";
+import { RefusalCounter, showsPeerHolds, tallyRefusals } from "./session_refusals.ts";
 import {
   type CatchUpCursor,
   SESSION_DEFAULTS,
@@ -39,20 +43,7 @@ import {
   type SessionStats,
 } from "./session_types.ts";
 
-export type {
-  CatchUpCursor,
-  SessionEvent,
-  SessionLimits,
-  SessionOptions,
-  SessionOutput,
-  SessionPhase,
-  SessionStats,
-} from "./session_types.ts";
-
-/** Bytes the transport may hold before live sends wait, so that operations batch up. */
-const LIVE_BATCH_WATERMARK = 64 * 1024;
-/** How soon to look again while the transport drains (it reports no drain event). */
-export const DRAIN_POLL_MS = 2;
+export type * from "./session_types.ts";
 
 /**
  * One sync session. Create it after authentication, call {@link start}, pass
@@ -72,21 +63,24 @@ export class SyncSession {
   #state: SessionPhase = { phase: "awaiting-clock", peerReady: false };
   #peerLegacy = false;
   #peerSpoke = false;
-  #queue: Operation[] = [];
-  #queuedBytes = 0;
-  #lastLiveSend = -Infinity;
+  readonly #queue = new LiveQueue();
   /** What we know the peer holds: its clock, plus what we sent it since (filters what we send). */
   #peerClock: VectorClock = {};
-  /** The peer's own latest clock, for status. */
-  #reportedClock: VectorClock | undefined;
-  #reportedAt: number | undefined;
-  #lastReceived: number;
-  #lastPing: number;
+  /** The peer's own latest clock and when it came, for status. */
+  #reported: { clock: VectorClock; at: number } | undefined;
+  readonly #heartbeat: Heartbeat;
   readonly #since: number;
   #liveAt: number | undefined;
   #caughtUp = false;
-  #stats = { opsIn: 0, opsOut: 0, bytesIn: 0, bytesOut: 0, invalidOps: 0 };
+  #stats = { opsIn: 0, opsOut: 0, bytesIn: 0, bytesOut: 0 };
   #out: SessionOutput = { frames: [], events: [] };
+  readonly #forkFrames: ForkFrames;
+  readonly #refusals: RefusalCounter;
+  readonly #slow: SlowConsumerCheck;
+  /** The peer's clocks: one catch-up at a time, coalesced, rate-limited. */
+  readonly #clocks = new ClockGate<ClockFrame>();
+  /** When to send our clock again (operations were dropped). */
+  readonly #resend = new ClockResend();
 
   /** Creates a session; nothing is sent until {@link start}. */
   constructor(options: SessionOptions) {
@@ -95,12 +89,17 @@ export class SyncSession {
     this.#replica = options.replica;
     this.#logger = options.logger ?? silentLogger;
     this.#actAsLegacy = options.legacy ?? false;
-    this.#since = this.#lastReceived = this.#lastPing = options.now;
+    this.#since = options.now;
     this.#limits = { ...SESSION_DEFAULTS };
     for (const key of Object.keys(SESSION_DEFAULTS) as (keyof SessionLimits)[]) {
       const value = options[key];
       if (value !== undefined) this.#limits[key] = value;
     }
+    const { pingIntervalMs, pongTimeoutMs } = this.#limits;
+    this.#heartbeat = new Heartbeat(options.now, pingIntervalMs, pongTimeoutMs);
+    this.#forkFrames = new ForkFrames(this.#limits.maxFrameBytes, this.#logger, this.peer);
+    this.#slow = new SlowConsumerCheck(this.#limits.maxOutboundBytes);
+    this.#refusals = new RefusalCounter(this.#limits.maxInvalidOps, this.#logger, this.peer);
   }
 
   /** The current state. */
@@ -125,21 +124,24 @@ export class SyncSession {
       this.#beginCatchUp(this.#replica.opsSince({}), true, true);
       return this.tick(now, 0);
     }
-    this.#send(encodeClockFrame(this.#replica.clock(), this.#replica.heads()));
+    this.#sendClock(now);
     return this.#take(now);
+  }
+
+  /** Sends our clock (asking the peer for what we lack). */
+  #sendClock(now: number): void {
+    this.#resend.sent(now);
+    this.#send(encodeClockFrame(this.#replica.clock(), this.#replica.heads()));
   }
 
   /** Handles one frame from the peer. */
   receive(data: string | Uint8Array, now: number): SessionOutput {
     if (this.isClosed) return this.#take(now);
-    this.#lastReceived = now;
+    this.#heartbeat.lastReceived = now;
     const size = typeof data === "string" ? utf8Length(data) : data.byteLength;
     this.#stats.bytesIn += size;
     if (size > this.#limits.maxFrameBytes) {
-      this.#close(
-        CloseCode.TOO_BIG,
-        `frame of ${size} bytes exceeds ${this.#limits.maxFrameBytes}`,
-      );
+      this.#close(CloseCode.TOO_BIG, "frame too big");
       return this.#take(now);
     }
     try {
@@ -160,44 +162,41 @@ export class SyncSession {
 
   #handle(data: string | Uint8Array, now: number): void {
     if (typeof data !== "string") {
-      this.#applyOps([decodeBinaryFrame(data)], false);
+      const op = decodeBinaryFrame(data);
+      this.#applyOps(op ? [op] : [], false, op ? 0 : 1, now);
       return;
     }
     const frame = decodeTextFrame(data);
     switch (frame.type) {
-      case "clock":
+      case "clock": {
         this.#peerSpoke = true;
-        this.#peerClock = { ...frame.clock };
-        this.#noteReported(frame.clock, now);
-        this.#replica.notePeerClock(frame.clock, this.peer);
-        if (!this.#actAsLegacy) {
-          this.#beginCatchUp(this.#replica.opsSince(frame.clock, frame.heads), false, false);
+        this.#reported = { clock: frame.clock, at: now };
+        const verdict = this.#clocks.offer(frame, now, this.#state.phase === "catching-up");
+        if (verdict === "flood") this.#close(CloseCode.RATE_LIMITED, CLOCK_FLOOD_REASON);
+        else if (verdict === "apply") this.#applyClock(frame);
+        break;
+      }
+      case "bulk": {
+        const legacy = !this.#peerSpoke; // a bulk before any clock: a legacy peer
+        if (legacy) this.#peerSpoke = this.#peerLegacy = true;
+        if (legacy) this.#peerIsReady(now);
+        this.#applyOps(frame.ops, true, frame.invalid, now);
+        if (legacy && !this.#actAsLegacy && !this.isClosed) {
+          // Answer it with everything we hold.
+          this.#beginCatchUp(this.#replica.opsSince({}), true, true, frame.legacyStrings);
         }
         break;
-      case "bulk":
-        if (!this.#peerSpoke) {
-          // A bulk before any clock: a legacy peer. Answer with everything we hold.
-          this.#peerSpoke = true;
-          this.#peerLegacy = true;
-          this.#peerIsReady(now);
-          this.#applyOps(frame.ops, true);
-          if (!this.#actAsLegacy && !this.isClosed) {
-            this.#beginCatchUp(this.#replica.opsSince({}), true, true, frame.legacyStrings);
-          }
-        } else {
-          this.#applyOps(frame.ops, true);
-        }
-        break;
-      case "ready":
-        // The peer sent all it meant to for our clock: a claim it left unmet was empty.
+      }
+      case "ready": // the peer sent all it meant to: a claim it left unmet was empty
         this.#replica.notePeerCaughtUp(this.peer);
         this.#peerIsReady(now);
         break;
       case "fork":
-        this.#replica.addForkProof(frame.proof, this);
+        if (frame.proof) this.#replica.addForkProof(frame.proof, this);
+        else this.#applyOps([], false, 1, now);
         break;
       case "ping":
-        if (frame.clock) this.#noteReported(frame.clock, now);
+        if (frame.clock) this.#reported = { clock: frame.clock, at: now };
         this.#send(PONG_FRAME);
         break;
       case "pong":
@@ -206,9 +205,13 @@ export class SyncSession {
     }
   }
 
-  #noteReported(clock: VectorClock, now: number): void {
-    this.#reportedClock = clock;
-    this.#reportedAt = now;
+  /** Answers a peer's clock: what we know it holds, then a catch-up of what it lacks. */
+  #applyClock(frame: ClockFrame): void {
+    this.#peerClock = { ...frame.clock };
+    this.#replica.notePeerClock(frame.clock, this.peer);
+    if (!this.#actAsLegacy) {
+      this.#beginCatchUp(this.#replica.opsSince(frame.clock, frame.heads), false, false);
+    }
   }
 
   #peerIsReady(now: number): void {
@@ -236,40 +239,25 @@ export class SyncSession {
     }
   }
 
-  #applyOps(ops: Operation[], amortise: boolean): void {
-    if (ops.length === 0) return;
-    this.#stats.opsIn += ops.length;
-    const result = this.#replica.receive(ops, { amortise, origin: this });
-    let invalid = 0;
-    let unauthorized = 0;
-    const byAuthor: Record<NodeId, { invalid: number; unauthorized: number }> = {};
+  /** Applies received operations; `malformed` more were not valid operations at all. */
+  #applyOps(ops: Operation[], amortise: boolean, malformed: number, now: number): void {
+    if (ops.length + malformed === 0) return;
+    this.#stats.opsIn += ops.length + malformed;
+    const result = ops.length > 0
+      ? this.#replica.receive(ops, { amortise, origin: this })
+      : { statuses: [], dropped: [] };
     for (let i = 0; i < ops.length; i++) {
-      const status = result.statuses[i];
-      if (status === "invalid" || status === "unauthorized") {
-        const entry = byAuthor[ops[i].author] ??= { invalid: 0, unauthorized: 0 };
-        if (status === "invalid") (invalid++, entry.invalid++);
-        else (unauthorized++, entry.unauthorized++);
-      } else if (status !== "forked-author") this.#notePeerHas(ops[i]);
+      if (showsPeerHolds(result.statuses[i])) this.#notePeerHas(ops[i]);
     }
-    if (invalid + unauthorized > 0) {
-      this.#out.events.push({ type: "refused", invalid, unauthorized, byAuthor });
-    }
-    if (invalid > 0) {
-      this.#stats.invalidOps += invalid;
-      this.#logger.log("warn", "dropped operations that failed verification", {
-        peer: this.peer,
-        count: invalid,
-        total: this.#stats.invalidOps,
-      });
-      if (this.#stats.invalidOps > this.#limits.maxInvalidOps) {
-        this.#close(CloseCode.TOO_MANY_INVALID, "too many invalid operations");
-      }
-    }
+    // Operations the pending buffer could not keep: ask for them again soon (our clock).
+    if (result.dropped.length > 0) this.#resend.want(now);
+    const { event, over } = this.#refusals.add(tallyRefusals(ops, result.statuses, malformed));
+    if (event) this.#out.events.push(event);
+    if (over) this.#close(CloseCode.TOO_MANY_INVALID, "too many invalid operations");
   }
 
   #notePeerHas(op: Operation): void {
-    // A forked author's operation from its fork point on is quarantined: it says nothing of
-    // which of that author's agreed operations the peer holds.
+    // A forked author's quarantined operations say nothing of its agreed ones the peer holds.
     const point = this.#replica.forkPoint(op.author);
     if (point !== undefined && op.seq >= point) return;
     if ((this.#peerClock[op.author] ?? 0) < op.seq) this.#peerClock[op.author] = op.seq;
@@ -283,27 +271,29 @@ export class SyncSession {
    */
   #beginCatchUp(ops: Operation[], full: boolean, peerReady: boolean, legacyStrings = false): void {
     if (this.isClosed) return;
-    this.#queue = [];
-    this.#queuedBytes = 0;
+    this.#queue.clear();
     const state = this.#state;
     const ready = peerReady || state.phase === "live" ||
       ((state.phase === "awaiting-clock" || state.phase === "catching-up") && state.peerReady);
     const cursor: CatchUpCursor = {
       operations: ops.length,
-      frames: catchUpFrames(this.#replica, {
-        ops,
-        full,
-        legacyStrings,
-        actAsLegacy: this.#actAsLegacy,
-        peerLegacy: () => this.#peerLegacy,
-        maxFrameBytes: this.#limits.maxFrameBytes,
-        onSent: (sent, delta) => {
-          this.#stats.opsOut += sent.length;
-          if (delta) { for (const op of sent) this.#notePeerHas(op); }
-        },
-      }),
+      frames: catchUpFrames(this.#catchUpContext(), ops, full, legacyStrings),
     };
     this.#state = { phase: "catching-up", cursor, peerReady: ready };
+  }
+
+  #catchUpContext(): CatchUpContext {
+    return {
+      replica: this.#replica,
+      maxFrameBytes: this.#limits.maxFrameBytes,
+      actAsLegacy: this.#actAsLegacy,
+      peerLegacy: this.#peerLegacy,
+      sent: (ops, held) => {
+        this.#stats.opsOut += ops.length;
+        if (held) { for (const op of ops) this.#notePeerHas(op); }
+      },
+      forkFrame: (proof) => this.#forkFrames.frame(proof),
+    };
   }
 
   /**
@@ -325,17 +315,28 @@ export class SyncSession {
     for (const op of ops) {
       if (!quarantined && (this.#peerClock[op.author] ?? 0) >= op.seq) continue;
       this.#queue.push(op);
-      this.#queuedBytes += encodeOperation(op).length + 1;
     }
-    if (this.#queuedBytes + bufferedAmount > this.#limits.maxOutboundBytes) {
-      this.#logger.log("warn", "peer fell too far behind; disconnecting", {
-        peer: this.peer,
-        queued: this.#queue.length,
-        buffered: bufferedAmount,
-      });
-      this.#close(CloseCode.SLOW_CONSUMER, "outbound buffer over limit; reconnect to catch up");
+    // Hand the queue to the transport now when it has room, rather than on a timer that a
+    // burst of incoming frames can starve: only what the peer has not read counts below.
+    let buffered = bufferedAmount;
+    const due = now >= this.#queue.lastSend + this.#limits.liveBatchMs ||
+      this.#queue.bytes >= LIVE_BATCH_WATERMARK;
+    if (this.isLive && this.#queue.length > 0 && due && buffered <= LIVE_BATCH_WATERMARK) {
+      buffered += this.#flush(now);
     }
-    return this.#take(now);
+    this.#checkSlow(buffered, now);
+    return this.#take(now, buffered);
+  }
+
+  /** Drops the peer when what it has not read stays over the limit (see SlowConsumerCheck). */
+  #checkSlow(buffered: number, now: number): void {
+    if (!this.#slow.tooSlow(this.#queue.bytes + buffered, now)) return;
+    this.#logger.log("warn", "peer fell too far behind; disconnecting", {
+      peer: this.peer,
+      queued: this.#queue.length,
+      buffered,
+    });
+    this.#close(CloseCode.SLOW_CONSUMER, "outbound buffer over limit; reconnect to catch up");
   }
 
   /**
@@ -344,16 +345,16 @@ export class SyncSession {
    * so operations refused earlier are fetched again.
    */
   resync(now: number): SessionOutput {
-    if (!this.isClosed && !this.#actAsLegacy && !this.#peerLegacy) {
-      this.#send(encodeClockFrame(this.#replica.clock(), this.#replica.heads()));
-    }
+    if (!this.isClosed && !this.#actAsLegacy && !this.#peerLegacy) this.#sendClock(now);
     return this.#take(now);
   }
 
   /** Sends a fork proof to the peer. */
-  sendForkProof(proof: ForkProof, now: number): SessionOutput {
-    if (!this.isClosed) this.#send(encodeForkFrame(proof));
-    return this.#take(now);
+  sendForkProof(proof: ForkProof, now: number, bufferedAmount = 0): SessionOutput {
+    // Queued like live operations: it waits for the outbound drain and counts as unread.
+    const frame = this.isClosed ? undefined : this.#forkFrames.frame(proof);
+    if (frame !== undefined) this.#queue.pushFrame(frame);
+    return this.enqueue([], now, bufferedAmount);
   }
 
   /**
@@ -364,19 +365,20 @@ export class SyncSession {
    */
   tick(now: number, bufferedAmount: number): SessionOutput {
     if (this.isClosed) return this.#take(now);
-    const { pingIntervalMs, pongTimeoutMs } = this.#limits;
-    if (pongTimeoutMs > 0 && now - this.#lastReceived > pongTimeoutMs) {
-      this.#logger.log("warn", "peer silent; dropping", {
-        peer: this.peer,
-        silentMs: now - this.#lastReceived,
-      });
+    const beat = this.#heartbeat.due(now);
+    if (beat === "silent") {
+      const silentMs = now - this.#heartbeat.lastReceived;
+      this.#logger.log("warn", "peer silent; dropping", { peer: this.peer, silentMs });
       this.#close(CloseCode.KEEPALIVE_TIMEOUT, "keepalive timeout");
       return this.#take(now);
     }
-    if (pingIntervalMs > 0 && now - this.#lastPing >= pingIntervalMs) {
-      this.#lastPing = now;
-      this.#sendPing();
+    if (beat === "ping") this.#sendPing();
+    if (this.#resend.isDue(now)) {
+      if (!this.#actAsLegacy && !this.#peerLegacy) this.#sendClock(now);
+      else this.#resend.dueAt = undefined;
     }
+    const waiting = this.#clocks.due(now, this.#state.phase === "catching-up");
+    if (waiting) this.#applyClock(waiting);
     let buffered = bufferedAmount;
     const state = this.#state;
     if (state.phase === "catching-up") {
@@ -386,10 +388,8 @@ export class SyncSession {
         if (next.done) {
           if (state.peerReady || this.#actAsLegacy) this.#goLive(now);
           else this.#state = { phase: "awaiting-ready" };
-          this.#logger.log("debug", "catch-up sent", {
-            peer: this.peer,
-            ops: state.cursor.operations,
-          });
+          const ops = state.cursor.operations;
+          this.#logger.log("debug", "catch-up sent", { peer: this.peer, ops });
           break;
         }
         this.#send(next.value);
@@ -397,22 +397,25 @@ export class SyncSession {
       }
     }
     if (
-      this.isLive && this.#queue.length > 0 && now >= this.#lastLiveSend + this.#limits.liveBatchMs
+      this.isLive && this.#queue.length > 0 &&
+      now >= this.#queue.lastSend + this.#limits.liveBatchMs
     ) {
-      if (buffered <= LIVE_BATCH_WATERMARK) this.#flush(now);
+      if (buffered <= LIVE_BATCH_WATERMARK) buffered += this.#flush(now);
     }
+    if (this.isLive) this.#checkSlow(buffered, now);
     return this.#take(now, buffered);
   }
 
-  #flush(now: number): void {
-    const ops = this.#queue;
-    this.#queue = [];
-    this.#queuedBytes = 0;
-    this.#lastLiveSend = now;
+  /** Sends the queued live operations; returns the bytes handed to the transport. */
+  #flush(now: number): number {
+    const before = this.#stats.bytesOut;
+    const { frames, ops } = this.#queue.take(now);
+    for (const frame of frames) this.#send(frame);
     if (ops.length === 1) this.#send(encodeBinaryFrame(ops[0]));
     else for (const frame of bulkFrames(ops, this.#limits.maxFrameBytes)) this.#send(frame);
     this.#stats.opsOut += ops.length;
     for (const op of ops) this.#notePeerHas(op);
+    return this.#stats.bytesOut - before;
   }
 
   /** When the session next needs {@link tick}. */
@@ -424,12 +427,13 @@ export class SyncSession {
       wake = buffered > this.#limits.maxOutboundBytes / 2 ? now + DRAIN_POLL_MS : now;
     }
     if (state.phase === "live" && this.#queue.length > 0) {
-      const due = Math.max(now, this.#lastLiveSend + this.#limits.liveBatchMs);
+      const due = Math.max(now, this.#queue.lastSend + this.#limits.liveBatchMs);
       wake = Math.min(wake, buffered > LIVE_BATCH_WATERMARK ? now + DRAIN_POLL_MS : due);
     }
-    const { pingIntervalMs, pongTimeoutMs } = this.#limits;
-    if (pingIntervalMs > 0) wake = Math.min(wake, this.#lastPing + pingIntervalMs);
-    if (pongTimeoutMs > 0) wake = Math.min(wake, this.#lastReceived + pongTimeoutMs + 1);
+    wake = Math.min(wake, this.#resend.dueAt ?? Infinity);
+    const clockDue = this.#clocks.dueAt;
+    if (clockDue !== undefined && state.phase !== "catching-up") wake = Math.min(wake, clockDue);
+    wake = Math.min(wake, this.#heartbeat.wakeAt, this.#slow.wakeAt);
     return wake === Infinity ? undefined : wake;
   }
 
@@ -473,8 +477,7 @@ export class SyncSession {
   closed(code: number, reason: string): void {
     if (this.isClosed) return;
     this.#state = { phase: "closed", code, reason };
-    this.#queue = [];
-    this.#queuedBytes = 0;
+    this.#queue.clear();
   }
 
   /** A snapshot of the session's counters. */
@@ -484,13 +487,14 @@ export class SyncSession {
       direction: this.direction,
       state: this.isClosed ? "closed" : this.isLive ? "live" : "syncing",
       legacy: this.#peerLegacy,
-      clockLag: clockLag(this.#replica.clock(), this.#reportedClock ?? this.#peerClock),
-      lastHeardAt: this.#lastReceived,
-      ...(this.#reportedAt === undefined ? {} : { peerClockAt: this.#reportedAt }),
+      clockLag: clockLag(this.#replica.clock(), this.#reported?.clock ?? this.#peerClock),
+      lastHeardAt: this.#heartbeat.lastReceived,
+      ...(this.#reported === undefined ? {} : { peerClockAt: this.#reported.at }),
       queuedOps: this.#queue.length,
       since: this.#since,
       ...(this.#liveAt === undefined ? {} : { liveAt: this.#liveAt }),
       ...this.#stats,
+      invalidOps: this.#refusals.invalid,
     };
   }
 }

@@ -124,7 +124,7 @@ export class SessionRunner implements PeerSession, HubMember {
 
   /** Sends a fork proof. */
   sendForkProof(proof: ForkProof): void {
-    this.#run((now) => this.session.sendForkProof(proof, now));
+    this.#run((now) => this.session.sendForkProof(proof, now, this.#channel.bufferedAmount));
   }
 
   /** Asks the peer again for everything we lack. */

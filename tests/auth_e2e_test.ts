@@ -38,9 +38,15 @@ async function within<T>(promise: Promise<T>, what: string, timeoutMs = SOON_MS)
   }
 }
 
+/**
+ * These tests drive the in-band handshake (`PROTOCOL.md` §3.1-3.9) by hand, so
+ * their hubs allow it (a node refuses it by default; see `tests/attacks/`).
+ */
+const IN_BAND: NodeOptions = { inBandHandshake: "allow", maxInBandHandshakes: 64 };
+
 /** A closed-mesh node (unknown keys refused) served on 127.0.0.1. */
 function serveClosed(options: NodeOptions = {}): Promise<ServedNode> {
-  return serveNode({ open: false, ...options });
+  return serveNode({ open: false, ...IN_BAND, ...options });
 }
 
 /** Waits until the client stops for good and returns its last error. */
@@ -654,8 +660,9 @@ Deno.test("a revoked join token is refused as revoked and the rendezvous client 
       code: CloseCode.TOKEN_REFUSED,
       reason: "token revoked",
     });
+    // A node dials with pre-authentication (§3.10): an HTTP 403 tells it only "refused, for good".
     const client = joiner.connect(hub.url, { ...fastRetry, token });
-    assert.equal(await stoppedWith(client, "4405"), "4405 token revoked");
+    assert.equal(await stoppedWith(client, "4403"), "4403 key not trusted or token refused");
     assert.equal(joiner.replica.size, 0);
   } finally {
     await joiner.close();
@@ -1110,7 +1117,7 @@ Deno.test({
 });
 
 Deno.test("a node that joins a closed mesh with a token trusts the hub it pinned and takes its state", async () => {
-  const hub = await serveNode({ open: false });
+  const hub = await serveNode({ open: false, ...IN_BAND });
   const joiner = await HuskiesNode.open({ open: false });
   try {
     hub.node.pipeline.put("H-1", { stage: "qa" });
@@ -1133,7 +1140,7 @@ Deno.test("a node that joins a closed mesh with a token trusts the hub it pinned
 });
 
 Deno.test("a node that starts trusting another writer fetches that writer's operations again", async () => {
-  const hub = await serveNode({ open: false });
+  const hub = await serveNode({ open: false, ...IN_BAND });
   const writer = await HuskiesNode.open({ open: false });
   const reader = await HuskiesNode.open({ open: false, trustPollMs: 20 });
   try {

@@ -106,6 +106,7 @@ Deno.test("serve settings: flags win over the file, which wins over defaults", (
     join: undefined,
     trustedKeys: [],
     open: false,
+    allowInBandHandshake: false,
     publicStatus: false,
     publicHosts: [],
     publicMetrics: false,

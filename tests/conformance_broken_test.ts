@@ -23,6 +23,9 @@ async function brokenPeer(breakage: Breakage | undefined, suiteKey: KeyPair) {
     open: !breakage?.closed,
     trustedKeys: breakage?.closed && !breakage.token ? [suiteKey.id] : [],
     admission: { attemptsPerMinutePerAddress: 10_000 },
+    // The proxy and the suite speak the in-band handshake.
+    inBandHandshake: "allow",
+    maxInBandHandshakes: 64,
   });
   const nodeServer = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen() {} },
@@ -83,6 +86,14 @@ Deno.test("conformance: every peer-facing case is caught by some broken peer", (
     "sync.slow-silence",
     "transport.admission-limit",
     "dial.incompatible-protocol",
+    // The broken peers are proxies that speak the in-band handshake upstream: they have no
+    // challenge endpoint, so the §3.10 cases skip there; the self test runs them against serve.
+    "preauth.known-answer",
+    "preauth.challenge",
+    "preauth.welcome",
+    "preauth.replay",
+    "preauth.bad-proof",
+    "preauth.malformed",
   ];
   const missing = CASE_LIST.map((c) => c.id).filter((id) =>
     !caught.has(id) && !notPeerFacing.includes(id)

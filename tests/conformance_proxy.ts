@@ -81,6 +81,8 @@ export function opsOf(frame: Frame): Record<string, unknown>[] {
  */
 export function startProxy(upstream: string, breakage: Breakage | undefined, shared: Shared) {
   return Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
+    // Like a peer without §3.10: no challenge endpoint (it relays the in-band handshake).
+    if (new URL(request.url).pathname !== "/crdt-sync") return new Response(null, { status: 404 });
     if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
       if (breakage?.plain) return breakage.plain();
       const answer = await fetch(upstream.replace(/^ws/, "http"));

@@ -1,5 +1,7 @@
 /** Helpers for tests over real sockets: nodes on port 0, raw protocol peers, bounded waits. */
 import { ClientHandshake } from "../auth/handshake.ts";
+import { PreauthClient } from "../auth/preauth.ts";
+import { preauthenticate } from "../auth/preauth_http.ts";
 import type { Identity } from "../crdt/identity.ts";
 import { HuskiesNode, type NodeOptions } from "../sync/node.ts";
 
@@ -62,13 +64,11 @@ export class RawPeer {
 
   private constructor(
     url: string,
-    identity: Identity,
-    options: { token?: string; hubKey?: string },
+    handshake: { receive(text: string): import("../auth/handshake.ts").Step },
+    headers?: Record<string, string>,
   ) {
-    this.socket = new WebSocket(url);
+    this.socket = headers ? new WebSocket(url, { headers }) : new WebSocket(url);
     this.socket.binaryType = "arraybuffer";
-    const handshake = new ClientHandshake({ identity, ...options });
-    handshake.start();
     const auth = Promise.withResolvers<string>();
     this.authenticated = auth.promise;
     let done = false;
@@ -103,13 +103,32 @@ export class RawPeer {
     };
   }
 
-  /** Connects and completes the handshake. */
+  /**
+   * Connects and completes the handshake: before the upgrade (`PROTOCOL.md`
+   * §3.10) unless `inBand`, or when the server has no challenge route.
+   */
   static async connect(
     url: string,
     identity: Identity,
-    options: { token?: string; hubKey?: string } = {},
+    options: { token?: string; hubKey?: string; inBand?: boolean } = {},
   ): Promise<RawPeer> {
-    const peer = new RawPeer(url, identity, options);
+    const { inBand, ...credentials } = options;
+    let peer: RawPeer | undefined;
+    if (!inBand) {
+      const client = new PreauthClient({ identity, ...credentials });
+      const upgrade = await preauthenticate(url, client);
+      if ("close" in upgrade) {
+        throw new Error(
+          `pre-authentication refused: ${upgrade.close.code} ${upgrade.close.reason}`,
+        );
+      }
+      if ("url" in upgrade) peer = new RawPeer(upgrade.url, client, upgrade.headers);
+    }
+    if (!peer) {
+      const handshake = new ClientHandshake({ identity, ...credentials });
+      handshake.start();
+      peer = new RawPeer(url, handshake);
+    }
     await peer.authenticated;
     return peer;
   }

@@ -216,6 +216,8 @@ Deno.test("a silent hub is dropped by the client's keepalive, which then reconne
   let accepted = 0;
   const sockets: WebSocket[] = [];
   const silent = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+    // No challenge route: the spoke falls back to the in-band handshake.
+    if (new URL(req.url).pathname !== "/crdt-sync") return new Response(null, { status: 404 });
     accepted++;
     const { socket, response } = Deno.upgradeWebSocket(req);
     sockets.push(socket);

@@ -11,6 +11,7 @@ import { forkCases } from "./fork.ts";
 import { handshakeCases } from "./handshake.ts";
 import { legacyCases } from "./legacy.ts";
 import { liveCases } from "./live.ts";
+import { preauthCases } from "./preauth.ts";
 import { syncCases } from "./sync.ts";
 import { admissionCases, transportCases } from "./transport.ts";
 import { verifyCases } from "./verify.ts";
@@ -23,6 +24,7 @@ export const CASES: readonly Case[] = [
   ...dialCases,
   ...transportCases,
   ...handshakeCases,
+  ...preauthCases,
   ...syncCases,
   ...liveCases,
   ...legacyCases,

@@ -29,10 +29,18 @@ export interface TranscriptParts {
   clientKey: string;
 }
 
-/** The transcript text (§3.4): six lines joined by `\n`, no trailing newline. */
-export function transcript(role: Role, parts: TranscriptParts): string {
+/** First line of the in-band transcript (§3.4). */
+export const AUTH_DOMAIN = "huskies-sync/auth/v1";
+/** First line of the transcript signed before the upgrade (§3.10). */
+export const PREAUTH_DOMAIN = "huskies-sync/preauth/v1";
+
+/**
+ * The transcript text (§3.4): six lines joined by `\n`, no trailing newline;
+ * the first is `domain` (§3.10 uses {@link PREAUTH_DOMAIN}).
+ */
+export function transcript(role: Role, parts: TranscriptParts, domain = AUTH_DOMAIN): string {
   return [
-    "huskies-sync/auth/v1",
+    domain,
     role,
     parts.serverChallenge,
     parts.clientChallenge,
@@ -41,9 +49,14 @@ export function transcript(role: Role, parts: TranscriptParts): string {
   ].join("\n");
 }
 
-/** Hex signature by `key` over `transcript(role, parts)`. */
-export function signTranscript(key: KeyPair, role: Role, parts: TranscriptParts): string {
-  return hex(key.sign(utf8(transcript(role, parts))));
+/** Hex signature by `key` over `transcript(role, parts, domain)`. */
+export function signTranscript(
+  key: KeyPair,
+  role: Role,
+  parts: TranscriptParts,
+  domain = AUTH_DOMAIN,
+): string {
+  return hex(key.sign(utf8(transcript(role, parts, domain))));
 }
 
 /** True when `sig` is a valid signature by `signer` (hex64) over `transcript(role, parts)`. */
@@ -52,9 +65,10 @@ export function verifyTranscript(
   role: Role,
   parts: TranscriptParts,
   sig: string,
+  domain = AUTH_DOMAIN,
 ): boolean {
   if (!isHex64(signer) || !isHex128(sig)) return false;
-  return verifySignature(unhex(signer), utf8(transcript(role, parts)), unhex(sig));
+  return verifySignature(unhex(signer), utf8(transcript(role, parts, domain)), unhex(sig));
 }
 
 /** A `challenge` message as the suite reads it. */

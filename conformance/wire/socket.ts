@@ -94,12 +94,15 @@ export class Conn {
     socket.onerror = () => {};
   }
 
-  /** Dials `url`; fails with a {@link DialError} when the upgrade does not happen in time. */
-  static dial(url: string, timeoutMs: number): Promise<Conn> {
+  /**
+   * Dials `url` (with extra upgrade `headers`, such as a §3.10 credential);
+   * fails with a {@link DialError} when the upgrade does not happen in time.
+   */
+  static dial(url: string, timeoutMs: number, headers?: Record<string, string>): Promise<Conn> {
     return new Promise((resolve, reject) => {
       let socket: WebSocket;
       try {
-        socket = new WebSocket(url);
+        socket = headers ? new WebSocket(url, { headers }) : new WebSocket(url);
       } catch (error) {
         reject(new DialError(`Cannot connect to ${url}: ${(error as Error).message}`));
         return;

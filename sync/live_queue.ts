@@ -1,0 +1,93 @@
+/**
+ * A session's queue of live operations not yet handed to the transport, with
+ * their encoded size (what counts against the peer's outbound limit together
+ * with the transport's unsent bytes) and the time of the last send (for
+ * batching).
+ * @module
+ */
+import { encodedSize, type Operation } from "../crdt/operation.ts";
+import { utf8Length } from "../protocol/bytes.ts";
+
+/** Bytes the transport may hold before live sends wait, so that operations batch up. */
+export const LIVE_BATCH_WATERMARK = 64 * 1024;
+/** How soon to look again while the transport drains (it reports no drain event). */
+export const DRAIN_POLL_MS = 2;
+
+/** See the module doc. */
+export class LiveQueue {
+  #ops: Operation[] = [];
+  /** Frames sent ahead of the operations (fork proofs), already encoded. */
+  #frames: string[] = [];
+  #bytes = 0;
+  /** When the queue was last taken for sending (ms). */
+  lastSend = -Infinity;
+
+  /** Operations and frames queued. */
+  get length(): number {
+    return this.#ops.length + this.#frames.length;
+  }
+
+  /** UTF-8 bytes the queued operations take encoded (one separator each). */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /** Queues one operation. */
+  push(op: Operation): void {
+    this.#ops.push(op);
+    this.#bytes += encodedSize(op) + 1;
+  }
+
+  /** Queues an encoded frame (a fork proof), sent before the operations. */
+  pushFrame(frame: string): void {
+    this.#frames.push(frame);
+    this.#bytes += utf8Length(frame);
+  }
+
+  /** Drops everything queued (a catch-up covers it, or the session ended). */
+  clear(): void {
+    this.#ops = [];
+    this.#frames = [];
+    this.#bytes = 0;
+  }
+
+  /** Takes everything queued, for sending at `now`. */
+  take(now: number): { frames: string[]; ops: Operation[] } {
+    const taken = { frames: this.#frames, ops: this.#ops };
+    this.clear();
+    this.lastSend = now;
+    return taken;
+  }
+}
+
+/** How long a peer may stay over its outbound limit before it is dropped as too slow, ms. */
+export const SLOW_CONSUMER_GRACE_MS = 2_000;
+
+/**
+ * Whether a peer is too slow: what it has not read yet (our queue plus the
+ * transport's unsent bytes) stays over the limit for
+ * {@link SLOW_CONSUMER_GRACE_MS}, or passes four times the limit. A healthy peer
+ * behind a burst catches up within the grace time; one that stopped reading
+ * does not.
+ */
+export class SlowConsumerCheck {
+  #overSince: number | undefined;
+
+  /** Creates the check for a limit in bytes. */
+  constructor(readonly limit: number) {}
+
+  /** True when the peer must be dropped, given `unread` bytes at `now`. */
+  tooSlow(unread: number, now: number): boolean {
+    if (unread <= this.limit) {
+      this.#overSince = undefined;
+      return false;
+    }
+    this.#overSince ??= now;
+    return unread > 4 * this.limit || now - this.#overSince >= SLOW_CONSUMER_GRACE_MS;
+  }
+
+  /** When to look again (the end of the grace time), while over the limit. */
+  get wakeAt(): number {
+    return this.#overSince === undefined ? Infinity : this.#overSince + SLOW_CONSUMER_GRACE_MS;
+  }
+}
