@@ -88,6 +88,8 @@ export interface PreauthRefusal {
   code: number;
   /** Fixed reason text (never peer data). */
   reason: string;
+  /** The refused key, when its proof was valid (so the key is the client's own). */
+  key?: string;
 }
 
 /** Result of {@link PreauthServer.check}. */
@@ -283,7 +285,7 @@ export class PreauthServer {
     const verdict: AuthorizeResult = this.#authorize(key, token);
     if (!verdict.ok) {
       const { code, reason } = refusalClose(verdict);
-      return refused(403, code, reason);
+      return { kind: "refused", refusal: { status: 403, code, reason, key } };
     }
     this.#recent.set(serverChallenge, Number(fromHexExpiry(serverChallenge)));
     return {

@@ -14,7 +14,7 @@
  * import { formatResult, formatSummary, runConformance } from "@huskies/sync/conformance";
  *
  * // The peer under test: here a huskies-sync node, open to any key.
- * await using peer = await HuskiesNode.open({ open: true });
+ * await using peer = await HuskiesNode.open({ open: true, inBandHandshake: "allow" });
  * await using server = Deno.serve(
  *   { hostname: "127.0.0.1", port: 0, onListen() {} },
  *   crdtSyncHandler(peer),

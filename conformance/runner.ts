@@ -72,7 +72,7 @@ export async function runCase(testCase: Case, ctx: Context): Promise<CaseResult>
  * import { crdtSyncHandler, HuskiesNode } from "@huskies/sync";
  * import { runConformance } from "@huskies/sync/conformance";
  *
- * await using peer = await HuskiesNode.open({ open: true });
+ * await using peer = await HuskiesNode.open({ open: true, inBandHandshake: "allow" });
  * await using server = Deno.serve(
  *   { hostname: "127.0.0.1", port: 0, onListen() {} },
  *   crdtSyncHandler(peer),

@@ -18,7 +18,6 @@ import {
   hasValidId,
   type Mutation,
   type Operation,
-  OPERATION_LIMITS,
   type OpId,
   signOperation,
 } from "./operation.ts";

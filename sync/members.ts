@@ -5,6 +5,8 @@
  * keys no longer admitted close with 4403, and a `members-changed` event.
  * @module
  */
+import type { TimerHandle, Timers } from "./timers.ts";
+import { WriteRefusedError } from "../crdt/write_guard.ts";
 import { join } from "node:path";
 import { writePrivateFileSync } from "../auth/files.ts";
 import type { AccessPolicy, Scope as TrustScope, TrustStore } from "../auth/mod.ts";
@@ -196,19 +198,40 @@ export function joinerAdmitter(
   members: NodeMembers,
   trust: TrustStore,
   logger: Logger,
+  timers: Timers,
+  signal: AbortSignal,
 ): (key: NodeId, scope: TrustScope, label: string) => void {
-  return (key, scope, label) => {
-    if (members.ownScope() === "admin") {
-      try {
-        members.grant(key, { scope, label });
-        return;
-      } catch (error) {
-        logger.log("warn", "cannot grant membership to a token joiner; trusting it locally", {
+  const pending = new Set<TimerHandle>();
+  signal.addEventListener("abort", () => {
+    for (const handle of pending) timers.clearTimeout(handle);
+    pending.clear();
+  }, { once: true });
+  /** Grants, or (while the node may not sign yet, e.g. starting) retries every second, 60 times. */
+  const grant = (key: NodeId, scope: TrustScope, label: string, attempt: number): boolean => {
+    try {
+      members.grant(key, { scope, label });
+      return true;
+    } catch (error) {
+      const retry = error instanceof WriteRefusedError && error.retryable && attempt < 60;
+      if (retry && !signal.aborted) {
+        const handle = timers.setTimeout(() => {
+          pending.delete(handle);
+          grant(key, scope, label, attempt + 1);
+        }, 1000);
+        pending.add(handle);
+      }
+      if (attempt === 0 || !retry) {
+        logger.log("warn", "cannot grant membership to a token joiner yet; trusting it locally", {
           key,
           error: (error as Error).message,
+          retrying: retry,
         });
       }
+      return false;
     }
+  };
+  return (key, scope, label) => {
+    if (members.ownScope() === "admin" && grant(key, scope, label, 0)) return;
     trust.add(key, scope, label);
   };
 }

@@ -30,7 +30,7 @@ import {
   type OnceOptions,
 } from "./events.ts";
 import { Hub } from "./hub.ts";
-import { PeerConnections } from "./peer_connections.ts";
+import { logRefusedKey, PeerConnections } from "./peer_connections.ts";
 import { PeerClocks } from "./peer_clocks.ts";
 import { type Logger, silentLogger } from "./logger.ts";
 import { checkRendezvousOptions, RendezvousClient } from "./rendezvous_client.ts";
@@ -42,6 +42,7 @@ import {
   type NodeOptions,
   type NodeStatus,
   PING_INTERVAL_SECS,
+  sessionLimitsOf,
   STARTUP_GRACE_SECS,
 } from "./node_options.ts";
 import type { SessionLimits } from "./session.ts";
@@ -179,20 +180,19 @@ export class HuskiesNode {
     this.pipeline = new Pipeline(replica, () => this.timers.now());
     this.#logger = options.logger ?? silentLogger;
     this.#dialer = options.dialer ?? webSocketDialer;
-    this.#limits = {
-      maxFrameBytes: options.maxFrameBytes,
-      maxOutboundBytes: options.maxOutboundBytes,
-      maxInvalidOps: options.maxInvalidOps,
-      pingIntervalMs: options.pingIntervalMs,
-      pongTimeoutMs: options.pongTimeoutMs,
-      liveBatchMs: options.liveBatchMs,
-    };
+    this.#limits = sessionLimitsOf(options);
     this.#admission = new AdmissionLimiter(options.admission);
     this.#inBandSlots = slotPool(options.maxInBandHandshakes ?? MAX_IN_BAND_HANDSHAKES);
     const dir = options.dataDir;
     this.members = new NodeMembers(replica, (mesh) => dir && writeMeshId(dir, mesh));
     policy.useMembers(() => replica.members?.state);
-    const admitJoiner = joinerAdmitter(this.members, this.trust, this.#logger);
+    const admitJoiner = joinerAdmitter(
+      this.members,
+      this.trust,
+      this.#logger,
+      this.timers,
+      this.#abort.signal,
+    );
     this.#preauth = new PreauthServer({
       identity: replica.identity,
       authorize: makeAuthorizer(policy, tokens, policy.trust, admitJoiner),
@@ -313,14 +313,17 @@ export class HuskiesNode {
         admitInBand: this.#inBandSlots,
         idleTimeoutSecs: PING_INTERVAL_SECS,
         logger: this.#logger,
-        onRefused: (remote, code, reason) =>
-          this.#events.emit("refused", {
+        onRefused: (remote, code, reason, key) => {
+          if (key !== undefined) logRefusedKey(this.#logger, remote, { code, reason, key });
+          const refusal = {
             kind: "handshake",
             direction: "inbound",
             remote,
             code,
             reason,
-          }),
+          } as const;
+          this.#events.emit("refused", key === undefined ? refusal : { ...refusal, key });
+        },
         accept: (channel, remote, release, preauthenticated) => {
           const accepted = preauthenticated && !this.#closed
             ? this.#peers.accept(channel, remote, release, preauthenticated)

@@ -189,3 +189,15 @@ export interface AcceptOptions {
   /** Called once when the handshake ends: true when it succeeded. */
   onHandshakeEnd?: (authenticated: boolean) => void;
 }
+
+/** The session limits among a node's options (the node passes only these to its sessions). */
+export function sessionLimitsOf(options: SessionLimits): SessionLimits {
+  return {
+    maxFrameBytes: options.maxFrameBytes,
+    maxOutboundBytes: options.maxOutboundBytes,
+    maxInvalidOps: options.maxInvalidOps,
+    pingIntervalMs: options.pingIntervalMs,
+    pongTimeoutMs: options.pongTimeoutMs,
+    liveBatchMs: options.liveBatchMs,
+  };
+}

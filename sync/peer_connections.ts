@@ -96,6 +96,21 @@ class ClockNotingRunner extends SessionRunner {
 /** How a failed dial ends its attempt. */
 type DialFailure = { code: number; reason: string };
 
+/** Logs a refused key with the fix that lets it in (one line, on every refusal path). */
+export function logRefusedKey(
+  logger: Logger,
+  remote: string,
+  refusal: { code: number; reason: string; key: NodeId },
+): void {
+  logger.log(
+    "warn",
+    `refused key ${refusal.key}: to let it in, run \`huskies trust add ${refusal.key}\`` +
+      " here (in a mesh: `huskies members grant` on an admin), or give it a join token" +
+      " (`huskies token create`)",
+    { remote, code: refusal.code, reason: refusal.reason, key: refusal.key },
+  );
+}
+
 /** See the module doc. */
 export class PeerConnections {
   readonly #o: PeerConnectionsOptions;
@@ -261,13 +276,7 @@ export class PeerConnections {
       onHandshakeEnd,
       onRefused: (refusal) => {
         if (refusal.key !== undefined) {
-          logger.log(
-            "warn",
-            `refused key ${refusal.key}: to let it in, run \`huskies trust add ${refusal.key}\`` +
-              " here (in a mesh: `huskies members grant` on an admin), or give it a join token" +
-              " (`huskies token create`)",
-            { remote, code: refusal.code, reason: refusal.reason, key: refusal.key },
-          );
+          logRefusedKey(logger, remote, { ...refusal, key: refusal.key });
         }
         events.emit("refused", { kind: "handshake", direction, remote, ...refusal });
       },

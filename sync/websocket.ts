@@ -7,6 +7,7 @@
  * a close throw.
  * @module
  */
+import type { NodeId } from "../crdt/identity.ts";
 import type { Admission } from "../auth/limits.ts";
 import { clampCloseReason } from "../auth/handshake.ts";
 import type { PreauthServer } from "../auth/preauth.ts";
@@ -107,7 +108,7 @@ export interface SyncEndpoint {
   /** Idle timeout for the WebSocket-level ping, seconds. */
   readonly idleTimeoutSecs: number;
   /** Called when an upgrade is refused before it happens (its in-band close code and reason). */
-  onRefused?(remote: string, code: number, reason: string): void;
+  onRefused?(remote: string, code: number, reason: string, key?: NodeId): void;
   /** The logger. */
   readonly logger: Logger;
   /**
@@ -200,9 +201,9 @@ export function handleSyncRequest(
   let inBandRelease: (() => void) | undefined;
   if (check.kind === "refused") {
     release(false);
-    const { code, reason, status } = check.refusal;
+    const { code, reason, status, key } = check.refusal;
     endpoint.logger.log("warn", "handshake refused", { remote: address, code, reason, status });
-    endpoint.onRefused?.(address, code, reason);
+    endpoint.onRefused?.(address, code, reason, key);
     return refusalResponse(check.refusal);
   }
   if (check.kind === "accepted") {

@@ -33,6 +33,8 @@ Deno.test("serve's admission flags reach the node: attempts per address per minu
       "127.0.0.1:0",
       "--attempts-per-minute",
       "2",
+      // The limits guard unauthenticated (in-band) handshakes; these sockets never authenticate.
+      "--allow-in-band-handshake",
     ]);
     const results = [];
     for (let i = 0; i < 3; i++) {
@@ -55,7 +57,13 @@ Deno.test("serve's admission limits come from project.toml too, and bad values e
   const sockets: WebSocket[] = [];
   try {
     await Deno.writeTextFile(`${dir}/project.toml`, "max_unauthenticated = 1\n");
-    serve = await ServeProcess.start(["--data-dir", dir, "--listen", "127.0.0.1:0"]);
+    serve = await ServeProcess.start([
+      "--data-dir",
+      dir,
+      "--listen",
+      "127.0.0.1:0",
+      "--allow-in-band-handshake",
+    ]);
     // The first socket never authenticates and holds the only slot.
     const first = await dial(serve.syncUrl);
     sockets.push(first.socket);

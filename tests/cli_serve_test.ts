@@ -288,7 +288,7 @@ Deno.test("huskies stop stops the running node cleanly; with none running it exi
     assert.equal(stopped.code, 0, stopped.stderr);
     assert.equal(stopped.stdout.trim(), `Stopped node ${serve.nodeId} (pid ${serve.child.pid}).`);
     assert.equal((await serve.exited).code, 0, serve.stderr);
-    assert.match(serve.stderr, /stopping by=admin request/);
+    assert.match(serve.stderr, /stopping by="admin request"/);
     assert.ok(!(await exists(join(dir, "serve.json"))));
     const again = await huskies(["stop", "--data-dir", dir]);
     assert.equal(again.code, 4, again.stderr);
