@@ -48,6 +48,7 @@ import {
   restrictMode,
   StoreCorruptError,
 } from "./sqlite_file.ts";
+import { GroupCommit } from "./sqlite_group.ts";
 
 export { StoreCorruptError, StoreLockedError } from "./sqlite_file.ts";
 
@@ -86,6 +87,14 @@ export interface SqliteStoreOptions {
    * @default false
    */
   readOnly?: boolean;
+  /**
+   * Group commit of non-durable appends (operations received from peers):
+   * they share one transaction, committed this many ms after the first of
+   * them (or before the next durable append, fork proof or close): one commit
+   * per window, not per operation. A crash or kill can lose the last window
+   * (peers send it again); durable appends are unchanged. 0: each at once. @default 0
+   */
+  groupCommitMs?: number;
 }
 
 /** Rows {@link SqliteStore.load} reads per query. */
@@ -139,7 +148,7 @@ function encodeForStore(op: Operation, index: number): string {
  * `synchronous=NORMAL`: it survives a crash or kill of the process; a power
  * loss can roll back the last ones, which the next clock exchange fetches
  * again. Each append is one transaction, so callers batch every received
- * frame into one call.
+ * frame into one call (or set {@link SqliteStoreOptions.groupCommitMs}).
  *
  * Exclusive use: the file is opened with `locking_mode=EXCLUSIVE` and the
  * write lock is taken at open and held until {@link SqliteStore.close}, so a
@@ -189,9 +198,18 @@ export class SqliteStore implements Store {
   #headFile: OwnHeadFile | null = null;
   readonly #readOnly: boolean;
   #head: OwnHead | null;
+  /** Non-durable appends' shared transaction; undefined without group commit. */
+  readonly #group: GroupCommit | undefined;
 
-  private constructor(path: string, db: DatabaseSync, readOnly: boolean, head: OwnHead | null) {
+  private constructor(
+    path: string,
+    db: DatabaseSync,
+    readOnly: boolean,
+    head: OwnHead | null,
+    groupCommitMs = 0,
+  ) {
     this.path = path;
+    if (groupCommitMs > 0) this.#group = new GroupCommit(db, path, groupCommitMs);
     this.#db = db;
     this.#readOnly = readOnly;
     this.#head = head;
@@ -291,7 +309,7 @@ export class SqliteStore implements Store {
         db.exec("PRAGMA query_only=ON");
         return new SqliteStore(path, db, true, head);
       }
-      return new SqliteStore(path, db, false, head);
+      return new SqliteStore(path, db, false, head, options.groupCommitMs ?? 0);
     } catch (error) {
       try {
         db.close();
@@ -328,29 +346,21 @@ export class SqliteStore implements Store {
       return;
     }
     const durable = options.durable ?? true;
-    if (durable !== this.#durable) {
+    const group = durable ? undefined : this.#group;
+    if (group === undefined) this.#group?.commit();
+    if (durable !== this.#durable && !this.#group?.isOpen) {
       this.#db.exec(durable ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
       this.#durable = durable;
     }
-    let index = 0;
-    this.#begin.run();
     try {
-      const values: (string | number)[] = [];
-      for (; index + INSERT_ROWS <= ops.length; index += INSERT_ROWS) {
-        values.length = 0;
-        for (let k = index; k < index + INSERT_ROWS; k++) {
-          const op = ops[k];
-          values.push(op.id, op.author, op.seq, encodeForStore(op, k));
-        }
-        this.#insertMany.run(...values);
+      if (group !== undefined) group.run(() => this.#insert(ops));
+      else {
+        this.#begin.run();
+        this.#insert(ops);
+        this.#commit.run();
       }
-      for (; index < ops.length; index++) {
-        const op = ops[index];
-        this.#insertOp.run(op.id, op.author, op.seq, encodeForStore(op, index));
-      }
-      this.#commit.run();
     } catch (error) {
-      this.#rollbackQuietly();
+      if (group === undefined) this.#rollbackQuietly();
       if (error instanceof TypeError) throw error;
       throw new Error(
         `Cannot append to store at ${this.path}: ${messageOf(error)}; nothing from this ` +
@@ -360,6 +370,24 @@ export class SqliteStore implements Store {
     }
     if (this.#count !== undefined) this.#count += ops.length;
     if (options.ownHead) this.#recordHead(options.ownHead);
+  }
+
+  /** Inserts `ops` in the open transaction. */
+  #insert(ops: readonly Operation[]): void {
+    let index = 0;
+    const values: (string | number)[] = [];
+    for (; index + INSERT_ROWS <= ops.length; index += INSERT_ROWS) {
+      values.length = 0;
+      for (let k = index; k < index + INSERT_ROWS; k++) {
+        const op = ops[k];
+        values.push(op.id, op.author, op.seq, encodeForStore(op, k));
+      }
+      this.#insertMany.run(...values);
+    }
+    for (; index < ops.length; index++) {
+      const op = ops[index];
+      this.#insertOp.run(op.id, op.author, op.seq, encodeForStore(op, index));
+    }
   }
 
   /**
@@ -435,6 +463,7 @@ export class SqliteStore implements Store {
    */
   saveFork(proof: ForkProof): void {
     this.#ensureOpen();
+    this.#group?.commit();
     this.#insertFork.run(proof.author, encodeForkProof(proof));
   }
 
@@ -458,6 +487,11 @@ export class SqliteStore implements Store {
    */
   close(): void {
     if (this.#closed) return;
+    try {
+      this.#group?.commit();
+    } catch {
+      // Received operations only: peers send them again.
+    }
     this.#closed = true;
     this.#headFile?.close();
     this.#db.close();

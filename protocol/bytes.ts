@@ -45,8 +45,16 @@ export function utf8(text: string): Uint8Array {
   return new TextEncoder().encode(text);
 }
 
-/** UTF-8 byte length of a string, without encoding it. */
+// deno-lint-ignore no-control-regex
+const ASCII = /^[\x00-\x7f]*$/;
+
+/**
+ * UTF-8 byte length of a string, without encoding it. ASCII text (JSON
+ * frames nearly always are) is checked by the regular-expression engine and
+ * counts its length; only other text is counted character by character.
+ */
 export function utf8Length(text: string): number {
+  if (ASCII.test(text)) return text.length;
   let bytes = text.length;
   for (let i = 0; i < text.length; i++) {
     const code = text.charCodeAt(i);

@@ -57,14 +57,9 @@ import {
   watchTrust,
   writeGateStatus,
 } from "./node_wiring.ts";
-import {
-  type OperationRef,
-  waitConnected,
-  waitForPeers,
-  type WaitOptions,
-  waitSynced,
-} from "./node_waits.ts";
+import { type OperationRef, waitConnected, waitForPeers, waitSynced } from "./node_waits.ts";
 import { handleSyncRequest, slotPool, webSocketDialer } from "./websocket.ts";
+import { noDelayDialer } from "./ws_dialer.ts";
 
 export { SYNC_PATH } from "./websocket.ts";
 export { type OperationRef, PeersTimeoutError, type WaitOptions } from "./node_waits.ts";
@@ -149,7 +144,7 @@ export class HuskiesNode {
   readonly #limits: SessionLimits;
   readonly #admission: AdmissionLimiter;
   readonly #preauth: PreauthServer;
-  /** In-band handshakes running now (each may make the node hold a whole 64 MiB message). */
+  /** Slots for in-band handshakes (each may make the node hold a whole 64 MiB message). */
   readonly #inBandSlots: () => (() => void) | undefined;
   readonly #logger: Logger;
   readonly #dialer: Dialer;
@@ -179,7 +174,7 @@ export class HuskiesNode {
     this.timers = options.timers ?? realTimers;
     this.pipeline = new Pipeline(replica, () => this.timers.now());
     this.#logger = options.logger ?? silentLogger;
-    this.#dialer = options.dialer ?? webSocketDialer;
+    this.#dialer = options.dialer ?? noDelayDialer;
     this.#limits = sessionLimitsOf(options);
     this.#admission = new AdmissionLimiter(options.admission);
     this.#inBandSlots = slotPool(options.maxInBandHandshakes ?? MAX_IN_BAND_HANDSHAKES);
@@ -263,7 +258,8 @@ export class HuskiesNode {
         ? TrustStore.open(dir, { configKeys: options.trustedKeys })
         : TrustStore.memory(options.trustedKeys));
     const tokens = options.tokens ?? (dir ? TokenStore.open(dir) : TokenStore.memory());
-    const store = options.store ?? (dir ? SqliteStore.open(join(dir, STORE_FILE_NAME)) : undefined);
+    const store = options.store ??
+      (dir ? SqliteStore.open(join(dir, STORE_FILE_NAME), { groupCommitMs: 5 }) : undefined);
     const verifier = new SignatureVerifier();
     const policy = new AccessPolicy(trust, { open: options.open ?? "when-empty" });
     let replica: Replica;
@@ -362,7 +358,7 @@ export class HuskiesNode {
    */
   connect(url: string, options: ConnectOptions = {}): RendezvousClient {
     if (this.#closed) throw new Error("Cannot connect: the node is closed");
-    if (this.#dialer === webSocketDialer) {
+    if (this.#dialer === webSocketDialer || this.#dialer === noDelayDialer) {
       const parsed = new URL(url);
       if (parsed.protocol !== "ws:" && parsed.protocol !== "wss:") {
         throw new TypeError(`Cannot connect to ${url}: the URL must start with ws:// or wss://`);

@@ -8,6 +8,7 @@
  * @module
  */
 import WebSocket from "ws";
+import { utf8Length } from "../protocol/bytes.ts";
 
 /** The close code reported when the connection ended without a close frame (a failed dial too). */
 export const ABNORMAL_CLOSE = 1006;
@@ -110,6 +111,8 @@ export class WsClientConnection {
   /** Set when this end broke an open connection (a frame it refused); reported by `onclose`. */
   #brokenBy?: { code: number; reason: string };
   #opened = false;
+  /** Bytes sent whose write has not completed yet. */
+  #unwritten = 0;
 
   private constructor(url: string, options: WsClientOptions) {
     this.#url = url;
@@ -163,15 +166,24 @@ export class WsClientConnection {
     return this.#socket.readyState === WebSocket.OPEN;
   }
 
-  /** Bytes accepted by {@link send} but not yet handed to the kernel. */
+  /**
+   * Bytes accepted by {@link send} but not yet handed to the kernel. `ws`
+   * alone reports 0 right after a send (its socket takes the bytes at once),
+   * so frames whose write has not completed are counted here too, as Deno's
+   * client counts them: a session batches while they are pending.
+   */
   get bufferedAmount(): number {
-    return this.#socket.bufferedAmount;
+    return this.#socket.bufferedAmount + this.#unwritten;
   }
 
   /** Sends a text frame (string) or a binary frame (bytes); throws unless open. */
   send(data: string | Uint8Array): void {
     if (!this.isOpen) throw new Error(`Cannot send to ${this.#url}: the connection is not open`);
-    this.#socket.send(data, { binary: typeof data !== "string" });
+    const bytes = typeof data === "string" ? utf8Length(data) : data.byteLength;
+    this.#unwritten += bytes;
+    this.#socket.send(data, { binary: typeof data !== "string" }, () => {
+      this.#unwritten -= bytes;
+    });
   }
 
   /**

@@ -28,6 +28,16 @@ storeConformance("SqliteStore", async () => {
   };
 }, { atomic: true, durable: true });
 
+storeConformance("SqliteStore with group commit", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "huskies-store-" });
+  const path = `${dir}/ops.db`;
+  return {
+    store: SqliteStore.open(path, { groupCommitMs: 5 }),
+    reopen: () => SqliteStore.open(path, { groupCommitMs: 5 }),
+    cleanup: () => Deno.remove(dir, { recursive: true }),
+  };
+}, { atomic: true, durable: true });
+
 const REPO_ROOT = new URL("..", import.meta.url);
 const STORE_MODULE = new URL("../crdt/sqlite_store.ts", import.meta.url).href;
 const CONFORMANCE_MODULE = new URL("../testing/store_conformance.ts", import.meta.url).href;
@@ -483,6 +493,51 @@ Deno.test("a store written under the older size measure still opens; its oversiz
       assert.equal(replica.size, 1);
     } finally {
       replica.close();
+    }
+  });
+});
+
+Deno.test("group commit: received operations share a transaction that our own durable write commits first", async () => {
+  await withDir(async (_dir, path) => {
+    const received = makeChain(testIdentity(7), 3);
+    const own = makeChain(testIdentity(8), 1);
+    // The child exits without closing, as a killed process would: only committed rows remain.
+    const child = await runChild(`
+      import { SqliteStore } from ${JSON.stringify(STORE_MODULE)};
+      const store = SqliteStore.open(${JSON.stringify(path)}, { groupCommitMs: 60_000 });
+      for (const op of ${JSON.stringify(received)}) store.append([op], { durable: false });
+      if (store.count() !== 3) Deno.exit(2);
+      store.append(${JSON.stringify(own)});
+      console.log("appended");
+      Deno.exit(0);
+    `);
+    assert.equal(child.code, 0, child.stderr);
+    const store = SqliteStore.open(path);
+    try {
+      assert.deepEqual(
+        [...store.load()].map((op) => op.id),
+        [...received, ...own].map((op) => op.id),
+      );
+    } finally {
+      store.close();
+    }
+  });
+});
+
+Deno.test("group commit: a batch that fails is undone alone; the group's other batches are kept", async () => {
+  await withDir((_dir, path) => {
+    const [a, b, c] = makeChain(testIdentity(9), 3);
+    const store = SqliteStore.open(path, { groupCommitMs: 60_000 });
+    store.append([a], { durable: false });
+    const broken = { ...b, seq: Number.NaN } as Operation;
+    assert.throws(() => store.append([b, broken], { durable: false }), /nothing from this batch/);
+    store.append([c], { durable: false });
+    store.close();
+    const reopened = SqliteStore.open(path);
+    try {
+      assert.deepEqual([...reopened.load()].map((op) => op.id), [a.id, c.id]);
+    } finally {
+      reopened.close();
     }
   });
 });

@@ -11,9 +11,9 @@
  * - `cold <url> <expected> <state hash> <sqlite|memory>`: a fresh node dials
  *   the hub and syncs everything; prints the time and the bytes on its socket.
  *
- * `ws` swaps the global WebSocket for npm `ws` before the writer dials (the
- * counting peers keep the native client): a measurement of TCP_NODELAY on the
- * real node's dial path without changing the node.
+ * `ws` dials with the node's default `noDelayDialer` (npm `ws`, TCP_NODELAY),
+ * `native` with `webSocketDialer` (Deno's client); the counting peers keep
+ * the native client.
  *
  * `HUSKIES_LIVE_BATCH_MS` in the environment overrides the writer's live
  * batching window (default 2 ms).
@@ -23,8 +23,9 @@
  * @module
  */
 import { join } from "node:path";
-import WS from "ws";
 import { HuskiesNode } from "../../sync/node.ts";
+import { webSocketDialer } from "../../sync/websocket.ts";
+import { noDelayDialer } from "../../sync/ws_dialer.ts";
 import { connectCountingPeer, type CountingPeer } from "./huskies_peer.ts";
 import { clientTcpBytes, nowMs, quantile, stampedValue } from "./proc.ts";
 
@@ -42,11 +43,13 @@ async function waitFor(check: () => boolean, what: string, ms = 60_000): Promise
 }
 
 async function openWriter(client: string): Promise<HuskiesNode> {
-  if (client === "ws") (globalThis as { WebSocket: unknown }).WebSocket = WS;
-  else if (client !== "native") throw new Error(`Cannot measure: unknown client ${client}`);
+  if (client !== "ws" && client !== "native") {
+    throw new Error(`Cannot measure: unknown client ${client}`);
+  }
   const liveBatchMs = Deno.env.get("HUSKIES_LIVE_BATCH_MS");
   const writer = await HuskiesNode.open({
     open: true,
+    dialer: client === "ws" ? noDelayDialer : webSocketDialer,
     ...(liveBatchMs !== undefined ? { liveBatchMs: Number(liveBatchMs) } : {}),
   });
   writer.connect(url);
