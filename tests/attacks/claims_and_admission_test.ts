@@ -46,6 +46,7 @@ Deno.test("attack: a read-scope peer's inflated clock claim does not freeze loca
       "a local write to be accepted again",
       5_000,
     );
+    assert.equal(hub.node.pipeline.get("S-2")?.stage, "qa");
   } finally {
     await hub.stop();
   }
