@@ -266,7 +266,7 @@ export async function runServe(args: ParsedArgs, ctx: CliContext): Promise<numbe
       admission: settings.admission,
       startupGraceMs: settings.startupGraceMs,
       acceptLostHistory: settings.acceptLostHistory,
-      inBandHandshake: settings.allowInBandHandshake ? "allow" : "refuse",
+      inBandHandshake: settings.allowInBandHandshake ? "allow" : undefined,
       logger,
     });
   } catch (error) {

@@ -174,7 +174,7 @@ export class HuskiesNode {
     this.timers = options.timers ?? realTimers;
     this.pipeline = new Pipeline(replica, () => this.timers.now());
     this.#logger = options.logger ?? silentLogger;
-    this.#dialer = options.dialer ?? noDelayDialer;
+    this.#dialer = options.dialer ?? webSocketDialer;
     this.#limits = sessionLimitsOf(options);
     this.#admission = new AdmissionLimiter(options.admission);
     this.#inBandSlots = slotPool(options.maxInBandHandshakes ?? MAX_IN_BAND_HANDSHAKES);
@@ -193,7 +193,8 @@ export class HuskiesNode {
       authorize: makeAuthorizer(policy, tokens, policy.trust, admitJoiner),
       verifier,
       now: () => this.timers.now(),
-      allowInBand: (options.inBandHandshake ?? "refuse") === "allow",
+      allowInBand: (options.inBandHandshake ?? (options.open === true ? "allow" : "refuse")) ===
+        "allow",
       mesh: () => replica.members?.mesh,
     });
     this.#events = new NodeEventEmitter(

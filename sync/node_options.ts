@@ -71,7 +71,9 @@ export interface NodeOptions extends SessionLimits {
    * exists and unauthenticated clients cannot make the node hold more than
    * small HTTP requests; `"allow"` runs the in-band handshake for them, at
    * most {@link MAX_IN_BAND_HANDSHAKES} at once (each can cost ~190 MiB).
-   * @default "refuse"
+   * An open mesh (`open: true`) admits any key, so pre-authentication bounds
+   * nothing there: it allows the in-band handshake unless told otherwise.
+   * @default "allow" with `open: true`, else "refuse"
    */
   inBandHandshake?: "refuse" | "allow";
   /** Cap of concurrent in-band handshakes when allowed. @default MAX_IN_BAND_HANDSHAKES */

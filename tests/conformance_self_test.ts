@@ -16,10 +16,10 @@ async function withServe(
   body: (serve: ServeProcess) => Promise<void>,
 ): Promise<void> {
   const dir = await tempDir("huskies-conf-");
-  // The suite speaks the in-band handshake (and checks §3.10 pre-authentication too).
+  // The suite speaks the in-band handshake (and checks §3.10 pre-authentication too); an open
+  // node allows it.
   const serve = await ServeProcess.start([
     "--open",
-    "--allow-in-band-handshake",
     "--listen",
     "127.0.0.1:0",
     "--data-dir",

@@ -8,8 +8,8 @@ import assert from "node:assert/strict";
 import { Identity } from "../../crdt/identity.ts";
 import { credentialFor, opens, serveNode, within } from "./helpers.ts";
 
-Deno.test("attack: an unauthenticated client cannot open a WebSocket to a default node", async () => {
-  const hub = await serveNode();
+Deno.test("attack: an unauthenticated client cannot open a WebSocket to a closed node (the default)", async () => {
+  const hub = await serveNode({ open: false });
   try {
     const sockets = await Promise.all(
       Array.from({ length: 20 }, () => within(opens(hub.url), "the upgrade to be answered")),
