@@ -59,7 +59,6 @@ import {
 } from "./node_wiring.ts";
 import { type OperationRef, waitConnected, waitForPeers, waitSynced } from "./node_waits.ts";
 import { handleSyncRequest, slotPool, webSocketDialer } from "./websocket.ts";
-import { noDelayDialer } from "./ws_dialer.ts";
 
 export { SYNC_PATH } from "./websocket.ts";
 export { type OperationRef, PeersTimeoutError, type WaitOptions } from "./node_waits.ts";
@@ -359,7 +358,7 @@ export class HuskiesNode {
    */
   connect(url: string, options: ConnectOptions = {}): RendezvousClient {
     if (this.#closed) throw new Error("Cannot connect: the node is closed");
-    if (this.#dialer === webSocketDialer || this.#dialer === noDelayDialer) {
+    if (this.#dialer === webSocketDialer) {
       const parsed = new URL(url);
       if (parsed.protocol !== "ws:" && parsed.protocol !== "wss:") {
         throw new TypeError(`Cannot connect to ${url}: the URL must start with ws:// or wss://`);
