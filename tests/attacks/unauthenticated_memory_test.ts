@@ -4,12 +4,14 @@
  * unauthenticated WebSocket exists unless the node allows in-band handshakes,
  * and then at most a few at once.
  */
+import { TrustStore } from "../../auth/trust.ts";
 import assert from "node:assert/strict";
 import { Identity } from "../../crdt/identity.ts";
 import { credentialFor, opens, serveNode, within } from "./helpers.ts";
 
 Deno.test("attack: an unauthenticated client cannot open a WebSocket to a closed node (the default)", async () => {
-  const hub = await serveNode({ open: false });
+  const honest = Identity.generate();
+  const hub = await serveNode({ open: false, trust: TrustStore.memory([honest.nodeId]) });
   try {
     const sockets = await Promise.all(
       Array.from({ length: 20 }, () => within(opens(hub.url), "the upgrade to be answered")),
@@ -19,7 +21,7 @@ Deno.test("attack: an unauthenticated client cannot open a WebSocket to a closed
       assert.match(error ?? "", /401/);
     }
     // An honest peer that pre-authenticates still gets in, and its first frame is the welcome.
-    const { url, headers, client } = await credentialFor(hub.url, Identity.generate());
+    const { url, headers, client } = await credentialFor(hub.url, honest);
     const socket = new WebSocket(url, { headers });
     const first = await within(
       new Promise<string>((resolve) => (socket.onmessage = (event) => resolve(event.data))),
