@@ -35,9 +35,9 @@ const ALONE_MS = 10_000;
 /**
  * Bound on the node accepting writes again after its restart (and its peer's
  * return). While the peer was down the node's redials backed off; the next
- * one may be up to the 30 s backoff cap away, plus the catch-up.
+ * one may be up to the 30 s backoff cap away (full jitter), plus the dial and the catch-up.
  */
-const RECOVERY_MS = 40_000;
+const RECOVERY_MS = 50_000;
 /** Bound on convergence once writes stopped. */
 const CONVERGE_MS = 10_000;
 
