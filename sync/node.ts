@@ -7,6 +7,7 @@
  * timers. No process-global state: several nodes run in one process.
  * @module
  */
+import { clockLag } from "../crdt/clock.ts";
 import type { Operation } from "../crdt/operation.ts";
 import { join } from "node:path";
 import { STORE_FILE_NAME } from "../data_dir.ts";
@@ -31,7 +32,6 @@ import {
 } from "./events.ts";
 import { Hub } from "./hub.ts";
 import { logRefusedKey, PeerConnections } from "./peer_connections.ts";
-import { PeerClocks } from "./peer_clocks.ts";
 import { type Logger, silentLogger } from "./logger.ts";
 import { checkRendezvousOptions, RendezvousClient } from "./rendezvous_client.ts";
 import {
@@ -57,7 +57,13 @@ import {
   watchTrust,
   writeGateStatus,
 } from "./node_wiring.ts";
-import { type OperationRef, waitConnected, waitForPeers, waitSynced } from "./node_waits.ts";
+import {
+  type OperationRef,
+  reportedClockOf,
+  waitConnected,
+  waitForPeers,
+  waitSynced,
+} from "./node_waits.ts";
 import { handleSyncRequest, slotPool, webSocketDialer } from "./websocket.ts";
 
 export { SYNC_PATH } from "./websocket.ts";
@@ -153,7 +159,6 @@ export class HuskiesNode {
   readonly #clients = new Set<RendezvousClient>();
   readonly #abort = new AbortController();
   readonly #counters = { applied: 0, invalid: 0, unauthorized: 0 };
-  readonly #peerClocks = new PeerClocks();
   /** Stops the start-up watch and the summary logs, at close. */
   readonly #stops: (() => void)[];
   #closed = false;
@@ -217,7 +222,6 @@ export class HuskiesNode {
       hub: this.#hub,
       events: this.#events,
       counters: this.#counters,
-      peerClocks: this.#peerClocks,
       admitJoiner,
       learnMesh: (mesh, hub) => {
         this.#logger.log("info", "joined the hub's mesh", { mesh, hub });
@@ -442,7 +446,7 @@ export class HuskiesNode {
       this.#events,
       this.timers,
       () => this.sessions(),
-      (peer) => this.#peerClocks.clockOf(peer),
+      (peer) => reportedClockOf(this.#hub.members(), peer),
       targets,
       count,
       options,
@@ -455,7 +459,8 @@ export class HuskiesNode {
    * also while catching up. Undefined when it has reported no clock.
    */
   behind(peer: NodeId): number | undefined {
-    return this.#peerClocks.behind(peer, this.replica.clock());
+    const theirs = reportedClockOf(this.#hub.members(), peer);
+    return theirs === undefined ? undefined : clockLag(theirs, this.replica.clock());
   }
 
   /** A snapshot of the node's state, peers and counters. */

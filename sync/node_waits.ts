@@ -7,7 +7,7 @@
 import type { VectorClock } from "../crdt/clock.ts";
 import type { NodeId } from "../crdt/identity.ts";
 import type { NodeEventEmitter, NodeEventType } from "./events.ts";
-import type { PeerSession } from "./session_runner.ts";
+import type { PeerSession, SessionRunner } from "./session_runner.ts";
 import { sleep, type Timers } from "./timers.ts";
 
 /** How often {@link waitSynced} looks again when no event arrives, ms. */
@@ -159,4 +159,20 @@ export async function waitForPeers(
     ]);
     stop.abort();
   }
+}
+
+/**
+ * The newest clock `peer` reported on any of its sessions (pure): what the
+ * waits and `HuskiesNode.behind` compare against.
+ */
+export function reportedClockOf(
+  sessions: Iterable<SessionRunner>,
+  peer: NodeId,
+): VectorClock | undefined {
+  let newest: { clock: VectorClock; at: number } | undefined;
+  for (const runner of sessions) {
+    const reported = runner.peer === peer ? runner.session.reported : undefined;
+    if (reported && (newest === undefined || reported.at >= newest.at)) newest = reported;
+  }
+  return newest?.clock;
 }

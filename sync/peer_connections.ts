@@ -25,7 +25,6 @@ import type { Direction, NodeEventEmitter } from "./events.ts";
 import type { Hub } from "./hub.ts";
 import type { Logger } from "./logger.ts";
 import { emitSessionEvent, type NodeCounters } from "./node_wiring.ts";
-import type { PeerClocks } from "./peer_clocks.ts";
 import type { RendezvousAttempt } from "./rendezvous_client.ts";
 import { SyncSession } from "./session.ts";
 import type { SessionLimits } from "./session_types.ts";
@@ -75,22 +74,6 @@ export interface PeerConnectionsOptions {
   /** Node-wide counters. */
   counters: NodeCounters;
   /** Where peers' reported clocks are kept. */
-  peerClocks: PeerClocks;
-}
-
-/** A session runner that records the clocks its peer reports (see `peer_clocks.ts`). */
-class ClockNotingRunner extends SessionRunner {
-  readonly #clocks: PeerClocks;
-
-  constructor(clocks: PeerClocks, options: ConstructorParameters<typeof SessionRunner>[0]) {
-    super(options);
-    this.#clocks = clocks;
-  }
-
-  override frame(data: string | Uint8Array): void {
-    this.#clocks.note(this.peer, data);
-    super.frame(data);
-  }
 }
 
 /** How a failed dial ends its attempt. */
@@ -305,7 +288,7 @@ export class PeerConnections {
       logger,
       now: timers.now(),
     });
-    const runner = new ClockNotingRunner(this.#o.peerClocks, {
+    const runner = new SessionRunner({
       session,
       channel,
       remote,
@@ -314,7 +297,6 @@ export class PeerConnections {
       onEvent: (_, event) => emitSessionEvent(events, counters, event, peer, direction),
       onClosed: (closed, code, reason) => {
         hub.delete(closed);
-        if (!hub.members().some((other) => other.peer === peer)) this.#o.peerClocks.forget(peer);
         logger.log("info", "session closed", { peer, direction, code, reason });
         events.emit("session-closed", { peer, direction, code, reason });
       },

@@ -66,8 +66,7 @@ export class SyncSession {
   readonly #queue = new LiveQueue();
   /** What we know the peer holds: its clock, plus what we sent it since (filters what we send). */
   #peerClock: VectorClock = {};
-  /** The peer's own latest clock and when it came, for status. */
-  #reported: { clock: VectorClock; at: number } | undefined;
+  #reported: { clock: VectorClock; at: number } | undefined; // see `reported`
   readonly #heartbeat: Heartbeat;
   readonly #since: number;
   #liveAt: number | undefined;
@@ -119,8 +118,7 @@ export class SyncSession {
 
   /** Sends the first sync frame: our clock (or, acting as a legacy peer, a full bulk). */
   start(now: number): SessionOutput {
-    if (this.#actAsLegacy) {
-      // A legacy peer never waits for `ready`.
+    if (this.#actAsLegacy) { // a legacy peer never waits for `ready`
       this.#beginCatchUp(this.#replica.opsSince({}), true, true);
       return this.tick(now, 0);
     }
@@ -178,11 +176,9 @@ export class SyncSession {
       }
       case "bulk": {
         const legacy = !this.#peerSpoke; // a bulk before any clock: a legacy peer
-        if (legacy) this.#peerSpoke = this.#peerLegacy = true;
-        if (legacy) this.#peerIsReady(now);
+        if (legacy) (this.#peerSpoke = this.#peerLegacy = true, this.#peerIsReady(now));
         this.#applyOps(frame.ops, true, frame.invalid, now);
-        if (legacy && !this.#actAsLegacy && !this.isClosed) {
-          // Answer it with everything we hold.
+        if (legacy && !this.#actAsLegacy && !this.isClosed) { // answer with everything we hold
           this.#beginCatchUp(this.#replica.opsSince({}), true, true, frame.legacyStrings);
         }
         break;
@@ -249,8 +245,7 @@ export class SyncSession {
     for (let i = 0; i < ops.length; i++) {
       if (showsPeerHolds(result.statuses[i])) this.#notePeerHas(ops[i]);
     }
-    // Operations the pending buffer could not keep: ask for them again soon (our clock).
-    if (result.dropped.length > 0) this.#resend.want(now);
+    if (result.dropped.length > 0) this.#resend.want(now); // ask again soon for what was dropped
     const { event, over } = this.#refusals.add(tallyRefusals(ops, result.statuses, malformed));
     if (event) this.#out.events.push(event);
     if (over) this.#close(CloseCode.TOO_MANY_INVALID, "too many invalid operations");
@@ -478,6 +473,11 @@ export class SyncSession {
     if (this.isClosed) return;
     this.#state = { phase: "closed", code, reason };
     this.#queue.clear();
+  }
+
+  /** The peer's latest reported clock (its `clock` frame or a heartbeat) and when it came. */
+  get reported(): { clock: VectorClock; at: number } | undefined {
+    return this.#reported;
   }
 
   /** A snapshot of the session's counters. */
