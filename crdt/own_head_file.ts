@@ -100,18 +100,26 @@ export class OwnHeadFile {
     return new OwnHeadFile(file);
   }
 
-  /** Writes `head` and flushes it to disk. */
+  /**
+   * Writes `head` (to the page cache: it survives a kill and any later damage
+   * to `ops.db`; it is written after the store's own commit, which is already
+   * on disk, so after a power loss it can only lag the store, never lead it).
+   * Flushed to disk at {@link OwnHeadFile.close}.
+   */
   write(head: OwnHead): void {
     const json = JSON.stringify({ v: 1, author: head.author, seq: head.seq, id: head.id });
     const bytes = new TextEncoder().encode(json.padEnd(RECORD_BYTES - 1) + "\n");
     this.#file.seekSync(0, Deno.SeekMode.Start);
     let written = 0;
     while (written < bytes.length) written += this.#file.writeSync(bytes.subarray(written));
-    this.#file.syncDataSync();
   }
 
-  /** Closes the file. */
+  /** Flushes and closes the file. */
   close(): void {
-    this.#file.close();
+    try {
+      this.#file.syncDataSync();
+    } finally {
+      this.#file.close();
+    }
   }
 }
