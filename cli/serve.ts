@@ -406,7 +406,7 @@ ignored; a signal after that forces exit 130.`,
     "allow-in-band-handshake": {
       type: "boolean",
       description: "also admit peers that do not authenticate before the upgrade " +
-        "(at most 2 at once; each can make the node hold ~190 MiB)",
+        "(at most 2 at once; each can make the node hold ~190 MiB; --open implies it)",
     },
     "public-status": {
       type: "boolean",
