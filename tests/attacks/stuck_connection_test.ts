@@ -4,9 +4,13 @@
  * Deno 2.9.6 offers no way to abort an upgraded connection: neither the
  * upgrade's socket nor `Response` can, the idle-timeout ping queues behind
  * the same data, and closing the socket's resource leaves the stream open).
- * This test states the requirement and reproduces the bug; it is ignored until
- * the runtime offers an abort (run it with `ATTACK_STUCK=1`). The session's
- * own queue is released at once; the socket's unsent bytes stay with Deno.
+ * Even aborting the `Deno.serve` signal or `server.shutdown()` leaves such a
+ * connection ESTABLISHED with its unsent bytes in the kernel (checked on
+ * 2.9.6 with a raw client that never reads: `ss -tn` shows ~4 MB Send-Q
+ * after both). This test states the requirement and reproduces the bug; it
+ * is ignored until the runtime offers an abort (run it with `ATTACK_STUCK=1`).
+ * The session's own queue is released at once; the socket's unsent bytes
+ * stay with Deno.
  */
 import assert from "node:assert/strict";
 import { CloseCode } from "../../protocol/close_codes.ts";
