@@ -208,7 +208,11 @@ for (const form of forms) {
     decodeWithIdsUsPerOp: perOp(mid(idRuns)),
   };
 }
-console.log(JSON.stringify({
-  ...results,
-  load: Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" "),
-}, null, 1));
+console.log(JSON.stringify(
+  {
+    ...results,
+    load: Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" "),
+  },
+  null,
+  1,
+));
