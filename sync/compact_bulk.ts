@@ -10,15 +10,18 @@
  * @module
  */
 import { utf8Length } from "../protocol/bytes.ts";
-import { type Operation, operationId, parseOperation } from "../crdt/operation.ts";
+import { type Operation, OperationTooLargeError, parseOperation } from "../crdt/operation.ts";
 
 /** The name a peer lists in its clock's `accept` to be sent `cbulk` frames. */
 export const COMPACT_BULK_FORM = "cbulk";
 
-/** Base64 (RFC 4648 §4, padded) of 32 bytes: an author, `prev` or dependency id. */
-const B64_32 = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
-/** Base64 of 64 bytes: a signature. */
-const B64_64 = /^[A-Za-z0-9+/]{85}[AQgw]==$/;
+/**
+ * Padded base64 (RFC 4648 §4) of 32 bytes (an author, `prev` or dependency
+ * id) is 44 characters, of 64 bytes (a signature) 88.
+ */
+const B64_LENGTH = { 32: 44, 64: 88 } as const;
+/** Padding required, unused bits zero: with the length, only the canonical text decodes. */
+const STRICT = { lastChunkHandling: "strict" } as const;
 
 /** A `cbulk` frame that breaks the compact grammar (the caller closes with 1002). */
 export class CompactFormError extends Error {
@@ -31,14 +34,24 @@ export class CompactFormError extends Error {
 
 const toB64 = (hex: string): string => Uint8Array.fromHex(hex).toBase64();
 
-function fromB64(value: unknown, pattern: RegExp, what: string): string {
-  if (typeof value !== "string" || !pattern.test(value)) {
+function fromB64(value: unknown, bytes: 32 | 64, what: string): string {
+  // The decoder skips whitespace: a text of the full length holding any decodes short.
+  let decoded: Uint8Array | undefined;
+  if (typeof value === "string" && value.length === B64_LENGTH[bytes]) {
+    try {
+      decoded = Uint8Array.fromBase64(value, STRICT);
+    } catch {
+      decoded = undefined;
+    }
+  }
+  if (decoded?.length !== bytes) {
     throw new CompactFormError(`cbulk ${what} is not base64 of the right length`);
   }
-  return Uint8Array.fromBase64(value).toHex();
+  return decoded.toHex();
 }
 
 const entries = new WeakMap<Operation, string>();
+const DERIVE = { deriveId: true } as const;
 
 /** One operation's entry `[time,[deps…],mutation,sig]`, cached per operation. */
 function entryText(op: Operation): string {
@@ -109,23 +122,14 @@ function asArray(value: unknown, what: string): unknown[] {
   return value;
 }
 
-/** The id of a body from outside, or `undefined` when it cannot be encoded at all. */
-function bodyId(body: Operation): string | undefined {
-  try {
-    return operationId(body);
-  } catch {
-    return undefined; // e.g. nesting too deep to encode; parseOperation would refuse it too
-  }
-}
-
 /**
  * Decodes the `runs` member of a parsed `cbulk` frame. Throws
  * {@link CompactFormError} when the frame breaks the compact grammar (a run
  * or entry of the wrong arity, a base64 value of the wrong length, `seq` not
  * a positive safe integer). An entry whose rebuilt operation fails
- * `parseOperation` is counted invalid; the next entry's `prev` is still the
- * id of what was sent. Only when a body cannot be encoded at all (so it has
- * no id) is the rest of its run counted invalid too.
+ * `parseOperation` is counted invalid. When it fails on its shape (so it has
+ * no id), the rest of its run is counted invalid too; when only on its size,
+ * its id is still the next entry's `prev`.
  */
 export function decodeCompactBulk(runs: unknown): CompactBulk {
   const ops: Operation[] = [];
@@ -133,34 +137,31 @@ export function decodeCompactBulk(runs: unknown): CompactBulk {
   for (const run of asArray(runs, "runs")) {
     const [authorB64, firstSeq, prevB64, list, ...extra] = asArray(run, "run");
     if (extra.length > 0 || list === undefined) throw new CompactFormError("cbulk run arity");
-    const author = fromB64(authorB64, B64_32, "author");
+    const author = fromB64(authorB64, 32, "author");
     if (!Number.isSafeInteger(firstSeq) || (firstSeq as number) < 1) {
       throw new CompactFormError("cbulk run seq is not a positive integer");
     }
-    let prev: string | null = prevB64 === null ? null : fromB64(prevB64, B64_32, "prev");
+    let prev: string | null = prevB64 === null ? null : fromB64(prevB64, 32, "prev");
     const items = asArray(list, "run operations");
     let broken = false;
     for (let i = 0; i < items.length; i++) {
       const [time, depsB64, mutation, sigB64, ...rest] = asArray(items[i], "entry");
       if (rest.length > 0 || sigB64 === undefined) throw new CompactFormError("cbulk entry arity");
-      const deps = asArray(depsB64, "deps").map((d) => fromB64(d, B64_32, "dependency"));
-      const sig = fromB64(sigB64, B64_64, "sig");
+      const deps = asArray(depsB64, "deps").map((d) => fromB64(d, 32, "dependency"));
+      const sig = fromB64(sigB64, 64, "sig");
       if (broken) {
         invalid++;
         continue;
       }
-      const body = { author, seq: (firstSeq as number) + i, prev, deps, time, mutation };
-      const id = bodyId(body as Operation);
-      if (id === undefined) {
-        invalid++;
-        broken = true;
-        continue;
-      }
-      prev = id;
+      const seq = (firstSeq as number) + i;
       try {
-        ops.push(parseOperation({ ...body, id, sig }));
-      } catch {
+        const op = parseOperation({ author, seq, prev, deps, time, mutation, sig }, DERIVE);
+        ops.push(op);
+        prev = op.id;
+      } catch (error) {
         invalid++;
+        if (error instanceof OperationTooLargeError) prev = error.op.id;
+        else broken = true;
       }
     }
   }

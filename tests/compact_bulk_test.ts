@@ -102,15 +102,36 @@ Deno.test("a cbulk frame breaking the compact grammar is a 1002 with a fixed rea
   }
 });
 
-Deno.test("a cbulk entry that is not a valid operation is counted, the rest still decode", () => {
+Deno.test("a cbulk entry that is not a valid operation is counted, and so is what it breaks", () => {
   const ops = mixedOps(1).concat(new OpFactory().chain(identity(4), 3));
   const [frame] = compactBulkFrames(ops, LIMIT);
-  const runs = JSON.parse(frame).runs;
-  runs[1][3][0][0] = 0.5; // time of identity(4)'s first operation
-  const decoded = decodeFrame(JSON.stringify({ type: "cbulk", runs }));
-  assert.equal(decoded.invalid, 1);
-  assert.deepEqual(decoded.ops.map((op) => op.seq), [1, 2, 3]);
-  assert.notEqual(decoded.ops[1].prev, ops[1].id, "its prev is the hash of the body received");
+  const broken = (patch: (entry: unknown[]) => void) => {
+    const runs = JSON.parse(frame).runs;
+    patch(runs[1][3][0]); // identity(4)'s first operation
+    return decodeFrame(JSON.stringify({ type: "cbulk", runs }));
+  };
+  // A shape fault leaves it without an id: the rest of its run has no prev and is counted too.
+  const shape = broken((entry) => entry[0] = 0.5);
+  assert.equal(shape.invalid, 3);
+  assert.deepEqual(shape.ops, [ops[0]]);
+  // Over the size limit it still has an id, the next entry's prev: the rest decodes.
+  const large = broken((entry) => entry[2] = setField("s0", "name", "x".repeat(65_500)));
+  assert.equal(large.invalid, 1);
+  assert.deepEqual(large.ops.map((op) => op.seq), [1, 2, 3]);
+  assert.notEqual(large.ops[1].prev, ops[1].id, "its prev is the hash of the body received");
+});
+
+Deno.test("a cbulk entry nested too deep is refused with the rest of its run, without a crash", () => {
+  const [frame] = compactBulkFrames(new OpFactory().chain(identity(4), 2), LIMIT);
+  const deep = "[".repeat(200_000) + "]".repeat(200_000);
+  const text = frame.replace(
+    /\{"fields".*?"type":"update"\}/,
+    `{"type":"append","path":["a"],"value":${deep}}`,
+  );
+  assert.ok(text.length > 400_000);
+  const decoded = decodeTextFrame(text);
+  assert.ok(decoded.type === "bulk" && decoded.compact);
+  assert.deepEqual([decoded.ops.length, decoded.invalid], [0, 2]);
 });
 
 Deno.test("a changed cbulk entry keeps the run's prefix and refuses the rest: nothing unsigned applies", () => {
