@@ -13,8 +13,9 @@
  *   values, varints, each mutation as UTF-8 JSON), a prototype here only,
  *   decoded to the same Operations through the same `parseOperation`.
  *
- * `+ids` adds what `verifyBatch` then does on every form (recompute each id),
- * so the three compare as the receiver runs them. Signatures are left out
+ * `+ids` adds what `verifyBatch` then does (check each id), so the three
+ * compare as the receiver runs them; an id `cbulk` decoding derived is not
+ * hashed again (`parseOperation`'s `deriveId`), so its `+ids` adds little. Signatures are left out
  * (the same one per run on every form). `cbor-x` is not measured: it does not
  * install here (its optional native extractor's packages do not resolve).
  *
