@@ -14,6 +14,7 @@ import {
   verifyTranscript,
 } from "./wire/handshake.ts";
 import type { Op } from "./wire/operation.ts";
+import { CBULK, cbulkFrame, cbulkOps } from "./wire/compact.ts";
 import { binaryText, Conn, type ConnEvent, type TextFrame } from "./wire/socket.ts";
 import { brief, CaseFailure, expect } from "./check.ts";
 
@@ -131,7 +132,7 @@ export interface ForkProof {
 
 /** One item of what the peer sent in answer to a clock. */
 export type Served =
-  | { kind: "op"; op: Op; frame: number; via: "bulk" | "binary"; asString: boolean }
+  | { kind: "op"; op: Op; frame: number; via: "bulk" | "cbulk" | "binary"; asString: boolean }
   | { kind: "fork"; proof: ForkProof; frame: number };
 
 /** What a probe collected. */
@@ -187,6 +188,8 @@ export interface StartOptions {
   timeoutMs: number;
   /** Authors to claim 0 for in our first clock, so the peer's initial delta carries them. */
   ask?: string[];
+  /** The `accept` list our clocks carry (§6.9); none when absent. */
+  accept?: string[];
 }
 
 /** A sync session the suite drives, after the handshake. */
@@ -197,16 +200,25 @@ export class SyncPeer {
   peerClock: Record<string, number> = {};
   /** The peer's first `heads`, when sent. */
   peerHeads: Record<string, string> | undefined;
+  /** The peer's first clock's `accept` (§6.9), empty when absent. */
+  peerAccept: unknown[] = [];
   /** Operations the peer served in its first delta. */
   initial: ProbeResult = { served: [], frames: [] };
   /** Per author, the highest seq this session saw or sent. */
   readonly #known = new Map<string, number>();
   readonly timeoutMs: number;
   #readySent = false;
+  #accept: string[] | undefined;
 
-  private constructor(hs: Handshaken, timeoutMs: number) {
+  private constructor(hs: Handshaken, timeoutMs: number, accept?: string[]) {
     this.hs = hs;
     this.timeoutMs = timeoutMs;
+    this.#accept = accept;
+  }
+
+  /** A clock frame claiming `clock`, with our `accept` list when we have one. */
+  #clock(clock: Record<string, number>): Record<string, unknown> {
+    return this.#accept ? { type: "clock", clock, accept: this.#accept } : { type: "clock", clock };
   }
 
   /** The socket. */
@@ -221,7 +233,7 @@ export class SyncPeer {
    * `ready` unless held.
    */
   static async start(hs: Handshaken, options: StartOptions): Promise<SyncPeer> {
-    const peer = new SyncPeer(hs, options.timeoutMs);
+    const peer = new SyncPeer(hs, options.timeoutMs, options.accept);
     const event = await hs.conn.next(options.timeoutMs);
     const json = event.kind === "text" ? (event.json as Record<string, unknown>) : undefined;
     expect(
@@ -233,10 +245,11 @@ export class SyncPeer {
     expect(problem === undefined, "a well-formed clock frame (§6.1)", `${problem}: ${brief(json)}`);
     peer.peerClock = json!.clock as Record<string, number>;
     peer.peerHeads = json!.heads as Record<string, string> | undefined;
+    peer.peerAccept = Array.isArray(json!.accept) ? json!.accept : [];
     for (const [author, count] of Object.entries(peer.peerClock)) peer.#known.set(author, count);
     const clock = { ...peer.peerClock };
     for (const author of options.ask ?? []) clock[author] = 0;
-    hs.conn.send({ type: "clock", clock });
+    hs.conn.send(peer.#clock(clock));
     peer.initial = await peer.#collectUntilReady();
     if (!options.holdReady) peer.sendReady();
     return peer;
@@ -263,6 +276,12 @@ export class SyncPeer {
     for (const op of ops) this.#note(op);
   }
 
+  /** Sends operations as one `cbulk` frame (§6.9). */
+  sendCompact(ops: Op[]): void {
+    this.conn.send(cbulkFrame(ops));
+    for (const op of ops) this.#note(op);
+  }
+
   #note(op: Op): void {
     if ((this.#known.get(op.author) ?? 0) < op.seq) this.#known.set(op.author, op.seq);
   }
@@ -276,7 +295,7 @@ export class SyncPeer {
     this.conn.drain();
     const clock: Record<string, number> = Object.fromEntries(this.#known);
     for (const author of authors) clock[author] = 0;
-    this.conn.send({ type: "clock", clock });
+    this.conn.send(this.#clock(clock));
     return await this.#collectUntilReady();
   }
 
@@ -326,6 +345,17 @@ export class SyncPeer {
           this.#note(op);
           result.served.push({ kind: "op", op, frame: index, via: "bulk", asString: strings[i] });
         });
+      } else if (type === CBULK) {
+        let ops: Op[] = [];
+        try {
+          ops = cbulkOps(json!);
+        } catch (error) {
+          throw new CaseFailure("a cbulk frame as §6.9 describes", (error as Error).message);
+        }
+        for (const op of ops) {
+          this.#note(op);
+          result.served.push({ kind: "op", op, frame: index, via: "cbulk", asString: false });
+        }
       } else if (type === "fork") {
         result.served.push({ kind: "fork", proof: json!.proof as ForkProof, frame: index });
       }
@@ -375,6 +405,11 @@ export function clockProblem(frame: Record<string, unknown> | undefined): string
       return `clock[${author.slice(0, 8)}…] is not a count`;
     }
   }
+  const accept = frame!.accept;
+  if (
+    accept !== undefined && (!Array.isArray(accept) || accept.length > 16 ||
+      !accept.every((name) => typeof name === "string" && name.length <= 64))
+  ) return "accept is not a list of at most 16 names (§6.9)";
   const heads = frame!.heads;
   if (heads !== undefined) {
     if (typeof heads !== "object" || heads === null || Array.isArray(heads)) {

@@ -246,7 +246,17 @@ export interface ParseOptions {
    * @default true
    */
   checkSize?: boolean;
+  /**
+   * Compute `id` from the body instead of reading it, for a wire form that
+   * leaves it out (PROTOCOL.md §6.9). The id then holds by construction, so
+   * {@link hasValidId} does not hash the operation again.
+   * @default false
+   */
+  deriveId?: boolean;
 }
+
+/** Operations whose id {@link parseOperation} computed from their own body. */
+const derivedIds = new WeakSet<Operation>();
 
 /**
  * Parses one operation from its JSON wire form (a parsed object), checking
@@ -266,14 +276,18 @@ export function parseOperation(value: unknown, options: ParseOptions = {}): Oper
     deps: o.deps,
     time: o.time,
     mutation: o.mutation,
-    id: o.id,
+    id: options.deriveId ? "" : o.id,
     sig: o.sig,
   } as Operation;
   const problem = unsignedOperationProblem(op) ??
-    (isHex64(op.id) ? undefined : "id must be 64 lowercase hex characters") ??
+    (options.deriveId || isHex64(op.id) ? undefined : "id must be 64 lowercase hex characters") ??
     (isHex128(op.sig) ? undefined : "sig must be 128 lowercase hex characters");
   if (problem) throw new SyntaxError(`Cannot parse operation: ${problem}`);
   op.mutation = sortedMutation(op.mutation);
+  if (options.deriveId) {
+    op.id = operationId(op);
+    derivedIds.add(op);
+  }
   const bytes = options.checkSize === false ? 0 : encodedSize(op);
   if (bytes > OPERATION_LIMITS.maxBytes) {
     throw new OperationTooLargeError("parse operation", bytes, op);
@@ -341,7 +355,7 @@ export function decodeOperation(text: string, options: ParseOptions = {}): Opera
 
 /** True when `op.id` is the hash of its unsigned fields. */
 export function hasValidId(op: Operation): boolean {
-  return operationId(op) === op.id;
+  return derivedIds.has(op) || operationId(op) === op.id;
 }
 
 /** True when `op.sig` is a valid signature of `op.id` by `op.author`. */

@@ -19,7 +19,7 @@ import { STAGES } from "../crdt/pipeline.ts";
 import { Replica } from "../crdt/replica.ts";
 import { SqliteStore } from "../crdt/sqlite_store.ts";
 import { HuskiesNode } from "../sync/node.ts";
-import { stampedValue } from "./compare/proc.ts";
+import { clientTcpBytes, stampedValue } from "./compare/proc.ts";
 
 const args = Deno.args;
 const json = args.includes("--json");
@@ -207,6 +207,7 @@ try {
     "replay_100k_ms",
     "bytes_per_op",
     "cold_sync_100k_ms",
+    "cold_sync_bytes_per_op",
   ].some(wanted);
   const started = performance.now();
   const ops = needOps ? makeOps(100, 1000) : [];
@@ -360,6 +361,53 @@ try {
     await spoke.close();
     await hub.close();
     await server.shutdown();
+  }
+
+  if (wanted("cold_sync_bytes_per_op")) {
+    // TCP payload the kernel counted into a fresh node's sockets to the hub while it synced 100k
+    // operations (the challenge request of §3.10, the handshake and clocks included), once
+    // offering the compact bulk form and once not; a listener per run, so nothing else counts.
+    const hubDir = await tempDir();
+    cleanup.push(hubDir);
+    const hub = await HuskiesNode.open({ dataDir: hubDir, open: true });
+    hub.replica.receive(byAuthor(ops), { amortise: true });
+    const figures: Record<string, { bytesPerOp: number; ms: number }> = {};
+    for (const compactBulk of [false, true]) {
+      const server = Deno.serve(
+        { hostname: "127.0.0.1", port: 0, onListen() {} },
+        (req, info) => hub.handleRequest(req, info) ?? new Response("not found", { status: 404 }),
+      );
+      const spokeDir = await tempDir();
+      cleanup.push(spokeDir);
+      const spoke = await HuskiesNode.open({ dataDir: spokeDir, open: true, compactBulk });
+      const synced = Promise.withResolvers<void>();
+      spoke.replica.onApplied(() => {
+        if (spoke.replica.size === ops.length) synced.resolve();
+      });
+      const t = performance.now();
+      spoke.connect(`ws://127.0.0.1:${server.addr.port}/crdt-sync`);
+      await synced.promise;
+      const ms = performance.now() - t;
+      const { received, connections } = await clientTcpBytes(server.addr.port);
+      if (connections < 1 || connections > 2) throw new Error(`${connections} connections`);
+      if (spoke.replica.stateHash() !== hub.replica.stateHash()) {
+        throw new Error("cold sync diverged");
+      }
+      figures[compactBulk ? "cbulk" : "bulk"] = { bytesPerOp: received / ops.length, ms };
+      await spoke.close();
+      await server.shutdown();
+    }
+    const { bulk, cbulk } = figures;
+    report(
+      "cold_sync_bytes_per_op",
+      cbulk.bytesPerOp,
+      "bytes",
+      `TCP payload into a fresh node's socket per operation, 100k cold sync, cbulk (PROTOCOL.md §6.9); ` +
+        `bulk (JSON) ${bulk.bytesPerOp.toFixed(1)}; sync ${Math.round(cbulk.ms)} ms against ${
+          Math.round(bulk.ms)
+        } ms`,
+    );
+    await hub.close();
   }
 
   if (wanted("replay_1m_ms") || wanted("rss_per_op_bytes")) {

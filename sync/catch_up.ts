@@ -10,6 +10,7 @@ import type { Replica } from "../crdt/replica.ts";
 import type { ForkProof } from "../crdt/store.ts";
 import { utf8Length } from "../protocol/bytes.ts";
 import { bulkFrames, encodeForkFrame, READY_FRAME } from "./frames.ts";
+import { compactBulkFrames } from "./compact_bulk.ts";
 import type { Logger } from "./logger.ts";
 
 const EMPTY_BULK = '{"type":"bulk","ops":[]}';
@@ -24,6 +25,8 @@ export interface CatchUpContext {
   readonly actAsLegacy: boolean;
   /** The peer is a legacy peer (no quarantine; no `ready` after a full dump). */
   readonly peerLegacy: boolean;
+  /** The clock being answered listed the compact bulk form (§6.9): send `cbulk` frames. */
+  readonly peerAcceptsCompact: boolean;
   /** Operations were sent; `held` when the peer now holds them on its agreed chains. */
   sent(ops: readonly Operation[], held: boolean): void;
   /** A fork proof's frame, or `undefined` when it cannot fit in a frame (not sent). */
@@ -37,8 +40,12 @@ export function* catchUpFrames(
   full: boolean,
   legacyStrings: boolean,
 ): Generator<string> {
+  const bulk = (list: Operation[]) =>
+    context.peerAcceptsCompact && !legacyStrings
+      ? compactBulkFrames(list, context.maxFrameBytes)
+      : bulkFrames(list, context.maxFrameBytes, legacyStrings);
   let frames = 0;
-  for (const frame of bulkFrames(ops, context.maxFrameBytes, legacyStrings)) {
+  for (const frame of bulk(ops)) {
     yield frame;
     frames++;
   }
@@ -54,7 +61,7 @@ export function* catchUpFrames(
     // Forked authors' quarantined operations, after the proofs so the peer quarantines them
     // too: honest operations made on either branch may depend on them.
     const quarantined = context.replica.quarantineToSend();
-    yield* bulkFrames(quarantined, context.maxFrameBytes);
+    yield* bulk(quarantined);
     context.sent(quarantined, false);
   }
   if (!full || !context.peerLegacy) yield READY_FRAME;

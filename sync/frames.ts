@@ -7,18 +7,34 @@ import { type ClockHeads, parseClock, parseHeads, type VectorClock } from "../cr
 import { utf8Length } from "../protocol/bytes.ts";
 import { encodeOperation, type Operation, parseOperation } from "../crdt/operation.ts";
 import type { ForkProof } from "../crdt/store.ts";
+import { COMPACT_BULK_FORM, CompactFormError, decodeCompactBulk } from "./compact_bulk.ts";
 
 /** Version of the binary live-operation envelope `{"v":1,"op":{...}}`. */
 export const LIVE_ENVELOPE_VERSION = 1;
 
-/** A decoded `clock` frame. */
-export type ClockFrame = { type: "clock"; clock: VectorClock; heads: ClockHeads };
+/**
+ * A decoded `clock` frame; `compactBulk`: its `accept` lists the compact bulk
+ * form (§6.9), so the catch-up answering it is sent in `cbulk` frames.
+ */
+export type ClockFrame = {
+  type: "clock";
+  clock: VectorClock;
+  heads: ClockHeads;
+  compactBulk: boolean;
+};
+
+/** Most names a clock's `accept` may list, and the longest name (§6.9). */
+const MAX_ACCEPT = { names: 16, length: 64 } as const;
+
+/** The forms this node lists in its clocks' `accept` (unless told not to). */
+const ACCEPTED_FORMS: readonly string[] = [COMPACT_BULK_FORM];
 
 /** A decoded text frame. */
 export type SyncFrame =
   | ClockFrame
   /** `invalid`: elements that are not valid operations (dropped and counted, §6.4). */
-  | { type: "bulk"; ops: Operation[]; invalid: number; legacyStrings: boolean }
+  /** `compact`: it came as a `cbulk` frame (§6.9), rebuilt into the same operations. */
+  | { type: "bulk"; ops: Operation[]; invalid: number; legacyStrings: boolean; compact?: true }
   | { type: "ready" }
   /** `proof` is absent when one of its operations is not valid (counted as invalid). */
   | { type: "fork"; proof?: ForkProof }
@@ -65,6 +81,16 @@ function parseOp(value: unknown): Operation | undefined {
   }
 }
 
+/** A clock's `accept` list: absent reads as empty; anything but a short list of names is refused. */
+function parseAccept(value: unknown): readonly string[] {
+  if (value === undefined) return [];
+  if (
+    !Array.isArray(value) || value.length > MAX_ACCEPT.names ||
+    !value.every((name) => typeof name === "string" && name.length <= MAX_ACCEPT.length)
+  ) throw new ProtocolError("clock.accept is not a list of form names");
+  return value;
+}
+
 /** Decodes a text frame. Unknown `type` values decode as `unknown` (to be ignored). */
 export function decodeTextFrame(text: string): SyncFrame {
   const frame = parseJsonObject(text, "text frame");
@@ -75,6 +101,7 @@ export function decodeTextFrame(text: string): SyncFrame {
           type: "clock",
           clock: parseClock(frame.clock),
           heads: frame.heads === undefined ? {} : parseHeads(frame.heads),
+          compactBulk: parseAccept(frame.accept).includes(COMPACT_BULK_FORM),
         };
       case "bulk": {
         if (!Array.isArray(frame.ops)) throw new ProtocolError("bulk.ops is not an array");
@@ -86,6 +113,13 @@ export function decodeTextFrame(text: string): SyncFrame {
         }
         return { type: "bulk", ops, invalid: frame.ops.length - ops.length, legacyStrings };
       }
+      case "cbulk":
+        return {
+          type: "bulk",
+          ...decodeCompactBulk(frame.runs),
+          legacyStrings: false,
+          compact: true,
+        };
       case "ping":
         return frame.clock === undefined
           ? { type: "ping" }
@@ -106,6 +140,7 @@ export function decodeTextFrame(text: string): SyncFrame {
     }
   } catch (error) {
     if (error instanceof ProtocolError) throw error;
+    if (error instanceof CompactFormError) throw new ProtocolError(error.message);
     // The parser's message may quote the peer's data: close with a fixed description.
     throw new ProtocolError(`malformed ${frame.type as string} frame`);
   }
@@ -146,9 +181,20 @@ export function encodeBinaryFrame(op: Operation): Uint8Array {
   return bytes;
 }
 
-/** Encodes a clock frame (with heads, which legacy peers ignore). */
-export function encodeClockFrame(clock: VectorClock, heads: ClockHeads): string {
-  return JSON.stringify({ type: "clock", clock, heads });
+/**
+ * Encodes a clock frame, with heads and, with `compactBulk`, the forms we
+ * accept (§6.9); older peers ignore both.
+ */
+export function encodeClockFrame(
+  clock: VectorClock,
+  heads: ClockHeads,
+  compactBulk = true,
+): string {
+  return JSON.stringify(
+    compactBulk
+      ? { type: "clock", clock, heads, accept: ACCEPTED_FORMS }
+      : { type: "clock", clock, heads },
+  );
 }
 
 /** The `ready` frame. */
@@ -159,6 +205,15 @@ export const PING_FRAME = '{"type":"ping"}';
 /** A heartbeat carrying the sender's clock, so the peer knows what it holds now. */
 export function encodePingFrame(clock: VectorClock): string {
   return JSON.stringify({ type: "ping", clock });
+}
+/**
+ * The heartbeat to send: with `clock` (none toward or as a legacy peer), or
+ * without one when the clock is too big for a frame.
+ */
+export function pingFrame(clock: VectorClock | undefined, maxFrameBytes: number): string {
+  if (clock === undefined) return PING_FRAME;
+  const frame = encodePingFrame(clock);
+  return utf8Length(frame) <= maxFrameBytes ? frame : PING_FRAME;
 }
 /** The heartbeat answer. */
 export const PONG_FRAME = '{"type":"pong"}';

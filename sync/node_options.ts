@@ -201,5 +201,6 @@ export function sessionLimitsOf(options: SessionLimits): SessionLimits {
     pingIntervalMs: options.pingIntervalMs,
     pongTimeoutMs: options.pongTimeoutMs,
     liveBatchMs: options.liveBatchMs,
+    compactBulk: options.compactBulk,
   };
 }

@@ -22,8 +22,7 @@ import {
   decodeTextFrame,
   encodeBinaryFrame,
   encodeClockFrame,
-  encodePingFrame,
-  PING_FRAME,
+  pingFrame,
   PONG_FRAME,
   ProtocolError,
 } from "./frames.ts";
@@ -63,6 +62,7 @@ export class SyncSession {
   #state: SessionPhase = { phase: "awaiting-clock", peerReady: false };
   #peerLegacy = false;
   #peerSpoke = false;
+  #peerAcceptsCompact = false; // the clock being answered listed `cbulk` (§6.9)
   readonly #queue = new LiveQueue();
   /** What we know the peer holds: its clock, plus what we sent it since (filters what we send). */
   #peerClock: VectorClock = {};
@@ -89,11 +89,11 @@ export class SyncSession {
     this.#logger = options.logger ?? silentLogger;
     this.#actAsLegacy = options.legacy ?? false;
     this.#since = options.now;
-    this.#limits = { ...SESSION_DEFAULTS };
+    const limits: Record<string, unknown> = { ...SESSION_DEFAULTS };
     for (const key of Object.keys(SESSION_DEFAULTS) as (keyof SessionLimits)[]) {
-      const value = options[key];
-      if (value !== undefined) this.#limits[key] = value;
+      if (options[key] !== undefined) limits[key] = options[key];
     }
+    this.#limits = limits as Required<SessionLimits>;
     const { pingIntervalMs, pongTimeoutMs } = this.#limits;
     this.#heartbeat = new Heartbeat(options.now, pingIntervalMs, pongTimeoutMs);
     this.#forkFrames = new ForkFrames(this.#limits.maxFrameBytes, this.#logger, this.peer);
@@ -129,7 +129,8 @@ export class SyncSession {
   /** Sends our clock (asking the peer for what we lack). */
   #sendClock(now: number): void {
     this.#resend.sent(now);
-    this.#send(encodeClockFrame(this.#replica.clock(), this.#replica.heads()));
+    const { compactBulk } = this.#limits;
+    this.#send(encodeClockFrame(this.#replica.clock(), this.#replica.heads(), compactBulk));
   }
 
   /** Handles one frame from the peer. */
@@ -175,7 +176,7 @@ export class SyncSession {
         break;
       }
       case "bulk": {
-        const legacy = !this.#peerSpoke; // a bulk before any clock: a legacy peer
+        const legacy = !this.#peerSpoke && !frame.compact; // a bulk before any clock: legacy
         if (legacy) (this.#peerSpoke = this.#peerLegacy = true, this.#peerIsReady(now));
         this.#applyOps(frame.ops, true, frame.invalid, now);
         if (legacy && !this.#actAsLegacy && !this.isClosed) { // answer with everything we hold
@@ -204,6 +205,7 @@ export class SyncSession {
   /** Answers a peer's clock: what we know it holds, then a catch-up of what it lacks. */
   #applyClock(frame: ClockFrame): void {
     this.#peerClock = { ...frame.clock };
+    this.#peerAcceptsCompact = frame.compactBulk;
     this.#replica.notePeerClock(frame.clock, this.peer);
     if (!this.#actAsLegacy) {
       this.#beginCatchUp(this.#replica.opsSince(frame.clock, frame.heads), false, false);
@@ -283,6 +285,7 @@ export class SyncSession {
       maxFrameBytes: this.#limits.maxFrameBytes,
       actAsLegacy: this.#actAsLegacy,
       peerLegacy: this.#peerLegacy,
+      peerAcceptsCompact: this.#peerAcceptsCompact,
       sent: (ops, held) => {
         this.#stats.opsOut += ops.length;
         if (held) { for (const op of ops) this.#notePeerHas(op); }
@@ -434,12 +437,8 @@ export class SyncSession {
 
   /** A heartbeat; it carries our clock unless one side speaks the legacy protocol or it is too big. */
   #sendPing(): void {
-    if (this.#actAsLegacy || this.#peerLegacy) {
-      this.#send(PING_FRAME);
-      return;
-    }
-    const frame = encodePingFrame(this.#replica.clock());
-    this.#send(utf8Length(frame) <= this.#limits.maxFrameBytes ? frame : PING_FRAME);
+    const legacy = this.#actAsLegacy || this.#peerLegacy;
+    this.#send(pingFrame(legacy ? undefined : this.#replica.clock(), this.#limits.maxFrameBytes));
   }
 
   #send(data: string | Uint8Array): void {

@@ -119,6 +119,28 @@ export const BREAKAGES: Breakage[] = [
     },
   },
   {
+    name: "answers a clock that accepts cbulk with bulk frames",
+    cases: ["cbulk.served"],
+    fromClient(frame) {
+      if (type(frame) !== "clock") return [frame];
+      const { accept: _accept, ...clock } = json(frame)!;
+      return [JSON.stringify(clock)];
+    },
+  },
+  {
+    name: "sends cbulk frames to a clock that did not accept them",
+    cases: ["cbulk.json-default"],
+    fromClient(frame) {
+      if (type(frame) !== "clock") return [frame];
+      return [JSON.stringify({ ...json(frame), accept: ["cbulk"] })];
+    },
+  },
+  {
+    name: "lists cbulk but ignores every cbulk frame it is sent",
+    cases: ["cbulk.decoded", "cbulk.malformed"],
+    fromClient: (frame) => (type(frame) === "cbulk" ? [] : [frame]),
+  },
+  {
     name: "silently drops oversized frames",
     cases: ["sync.frame-limit"],
     fromClient: (frame) => (frame.length > 1024 * 1024 ? [] : [frame]),

@@ -5,6 +5,7 @@
 
 import type { Case } from "../case.ts";
 import { causalCases } from "./causal.ts";
+import { compactCases } from "./compact.ts";
 import { dialCases } from "./dial.ts";
 import { documentCases } from "./document.ts";
 import { forkCases } from "./fork.ts";
@@ -26,6 +27,7 @@ export const CASES: readonly Case[] = [
   ...handshakeCases,
   ...preauthCases,
   ...syncCases,
+  ...compactCases,
   ...liveCases,
   ...legacyCases,
   ...verifyCases,

@@ -1,22 +1,37 @@
 /**
- * Prototype (issue 11, "a compact wire form"): bytes per operation and the
- * receiver's decode time for 100k pipeline updates (100 authors, sent author
- * by author as in a cold sync), in the JSON wire form today, JSON without the
- * `id` a receiver recomputes, the same without `prev` inside a chain (it is
- * the previous operation's id), and the latter with author/prev/sig in
- * base64 instead of hex (what a binary form such as CBOR would save on those
- * fields is a further third of their bytes). Decode time includes turning
- * base64 back into the hex strings the library's `Operation` holds;
- * recomputing ids (which every receiver does today anyway) is left out of all.
- * (`cbor-x` 1.6.9 could not be installed here: its optional native
- * extractor's packages do not resolve.)
+ * Measures wire forms for a bulk catch-up (issue 11): bytes per operation and
+ * the sender's encode and receiver's decode time, per operation, for 100k
+ * pipeline updates (100 authors, sent author by author as in a cold sync),
+ * in frames of at most 1 MiB.
+ *
+ * - `json_bulk`: the `bulk` frame (`sync/frames.ts`), decoded by
+ *   `decodeTextFrame` (shapes and the size limit checked per operation).
+ * - `cbulk`: the negotiated compact form (`sync/compact_bulk.ts`, PROTOCOL.md
+ *   §6.9): runs with author/seq/prev once, no `id`, base64 values; decoding
+ *   rebuilds each Operation (computing its id) and parses it like the JSON.
+ * - `binary_proto`: the same content in a binary frame (raw 32/64-byte
+ *   values, varints, each mutation as UTF-8 JSON), a prototype here only,
+ *   decoded to the same Operations through the same `parseOperation`.
+ *
+ * `+ids` adds what `verifyBatch` then does (check each id), so the three
+ * compare as the receiver runs them; an id `cbulk` decoding derived is not
+ * hashed again (`parseOperation`'s `deriveId`), so its `+ids` adds little. Signatures are left out
+ * (the same one per run on every form). `cbor-x` is not measured: it does not
+ * install here (its optional native extractor's packages do not resolve).
  *
  * Usage: deno run -A scripts/proto/wire_form.ts
  */
-import { Buffer } from "node:buffer";
 import { Identity } from "../../crdt/identity.ts";
-import { encodeOperation, type Operation, signOperation } from "../../crdt/operation.ts";
+import {
+  hasValidId,
+  type Operation,
+  operationId,
+  parseOperation,
+  signOperation,
+} from "../../crdt/operation.ts";
 import { STAGES } from "../../crdt/pipeline.ts";
+import { bulkFrames, decodeTextFrame } from "../../sync/frames.ts";
+import { compactBulkFrames, decodeCompactBulk } from "../../sync/compact_bulk.ts";
 
 const ops: Operation[] = [];
 for (let a = 0, time = 0; a < 100; a++) {
@@ -42,87 +57,163 @@ for (let a = 0, time = 0; a < 100; a++) {
   }
 }
 
+const MAX_FRAME = 1024 * 1024;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+
+type Frame = string | Uint8Array;
 type Form = {
   name: string;
-  encode: (ops: Operation[]) => Uint8Array;
-  decode: (b: Uint8Array) => number;
+  encode: (ops: Operation[]) => Frame[];
+  decode: (frame: Frame) => Operation[];
 };
 
-const noId = (op: Operation) => {
-  const { id: _id, ...rest } = op;
-  return rest;
-};
-const chained = (list: Operation[]) =>
-  list.map((op, i) => {
-    const rest: Record<string, unknown> = noId(op);
-    if (i > 0 && list[i - 1].author === op.author && op.prev === list[i - 1].id) delete rest.prev;
-    return rest;
-  });
-
-const b64 = (hexText: string) => Buffer.from(hexText, "hex").toString("base64");
-const hex = (base64: string) => Buffer.from(base64, "base64").toString("hex");
+/** The binary prototype: varints, raw bytes, mutations as UTF-8 JSON. */
+class Writer {
+  bytes = new Uint8Array(MAX_FRAME + 70_000);
+  at = 0;
+  varint(n: number): void {
+    while (n >= 0x80) {
+      this.bytes[this.at++] = (n % 0x80) | 0x80;
+      n = Math.floor(n / 0x80);
+    }
+    this.bytes[this.at++] = n;
+  }
+  raw(b: Uint8Array): void {
+    this.bytes.set(b, this.at);
+    this.at += b.length;
+  }
+}
+function binaryFrames(list: Operation[]): Uint8Array[] {
+  const frames: Uint8Array[] = [];
+  let w = new Writer();
+  let last: Operation | undefined;
+  let countAt = -1;
+  let count = 0;
+  const close = () => {
+    if (countAt >= 0) w.bytes[countAt] = count; // runs of < 128 ops per header byte in this proto
+  };
+  for (const op of list) {
+    if (w.at > MAX_FRAME - 70_000) {
+      close();
+      frames.push(w.bytes.slice(0, w.at));
+      w = new Writer();
+      last = undefined;
+    }
+    const continues = last && last.author === op.author && op.prev === last.id && count < 127;
+    if (!continues) {
+      close();
+      w.raw(Uint8Array.fromHex(op.author));
+      w.varint(op.seq);
+      if (op.prev === null) w.varint(0);
+      else (w.varint(1), w.raw(Uint8Array.fromHex(op.prev)));
+      countAt = w.at++;
+      count = 0;
+    }
+    w.varint(op.time);
+    w.varint(op.deps.length);
+    for (const d of op.deps) w.raw(Uint8Array.fromHex(d));
+    const m = encoder.encode(JSON.stringify(op.mutation));
+    w.varint(m.length);
+    w.raw(m);
+    w.raw(Uint8Array.fromHex(op.sig));
+    count++;
+    last = op;
+  }
+  close();
+  frames.push(w.bytes.slice(0, w.at));
+  return frames;
+}
+function decodeBinary(bytes: Uint8Array): Operation[] {
+  const out: Operation[] = [];
+  let at = 0;
+  const varint = () => {
+    let n = 0, scale = 1, b;
+    do {
+      b = bytes[at++];
+      n += (b & 0x7f) * scale;
+      scale *= 0x80;
+    } while (b & 0x80);
+    return n;
+  };
+  const raw = (n: number) => bytes.subarray(at, at += n);
+  while (at < bytes.length) {
+    const author = raw(32).toHex();
+    let seq = varint();
+    let prev: string | null = varint() === 0 ? null : raw(32).toHex();
+    const count = bytes[at++];
+    for (let i = 0; i < count; i++) {
+      const time = varint();
+      const deps: string[] = [];
+      for (let d = varint(); d > 0; d--) deps.push(raw(32).toHex());
+      const mutation = JSON.parse(decoder.decode(raw(varint())));
+      const sig = raw(64).toHex();
+      const body = { author, seq: seq++, prev, deps, time, mutation };
+      const id = operationId(body);
+      out.push(parseOperation({ ...body, id, sig }));
+      prev = id;
+    }
+  }
+  return out;
+}
 
 const forms: Form[] = [
   {
-    name: "json_today",
-    encode: (list) => encoder.encode(`[${list.map(encodeOperation).join(",")}]`),
-    decode: (b) => JSON.parse(decoder.decode(b)).length,
-  },
-  {
-    name: "json_no_id",
-    encode: (list) => encoder.encode(JSON.stringify(list.map(noId))),
-    decode: (b) => JSON.parse(decoder.decode(b)).length,
-  },
-  {
-    name: "json_no_id_no_chain_prev",
-    encode: (list) => encoder.encode(JSON.stringify(chained(list))),
-    decode: (b) => JSON.parse(decoder.decode(b)).length,
-  },
-  {
-    name: "json_base64_no_id_no_chain_prev",
-    encode: (list) =>
-      encoder.encode(JSON.stringify(
-        chained(list).map((op) => ({
-          ...op,
-          author: b64(op.author as string),
-          ...(typeof op.prev === "string" ? { prev: b64(op.prev) } : {}),
-          sig: b64(op.sig as string),
-        })),
-      )),
-    decode: (b) => {
-      const list = JSON.parse(decoder.decode(b)) as Record<string, unknown>[];
-      for (const op of list) {
-        op.author = hex(op.author as string);
-        if (typeof op.prev === "string") op.prev = hex(op.prev);
-        op.sig = hex(op.sig as string);
-      }
-      return list.length;
+    name: "json_bulk",
+    encode: (list) => [...bulkFrames(list, MAX_FRAME)],
+    decode: (frame) => {
+      const decoded = decodeTextFrame(frame as string);
+      return decoded.type === "bulk" ? decoded.ops : [];
     },
   },
+  {
+    name: "cbulk",
+    encode: (list) => [...compactBulkFrames(list, MAX_FRAME)],
+    decode: (frame) => decodeCompactBulk(JSON.parse(frame as string).runs).ops,
+  },
+  { name: "binary_proto", encode: binaryFrames, decode: (f) => decodeBinary(f as Uint8Array) },
 ];
 
-const CHUNK = 1000; // operations per frame, about a bulk frame's worth
+const perOp = (ms: number) => Math.round((ms * 1000 / ops.length) * 100) / 100;
 const results: Record<string, unknown> = {};
 for (const form of forms) {
-  const frames: Uint8Array[] = [];
-  for (let i = 0; i < ops.length; i += CHUNK) frames.push(form.encode(ops.slice(i, i + CHUNK)));
-  const bytes = frames.reduce((sum, f) => sum + f.byteLength, 0);
-  const runs: number[] = [];
+  const encodeRuns: number[] = [];
+  const decodeRuns: number[] = [];
+  const idRuns: number[] = [];
+  let bytes = 0;
   for (let run = 0; run < 3; run++) {
-    const t = performance.now();
-    let count = 0;
-    for (const frame of frames) count += form.decode(frame);
-    runs.push(performance.now() - t);
-    if (count !== ops.length) throw new Error(`${form.name} decoded ${count}`);
+    // Fresh copies so no per-operation cache of an earlier run helps the encoder.
+    const fresh = ops.map((op) => ({ ...op }));
+    let t = performance.now();
+    const frames = form.encode(fresh);
+    encodeRuns.push(performance.now() - t);
+    bytes = frames.reduce(
+      (sum, f) => sum + (typeof f === "string" ? encoder.encode(f).length : f.byteLength),
+      0,
+    );
+    t = performance.now();
+    const decoded = frames.flatMap(form.decode);
+    decodeRuns.push(performance.now() - t);
+    t = performance.now();
+    if (!decoded.every(hasValidId)) throw new Error(`${form.name}: an id does not verify`);
+    idRuns.push(performance.now() - t + decodeRuns[run]);
+    if (decoded.length !== ops.length || decoded.some((op, i) => op.id !== ops[i].id)) {
+      throw new Error(`${form.name} decoded other operations`);
+    }
   }
+  const mid = (values: number[]) => values.sort((a, b) => a - b)[1];
   results[form.name] = {
-    bytesPerOp: Math.round(bytes / ops.length),
-    decode100kMs: Math.round(runs.sort((a, b) => a - b)[1]),
+    bytesPerOp: Math.round(bytes / ops.length * 10) / 10,
+    encodeUsPerOp: perOp(mid(encodeRuns)),
+    decodeUsPerOp: perOp(mid(decodeRuns)),
+    decodeWithIdsUsPerOp: perOp(mid(idRuns)),
   };
 }
-console.log(JSON.stringify({
-  ...results,
-  load: Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" "),
-}));
+console.log(JSON.stringify(
+  {
+    ...results,
+    load: Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" "),
+  },
+  null,
+  1,
+));
