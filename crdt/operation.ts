@@ -8,7 +8,7 @@
  * `tests/vectors.json` pin it.
  * @module
  */
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import { fromHex, isHex128, isHex64, toHex, utf8Length } from "../protocol/bytes.ts";
 import { canonicalJson, checkJsonValue, type JsonValue, withSortedKeys } from "./canonical.ts";
 import type { Identity, NodeId, SignatureVerifier } from "./identity.ts";
@@ -77,20 +77,45 @@ const ID_DOMAIN = "huskies-sync/op/v1\n";
 
 /** The canonical body string an operation's id is computed over. */
 export function canonicalBody(op: UnsignedOperation): string {
-  // Keys in sorted order, so canonicalJson can take its fast path.
-  return canonicalJson({
-    author: op.author,
-    deps: op.deps,
-    mutation: op.mutation as unknown as JsonValue,
-    prev: op.prev,
-    seq: op.seq,
-    time: op.time,
-  });
+  return bodyFrom(op, canonicalJson(op.mutation as unknown as JsonValue));
+}
+
+/**
+ * The canonical body with the mutation's canonical JSON given: keys in sorted
+ * order written out, so the mutation is encoded once per operation (shared
+ * with the wire form) and nothing else is walked. Fields of other types than
+ * the well-formed ones (only a library caller can pass them) take the general
+ * encoder, so the result is canonicalJson of the body for every input.
+ */
+function bodyFrom(op: UnsignedOperation, mutation: string): string {
+  if (
+    typeof op.author !== "string" || !Array.isArray(op.deps) || typeof op.seq !== "number" ||
+    typeof op.time !== "number" || (op.prev !== null && typeof op.prev !== "string")
+  ) {
+    return canonicalJson({
+      author: op.author,
+      deps: op.deps,
+      mutation: op.mutation as unknown as JsonValue,
+      prev: op.prev,
+      seq: op.seq,
+      time: op.time,
+    });
+  }
+  return `{"author":${JSON.stringify(op.author)},"deps":${
+    canonicalJson(op.deps)
+  },"mutation":${mutation},"prev":${JSON.stringify(op.prev)},"seq":${
+    JSON.stringify(op.seq)
+  },"time":${JSON.stringify(op.time)}}`;
+}
+
+/** SHA-256 of the domain-separated body, lowercase hex. */
+function idOfBody(body: string): OpId {
+  return hash("sha256", ID_DOMAIN + body, "hex");
 }
 
 /** Computes an operation's id from its unsigned fields. */
 export function operationId(op: UnsignedOperation): OpId {
-  return createHash("sha256").update(ID_DOMAIN + canonicalBody(op)).digest("hex");
+  return idOfBody(canonicalBody(op));
 }
 
 /**
@@ -141,7 +166,9 @@ export class OperationTooLargeError extends SyntaxError {
  * does (the unit of {@link OPERATION_LIMITS}.maxBytes).
  */
 export function encodedSize(op: Operation): number {
-  return utf8Length(encodeOperation(op));
+  const encoding = encodingOf(op);
+  if (encoding.bytes < 0) encoding.bytes = utf8Length(encoding.wire);
+  return encoding.bytes;
 }
 
 /** Computes the id and signs it with `identity`, whose node id must be the author. */
@@ -152,9 +179,11 @@ export function signOperation(op: UnsignedOperation, identity: Identity): Operat
   const problem = unsignedOperationProblem(op);
   if (problem) throw new TypeError(`Cannot sign operation: ${problem}`);
   const unsigned = { ...op, mutation: sortedMutation(op.mutation) };
-  const id = operationId(unsigned);
+  const mutation = canonicalJson(unsigned.mutation as unknown as JsonValue);
+  const id = idOfBody(bodyFrom(unsigned, mutation));
   const sig = toHex(identity.sign(fromHex(id)));
   const signed = { ...unsigned, id, sig };
+  encodings.set(signed, { mutation, wire: wireFrom(signed, mutation), bytes: -1 });
   const bytes = encodedSize(signed);
   if (bytes > OPERATION_LIMITS.maxBytes) {
     throw new OperationTooLargeError("sign operation", bytes, signed);
@@ -300,20 +329,59 @@ export function operationToWire(op: Operation): Operation {
   };
 }
 
-const encodings = new WeakMap<Operation, string>();
+/** An operation's encodings, computed once per operation object. */
+interface OperationEncoding {
+  /** Canonical JSON of the mutation (shared by the id's body and the wire form). */
+  readonly mutation: string;
+  /** The JSON wire form. */
+  readonly wire: string;
+  /** UTF-8 bytes of `wire`; -1 until measured. */
+  bytes: number;
+}
+
+const encodings = new WeakMap<Operation, OperationEncoding>();
 
 /**
- * Encodes an operation's JSON wire form as a string. The result is cached per
- * operation object (operations are never mutated), so a hub that stores and
- * forwards one operation to many peers encodes it once.
+ * The encodings of `op`, cached per operation object (operations are never
+ * mutated), so a hub that stores and forwards one operation to many peers
+ * encodes it once, and parse, log and store measure its size once.
+ */
+function encodingOf(op: Operation): OperationEncoding {
+  let encoding = encodings.get(op);
+  if (encoding === undefined) {
+    const mutation = canonicalJson(op.mutation as unknown as JsonValue);
+    encoding = { mutation, wire: wireFrom(op, mutation), bytes: -1 };
+    encodings.set(op, encoding);
+  }
+  return encoding;
+}
+
+/**
+ * `JSON.stringify(operationToWire(op))` with the mutation's canonical JSON
+ * given (its keys sorted, as parse and sign leave them): the wire form's keys
+ * written out in order, the general encoder for fields of unexpected types.
+ */
+function wireFrom(op: Operation, mutation: string): string {
+  if (
+    typeof op.author !== "string" || !Array.isArray(op.deps) || typeof op.seq !== "number" ||
+    typeof op.time !== "number" || (op.prev !== null && typeof op.prev !== "string") ||
+    typeof op.id !== "string" || typeof op.sig !== "string"
+  ) {
+    return JSON.stringify(operationToWire(op));
+  }
+  return `{"author":${JSON.stringify(op.author)},"seq":${JSON.stringify(op.seq)},"prev":${
+    JSON.stringify(op.prev)
+  },"deps":${JSON.stringify(op.deps)},"time":${
+    JSON.stringify(op.time)
+  },"mutation":${mutation},"id":${JSON.stringify(op.id)},"sig":${JSON.stringify(op.sig)}}`;
+}
+
+/**
+ * Encodes an operation's JSON wire form as a string (its mutation's keys in
+ * canonical order). The result is cached per operation object.
  */
 export function encodeOperation(op: Operation): string {
-  let encoded = encodings.get(op);
-  if (encoded === undefined) {
-    encoded = JSON.stringify(operationToWire(op));
-    encodings.set(op, encoded);
-  }
-  return encoded;
+  return encodingOf(op).wire;
 }
 
 /**
@@ -341,7 +409,7 @@ export function decodeOperation(text: string, options: ParseOptions = {}): Opera
 
 /** True when `op.id` is the hash of its unsigned fields. */
 export function hasValidId(op: Operation): boolean {
-  return operationId(op) === op.id;
+  return idOfBody(bodyFrom(op, encodingOf(op).mutation)) === op.id;
 }
 
 /** True when `op.sig` is a valid signature of `op.id` by `op.author`. */
