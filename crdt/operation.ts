@@ -183,7 +183,7 @@ export function signOperation(op: UnsignedOperation, identity: Identity): Operat
   const id = idOfBody(bodyFrom(unsigned, mutation));
   const sig = toHex(identity.sign(fromHex(id)));
   const signed = { ...unsigned, id, sig };
-  encodings.set(signed, { mutation, wire: wireFrom(signed, mutation), bytes: -1 });
+  encodings.set(signed, encode(signed, mutation));
   const bytes = encodedSize(signed);
   if (bytes > OPERATION_LIMITS.maxBytes) {
     throw new OperationTooLargeError("sign operation", bytes, signed);
@@ -329,12 +329,14 @@ export function operationToWire(op: Operation): Operation {
   };
 }
 
-/** An operation's encodings, computed once per operation object. */
+/** An operation's wire form and size, computed once per operation object. */
 interface OperationEncoding {
-  /** Canonical JSON of the mutation (shared by the id's body and the wire form). */
-  readonly mutation: string;
   /** The JSON wire form. */
   readonly wire: string;
+  /** Where the mutation's canonical JSON starts in `wire`; -1 when the general encoder wrote it. */
+  readonly mutationStart: number;
+  /** Where it ends (exclusive). */
+  readonly mutationEnd: number;
   /** UTF-8 bytes of `wire`; -1 until measured. */
   bytes: number;
 }
@@ -342,15 +344,14 @@ interface OperationEncoding {
 const encodings = new WeakMap<Operation, OperationEncoding>();
 
 /**
- * The encodings of `op`, cached per operation object (operations are never
+ * The encoding of `op`, cached per operation object (operations are never
  * mutated), so a hub that stores and forwards one operation to many peers
  * encodes it once, and parse, log and store measure its size once.
  */
 function encodingOf(op: Operation): OperationEncoding {
   let encoding = encodings.get(op);
   if (encoding === undefined) {
-    const mutation = canonicalJson(op.mutation as unknown as JsonValue);
-    encoding = { mutation, wire: wireFrom(op, mutation), bytes: -1 };
+    encoding = encode(op, canonicalJson(op.mutation as unknown as JsonValue));
     encodings.set(op, encoding);
   }
   return encoding;
@@ -359,21 +360,43 @@ function encodingOf(op: Operation): OperationEncoding {
 /**
  * `JSON.stringify(operationToWire(op))` with the mutation's canonical JSON
  * given (its keys sorted, as parse and sign leave them): the wire form's keys
- * written out in order, the general encoder for fields of unexpected types.
+ * written out in order; the general encoder for fields of unexpected types.
  */
-function wireFrom(op: Operation, mutation: string): string {
+function encode(op: Operation, mutation: string): OperationEncoding {
   if (
     typeof op.author !== "string" || !Array.isArray(op.deps) || typeof op.seq !== "number" ||
     typeof op.time !== "number" || (op.prev !== null && typeof op.prev !== "string") ||
     typeof op.id !== "string" || typeof op.sig !== "string"
   ) {
-    return JSON.stringify(operationToWire(op));
+    return {
+      wire: JSON.stringify(operationToWire(op)),
+      mutationStart: -1,
+      mutationEnd: -1,
+      bytes: -1,
+    };
   }
-  return `{"author":${JSON.stringify(op.author)},"seq":${JSON.stringify(op.seq)},"prev":${
+  const head = `{"author":${JSON.stringify(op.author)},"seq":${JSON.stringify(op.seq)},"prev":${
     JSON.stringify(op.prev)
-  },"deps":${JSON.stringify(op.deps)},"time":${
-    JSON.stringify(op.time)
-  },"mutation":${mutation},"id":${JSON.stringify(op.id)},"sig":${JSON.stringify(op.sig)}}`;
+  },"deps":${JSON.stringify(op.deps)},"time":${JSON.stringify(op.time)},"mutation":`;
+  const tail = `,"id":${JSON.stringify(op.id)},"sig":${JSON.stringify(op.sig)}}`;
+  return {
+    wire: head + mutation + tail,
+    mutationStart: head.length,
+    mutationEnd: head.length + mutation.length,
+    bytes: -1,
+  };
+}
+
+/**
+ * The mutation's canonical JSON: from the cached wire form when there is one,
+ * else computed (and not cached, so a replayed store's operations, whose ids
+ * are checked once, keep no encoding in memory).
+ */
+function canonicalMutation(op: Operation): string {
+  const encoding = encodings.get(op);
+  return encoding !== undefined && encoding.mutationStart >= 0
+    ? encoding.wire.slice(encoding.mutationStart, encoding.mutationEnd)
+    : canonicalJson(op.mutation as unknown as JsonValue);
 }
 
 /**
@@ -409,7 +432,7 @@ export function decodeOperation(text: string, options: ParseOptions = {}): Opera
 
 /** True when `op.id` is the hash of its unsigned fields. */
 export function hasValidId(op: Operation): boolean {
-  return idOfBody(bodyFrom(op, encodingOf(op).mutation)) === op.id;
+  return idOfBody(bodyFrom(op, canonicalMutation(op))) === op.id;
 }
 
 /** True when `op.sig` is a valid signature of `op.id` by `op.author`. */
