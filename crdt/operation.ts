@@ -8,7 +8,7 @@
  * `tests/vectors.json` pin it.
  * @module
  */
-import { hash } from "node:crypto";
+import { createHash } from "node:crypto";
 import { fromHex, isHex128, isHex64, toHex, utf8Length } from "../protocol/bytes.ts";
 import { canonicalJson, checkJsonValue, type JsonValue, withSortedKeys } from "./canonical.ts";
 import type { Identity, NodeId, SignatureVerifier } from "./identity.ts";
@@ -77,45 +77,20 @@ const ID_DOMAIN = "huskies-sync/op/v1\n";
 
 /** The canonical body string an operation's id is computed over. */
 export function canonicalBody(op: UnsignedOperation): string {
-  return bodyFrom(op, canonicalJson(op.mutation as unknown as JsonValue));
-}
-
-/**
- * The canonical body with the mutation's canonical JSON given: keys in sorted
- * order written out, so the mutation is encoded once per operation (shared
- * with the wire form) and nothing else is walked. Fields of other types than
- * the well-formed ones (only a library caller can pass them) take the general
- * encoder, so the result is canonicalJson of the body for every input.
- */
-function bodyFrom(op: UnsignedOperation, mutation: string): string {
-  if (
-    typeof op.author !== "string" || !Array.isArray(op.deps) || typeof op.seq !== "number" ||
-    typeof op.time !== "number" || (op.prev !== null && typeof op.prev !== "string")
-  ) {
-    return canonicalJson({
-      author: op.author,
-      deps: op.deps,
-      mutation: op.mutation as unknown as JsonValue,
-      prev: op.prev,
-      seq: op.seq,
-      time: op.time,
-    });
-  }
-  return `{"author":${JSON.stringify(op.author)},"deps":${
-    canonicalJson(op.deps)
-  },"mutation":${mutation},"prev":${JSON.stringify(op.prev)},"seq":${
-    JSON.stringify(op.seq)
-  },"time":${JSON.stringify(op.time)}}`;
-}
-
-/** SHA-256 of the domain-separated body, lowercase hex. */
-function idOfBody(body: string): OpId {
-  return hash("sha256", ID_DOMAIN + body, "hex");
+  // Keys in sorted order, so canonicalJson can take its fast path.
+  return canonicalJson({
+    author: op.author,
+    deps: op.deps,
+    mutation: op.mutation as unknown as JsonValue,
+    prev: op.prev,
+    seq: op.seq,
+    time: op.time,
+  });
 }
 
 /** Computes an operation's id from its unsigned fields. */
 export function operationId(op: UnsignedOperation): OpId {
-  return idOfBody(canonicalBody(op));
+  return createHash("sha256").update(ID_DOMAIN + canonicalBody(op)).digest("hex");
 }
 
 /**
@@ -179,11 +154,9 @@ export function signOperation(op: UnsignedOperation, identity: Identity): Operat
   const problem = unsignedOperationProblem(op);
   if (problem) throw new TypeError(`Cannot sign operation: ${problem}`);
   const unsigned = { ...op, mutation: sortedMutation(op.mutation) };
-  const mutation = canonicalJson(unsigned.mutation as unknown as JsonValue);
-  const id = idOfBody(bodyFrom(unsigned, mutation));
+  const id = operationId(unsigned);
   const sig = toHex(identity.sign(fromHex(id)));
   const signed = { ...unsigned, id, sig };
-  encodings.set(signed, encode(signed, mutation));
   const bytes = encodedSize(signed);
   if (bytes > OPERATION_LIMITS.maxBytes) {
     throw new OperationTooLargeError("sign operation", bytes, signed);
@@ -329,14 +302,10 @@ export function operationToWire(op: Operation): Operation {
   };
 }
 
-/** An operation's wire form and size, computed once per operation object. */
+/** An operation's wire form and its size, computed once per operation object. */
 interface OperationEncoding {
   /** The JSON wire form. */
   readonly wire: string;
-  /** Where the mutation's canonical JSON starts in `wire`; -1 when the general encoder wrote it. */
-  readonly mutationStart: number;
-  /** Where it ends (exclusive). */
-  readonly mutationEnd: number;
   /** UTF-8 bytes of `wire`; -1 until measured. */
   bytes: number;
 }
@@ -351,57 +320,16 @@ const encodings = new WeakMap<Operation, OperationEncoding>();
 function encodingOf(op: Operation): OperationEncoding {
   let encoding = encodings.get(op);
   if (encoding === undefined) {
-    encoding = encode(op, canonicalJson(op.mutation as unknown as JsonValue));
+    encoding = { wire: JSON.stringify(operationToWire(op)), bytes: -1 };
     encodings.set(op, encoding);
   }
   return encoding;
 }
 
 /**
- * `JSON.stringify(operationToWire(op))` with the mutation's canonical JSON
- * given (its keys sorted, as parse and sign leave them): the wire form's keys
- * written out in order; the general encoder for fields of unexpected types.
- */
-function encode(op: Operation, mutation: string): OperationEncoding {
-  if (
-    typeof op.author !== "string" || !Array.isArray(op.deps) || typeof op.seq !== "number" ||
-    typeof op.time !== "number" || (op.prev !== null && typeof op.prev !== "string") ||
-    typeof op.id !== "string" || typeof op.sig !== "string"
-  ) {
-    return {
-      wire: JSON.stringify(operationToWire(op)),
-      mutationStart: -1,
-      mutationEnd: -1,
-      bytes: -1,
-    };
-  }
-  const head = `{"author":${JSON.stringify(op.author)},"seq":${JSON.stringify(op.seq)},"prev":${
-    JSON.stringify(op.prev)
-  },"deps":${JSON.stringify(op.deps)},"time":${JSON.stringify(op.time)},"mutation":`;
-  const tail = `,"id":${JSON.stringify(op.id)},"sig":${JSON.stringify(op.sig)}}`;
-  return {
-    wire: head + mutation + tail,
-    mutationStart: head.length,
-    mutationEnd: head.length + mutation.length,
-    bytes: -1,
-  };
-}
-
-/**
- * The mutation's canonical JSON: from the cached wire form when there is one,
- * else computed (and not cached, so a replayed store's operations, whose ids
- * are checked once, keep no encoding in memory).
- */
-function canonicalMutation(op: Operation): string {
-  const encoding = encodings.get(op);
-  return encoding !== undefined && encoding.mutationStart >= 0
-    ? encoding.wire.slice(encoding.mutationStart, encoding.mutationEnd)
-    : canonicalJson(op.mutation as unknown as JsonValue);
-}
-
-/**
- * Encodes an operation's JSON wire form as a string (its mutation's keys in
- * canonical order). The result is cached per operation object.
+ * Encodes an operation's JSON wire form as a string. The result is cached per
+ * operation object (operations are never mutated), so a hub that stores and
+ * forwards one operation to many peers encodes it once.
  */
 export function encodeOperation(op: Operation): string {
   return encodingOf(op).wire;
@@ -432,7 +360,7 @@ export function decodeOperation(text: string, options: ParseOptions = {}): Opera
 
 /** True when `op.id` is the hash of its unsigned fields. */
 export function hasValidId(op: Operation): boolean {
-  return idOfBody(bodyFrom(op, canonicalMutation(op))) === op.id;
+  return operationId(op) === op.id;
 }
 
 /** True when `op.sig` is a valid signature of `op.id` by `op.author`. */

@@ -18,6 +18,7 @@ import {
 } from "../crdt/operation.ts";
 import { canonicalJson, type JsonValue } from "../crdt/canonical.ts";
 import fc from "fast-check";
+import { utf8Length } from "../protocol/bytes.ts";
 import vectors from "./vectors.json" with { type: "json" };
 import { identity, OpFactory, setField } from "./helpers.ts";
 
@@ -217,4 +218,17 @@ Deno.test("ids, sizes and the wire form agree with the general canonical encoder
     ),
     { numRuns: 200 },
   );
+});
+
+Deno.test("utf8Length counts the bytes TextEncoder writes, for short and long text", () => {
+  // Frame and operation limits are in bytes on the wire: a count off by one lets an oversize
+  // frame through or refuses a legal one.
+  const encoder = new TextEncoder();
+  const samples = ["", "ascii", "é", "€", "😀", "a\\ud800b", "\\udc00", "x😀".repeat(40_000)];
+  samples.push("a".repeat(65_535) + "😀" + "b"); // a surrogate pair across the chunk boundary
+  samples.push("é".repeat(70_000) + "\\ud800");
+  for (const sample of samples) {
+    const text = JSON.parse(`"${sample}"`) as string;
+    assert.equal(utf8Length(text), encoder.encode(text).length, `length ${text.length}`);
+  }
 });
