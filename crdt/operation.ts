@@ -275,8 +275,7 @@ export function parseOperation(value: unknown, options: ParseOptions = {}): Oper
     (isHex64(op.id) ? undefined : "id must be 64 lowercase hex characters") ??
     (isHex128(op.sig) ? undefined : "sig must be 128 lowercase hex characters");
   if (problem) throw new SyntaxError(`Cannot parse operation: ${problem}`);
-  const mutation = sortedMutation(op.mutation);
-  op.mutation = { ...mutation, path: sharedPath(mutation.path) };
+  op.mutation = sortedMutation(op.mutation);
   const bytes = options.checkSize === false ? 0 : encodedSize(op);
   if (bytes > OPERATION_LIMITS.maxBytes) {
     throw new OperationTooLargeError("parse operation", bytes, op);
@@ -286,25 +285,6 @@ export function parseOperation(value: unknown, options: ParseOptions = {}): Oper
 
 /** The empty `deps` that parsed operations without dependencies share (frozen, like every op). */
 const NO_DEPS = Object.freeze([]) as unknown as OpId[];
-
-/** Most paths {@link sharedPath} remembers before it starts afresh. */
-const MAX_SHARED_PATHS = 65536;
-const sharedPaths = new Map<string, Path>();
-
-/**
- * One frozen array per distinct path among recent operations: a store of many
- * operations on few items holds a path once, not once per operation.
- */
-function sharedPath(path: Path): Path {
-  const key = JSON.stringify(path);
-  let shared = sharedPaths.get(key);
-  if (shared === undefined) {
-    if (sharedPaths.size >= MAX_SHARED_PATHS) sharedPaths.clear();
-    shared = Object.freeze(path.slice()) as Path;
-    sharedPaths.set(key, shared);
-  }
-  return shared;
-}
 
 /** The mutation with its keys in canonical order (hashing and encoding are then cheaper). */
 function sortedMutation(mutation: Mutation): Mutation {
