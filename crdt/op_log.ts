@@ -101,10 +101,7 @@ export class AppliedChains {
       }
       for (let seq = held; seq < chain.length; seq++) missing.push(this.#byId.get(chain[seq].id)!);
     }
-    return Uint32Array.from(missing).sort().reduce<Operation[]>((ops, pos) => {
-      ops.push(this.#order[pos]);
-      return ops;
-    }, []);
+    return Array.from(Uint32Array.from(missing).sort(), (pos) => this.#order[pos]);
   }
 
   /**
