@@ -88,9 +88,15 @@ export function canonicalBody(op: UnsignedOperation): string {
   });
 }
 
+/**
+ * SHA-256 state after the domain prefix: each id copies it (one call) instead
+ * of creating a hash and hashing a concatenated copy of the body.
+ */
+const ID_PREFIX_HASH = createHash("sha256").update(ID_DOMAIN);
+
 /** Computes an operation's id from its unsigned fields. */
 export function operationId(op: UnsignedOperation): OpId {
-  return createHash("sha256").update(ID_DOMAIN + canonicalBody(op)).digest("hex");
+  return ID_PREFIX_HASH.copy().update(canonicalBody(op)).digest("hex");
 }
 
 /**
