@@ -9,15 +9,10 @@ import type { ClockHeads, VectorClock } from "./clock.ts";
 import type { NodeId } from "./identity.ts";
 import type { Operation, OpId } from "./operation.ts";
 
-interface Entry {
-  op: Operation;
-  /** Position in apply order. */
-  pos: number;
-}
-
 /** Applied operations, by author chain and in apply order. */
 export class AppliedChains {
-  readonly #byId = new Map<OpId, Entry>();
+  /** Id -> position in {@link all} (apply order only grows or shrinks at its end). */
+  readonly #byId = new Map<OpId, number>();
   /** Each author's applied chain; index seq - 1. */
   readonly #chains = new Map<NodeId, Operation[]>();
   #order: Operation[] = [];
@@ -41,7 +36,8 @@ export class AppliedChains {
 
   /** The applied operation with this id. */
   get(id: OpId): Operation | undefined {
-    return this.#byId.get(id)?.op;
+    const pos = this.#byId.get(id);
+    return pos === undefined ? undefined : this.#order[pos];
   }
 
   /** The author's applied operation at `seq` (1-based). */
@@ -96,7 +92,7 @@ export class AppliedChains {
    * position we hold, ours is included so the peer sees the fork.
    */
   opsSince(theirs: VectorClock, theirHeads: ClockHeads = {}): Operation[] {
-    const missing: Entry[] = [];
+    const missing: number[] = [];
     for (const [author, chain] of this.#chains) {
       const held = Math.min(theirs[author] ?? 0, chain.length);
       const head = theirHeads[author];
@@ -105,17 +101,26 @@ export class AppliedChains {
       }
       for (let seq = held; seq < chain.length; seq++) missing.push(this.#byId.get(chain[seq].id)!);
     }
-    missing.sort((a, b) => a.pos - b.pos);
-    return missing.map((entry) => entry.op);
+    return Array.from(Uint32Array.from(missing).sort(), (pos) => this.#order[pos]);
   }
 
-  /** Appends `op` to its author's chain (the caller checked the chain rules). */
+  /**
+   * Appends `op` to its author's chain (the caller checked the chain rules).
+   * Its `author` and `prev` are set to the equal strings the chain already
+   * holds (its first operation's author, its tail's id), so a long chain keeps
+   * one copy of each instead of one per operation.
+   */
   apply(op: Operation): void {
     const pos = this.#order.length;
     this.#order.push(op);
-    this.#byId.set(op.id, { op, pos });
+    this.#byId.set(op.id, pos);
     let chain = this.#chains.get(op.author);
     if (!chain) this.#chains.set(op.author, chain = []);
+    else {
+      const tail = chain[chain.length - 1];
+      op.author = tail.author;
+      if (op.prev === tail.id) op.prev = tail.id;
+    }
     chain.push(op);
     if (op.prev !== null) this.#frontier.delete(op.prev);
     for (const dep of op.deps) this.#frontier.delete(dep);

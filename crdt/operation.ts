@@ -88,9 +88,15 @@ export function canonicalBody(op: UnsignedOperation): string {
   });
 }
 
+/**
+ * SHA-256 state after the domain prefix: each id copies it (one call) instead
+ * of creating a hash and hashing a concatenated copy of the body.
+ */
+const ID_PREFIX_HASH = createHash("sha256").update(ID_DOMAIN);
+
 /** Computes an operation's id from its unsigned fields. */
 export function operationId(op: UnsignedOperation): OpId {
-  return createHash("sha256").update(ID_DOMAIN + canonicalBody(op)).digest("hex");
+  return ID_PREFIX_HASH.copy().update(canonicalBody(op)).digest("hex");
 }
 
 /**
@@ -141,7 +147,9 @@ export class OperationTooLargeError extends SyntaxError {
  * does (the unit of {@link OPERATION_LIMITS}.maxBytes).
  */
 export function encodedSize(op: Operation): number {
-  return utf8Length(encodeOperation(op));
+  const encoding = encodingOf(op);
+  if (encoding.bytes < 0) encoding.bytes = utf8Length(encoding.wire);
+  return encoding.bytes;
 }
 
 /** Computes the id and signs it with `identity`, whose node id must be the author. */
@@ -273,7 +281,7 @@ export function parseOperation(value: unknown, options: ParseOptions = {}): Oper
     author: o.author,
     seq: o.seq,
     prev: o.prev,
-    deps: o.deps,
+    deps: Array.isArray(o.deps) && o.deps.length === 0 ? NO_DEPS : o.deps,
     time: o.time,
     mutation: o.mutation,
     id: options.deriveId ? "" : o.id,
@@ -295,6 +303,9 @@ export function parseOperation(value: unknown, options: ParseOptions = {}): Oper
   return op;
 }
 
+/** The empty `deps` that parsed operations without dependencies share (frozen, like every op). */
+const NO_DEPS = Object.freeze([]) as unknown as OpId[];
+
 /** The mutation with its keys in canonical order (hashing and encoding are then cheaper). */
 function sortedMutation(mutation: Mutation): Mutation {
   return withSortedKeys(mutation as unknown as JsonValue) as unknown as Mutation;
@@ -314,7 +325,29 @@ export function operationToWire(op: Operation): Operation {
   };
 }
 
-const encodings = new WeakMap<Operation, string>();
+/** An operation's wire form and its size, computed once per operation object. */
+interface OperationEncoding {
+  /** The JSON wire form. */
+  readonly wire: string;
+  /** UTF-8 bytes of `wire`; -1 until measured. */
+  bytes: number;
+}
+
+const encodings = new WeakMap<Operation, OperationEncoding>();
+
+/**
+ * The encoding of `op`, cached per operation object (operations are never
+ * mutated), so a hub that stores and forwards one operation to many peers
+ * encodes it once, and parse, log and store measure its size once.
+ */
+function encodingOf(op: Operation): OperationEncoding {
+  let encoding = encodings.get(op);
+  if (encoding === undefined) {
+    encoding = { wire: JSON.stringify(operationToWire(op)), bytes: -1 };
+    encodings.set(op, encoding);
+  }
+  return encoding;
+}
 
 /**
  * Encodes an operation's JSON wire form as a string. The result is cached per
@@ -322,12 +355,7 @@ const encodings = new WeakMap<Operation, string>();
  * forwards one operation to many peers encodes it once.
  */
 export function encodeOperation(op: Operation): string {
-  let encoded = encodings.get(op);
-  if (encoded === undefined) {
-    encoded = JSON.stringify(operationToWire(op));
-    encodings.set(op, encoded);
-  }
-  return encoded;
+  return encodingOf(op).wire;
 }
 
 /**

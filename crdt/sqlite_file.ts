@@ -7,7 +7,15 @@
 import { resolve } from "node:path";
 import type { DatabaseSync } from "node:sqlite";
 import { isHex64 } from "../protocol/bytes.ts";
-import { decodeOperation, type Operation, operationToWire, parseOperation } from "./operation.ts";
+import {
+  decodeOperation,
+  encodedSize,
+  encodeOperation,
+  type Operation,
+  OPERATION_LIMITS,
+  operationToWire,
+  parseOperation,
+} from "./operation.ts";
 import type { ForkProof } from "./store.ts";
 
 /**
@@ -321,6 +329,17 @@ export function restrictMode(path: string): void {
 export function immutableUri(path: string): string {
   const absolute = resolve(path).split("/").map(encodeURIComponent).join("/");
   return `file:${absolute}?immutable=1`;
+}
+
+/** Checks an operation before storing it; returns its encoded body (the `body` column). */
+export function encodeForStore(op: Operation, index: number): string {
+  if (encodedSize(op) > OPERATION_LIMITS.maxBytes) {
+    throw new TypeError(
+      `Cannot append operation at index ${index}: its encoding is larger than ` +
+        `${OPERATION_LIMITS.maxBytes} bytes`,
+    );
+  }
+  return encodeOperation(op);
 }
 
 /** A row of `SELECT seq_no, id, body FROM ops`, read as an array. */

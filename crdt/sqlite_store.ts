@@ -30,7 +30,7 @@
  * @module
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
-import { encodedSize, encodeOperation, type Operation, OPERATION_LIMITS } from "./operation.ts";
+import type { Operation } from "./operation.ts";
 import { OwnHeadFile, readOwnHead } from "./own_head_file.ts";
 import type { AppendOptions, ForkProof, OwnHead, Store } from "./store.ts";
 import {
@@ -38,6 +38,7 @@ import {
   decodeForkProof,
   decodeRow,
   encodeForkProof,
+  encodeForStore,
   exists,
   identifyStoreFile,
   immutableUri,
@@ -103,6 +104,13 @@ const LOAD_CHUNK_ROWS = 2048;
 /** Page cache per connection, in KiB (SQLite's default is 2 MiB). */
 const CACHE_SIZE_KIB = 16384;
 
+/**
+ * WAL pages between automatic checkpoints (SQLite's default: 1000). A checkpoint fsyncs even
+ * under `synchronous=NORMAL`: 8192 pages (32 MiB of WAL) make bulk ingest pay 8x fewer of them.
+ * Each commit's durability is `synchronous`'s, unchanged.
+ */
+const WAL_AUTOCHECKPOINT_PAGES = 8192;
+
 /** Rows per multi-row INSERT (4 parameters each, well under SQLite's 32,766 limit). */
 const INSERT_ROWS = 64;
 
@@ -124,18 +132,6 @@ const SCHEMA_V1 = `
   PRAGMA application_id = ${SQLITE_STORE_APPLICATION_ID};
   PRAGMA user_version = ${SQLITE_STORE_SCHEMA_VERSION};
 `;
-
-/** Checks an operation before storing it; returns its encoded body. */
-function encodeForStore(op: Operation, index: number): string {
-  const body = encodeOperation(op);
-  if (encodedSize(op) > OPERATION_LIMITS.maxBytes) {
-    throw new TypeError(
-      `Cannot append operation at index ${index}: its encoding is larger than ` +
-        `${OPERATION_LIMITS.maxBytes} bytes`,
-    );
-  }
-  return body;
-}
 
 /**
  * A {@link Store} kept in one SQLite file.
@@ -295,6 +291,7 @@ export class SqliteStore implements Store {
       db.exec("PRAGMA synchronous=FULL");
       // Room for the id index during a large batch (about 10-30% faster at 100k).
       db.exec(`PRAGMA cache_size=-${CACHE_SIZE_KIB}`);
+      db.exec(`PRAGMA wal_autocheckpoint=${WAL_AUTOCHECKPOINT_PAGES}`);
       // Create the schema (or do nothing) under the write lock, which
       // locking_mode=EXCLUSIVE then keeps until close.
       db.exec("BEGIN IMMEDIATE");

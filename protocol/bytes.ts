@@ -4,8 +4,8 @@
  * @module
  */
 
-const HEX64 = /^[0-9a-f]{64}$/;
-const HEX128 = /^[0-9a-f]{128}$/;
+/** Lowercase hex digits only (the length is checked first, which is cheaper than a counted regex). */
+const LOWER_HEX = /^[0-9a-f]*$/;
 
 /** Lowercase hex of `bytes`. */
 export function toHex(bytes: Uint8Array): string {
@@ -19,12 +19,12 @@ export function fromHex(hex: string): Uint8Array {
 
 /** True when `value` is 64 lowercase hex characters (a node id or operation id). */
 export function isHex64(value: unknown): value is string {
-  return typeof value === "string" && HEX64.test(value);
+  return typeof value === "string" && value.length === 64 && LOWER_HEX.test(value);
 }
 
 /** True when `value` is 128 lowercase hex characters (an Ed25519 signature). */
 export function isHex128(value: unknown): value is string {
-  return typeof value === "string" && HEX128.test(value);
+  return typeof value === "string" && value.length === 128 && LOWER_HEX.test(value);
 }
 
 /** Concatenates byte arrays. */
@@ -45,25 +45,25 @@ export function utf8(text: string): Uint8Array {
   return new TextEncoder().encode(text);
 }
 
-// deno-lint-ignore no-control-regex
-const ASCII = /^[\x00-\x7f]*$/;
+const utf8Encoder = new TextEncoder();
+/** Scratch space for {@link utf8Length}: room for the UTF-8 of any 64 Ki code units. */
+const scratch = new Uint8Array(3 * 65536);
 
 /**
- * UTF-8 byte length of a string, without encoding it. ASCII text (JSON
- * frames nearly always are) is checked by the regular-expression engine and
- * counts its length; only other text is counted character by character.
+ * UTF-8 byte length of a string as `TextEncoder` (and so a WebSocket text
+ * frame) encodes it: a lone surrogate counts as U+FFFD, 3 bytes. Counted by
+ * the runtime's encoder into a fixed scratch buffer, 64 Ki code units at a
+ * time (a surrogate pair is never split), without allocating.
  */
 export function utf8Length(text: string): number {
-  if (ASCII.test(text)) return text.length;
-  let bytes = text.length;
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    if (code < 0x80) continue;
-    if (code < 0x800) bytes += 1;
-    else if (code >= 0xd800 && code <= 0xdbff && i + 1 < text.length) {
-      bytes += 2; // a surrogate pair: 2 units, 4 bytes
-      i++;
-    } else bytes += 2;
+  if (text.length <= 65536) return utf8Encoder.encodeInto(text, scratch).written;
+  let bytes = 0;
+  for (let start = 0; start < text.length;) {
+    let end = Math.min(text.length, start + 65536);
+    const last = text.charCodeAt(end - 1);
+    if (end < text.length && last >= 0xd800 && last <= 0xdbff) end--;
+    bytes += utf8Encoder.encodeInto(text.slice(start, end), scratch).written;
+    start = end;
   }
   return bytes;
 }

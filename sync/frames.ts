@@ -5,7 +5,7 @@
  */
 import { type ClockHeads, parseClock, parseHeads, type VectorClock } from "../crdt/clock.ts";
 import { utf8Length } from "../protocol/bytes.ts";
-import { encodeOperation, type Operation, parseOperation } from "../crdt/operation.ts";
+import { encodedSize, encodeOperation, type Operation, parseOperation } from "../crdt/operation.ts";
 import type { ForkProof } from "../crdt/store.ts";
 import { COMPACT_BULK_FORM, CompactFormError, decodeCompactBulk } from "./compact_bulk.ts";
 
@@ -241,8 +241,11 @@ export function* bulkFrames(
   let size = head.length + 2;
   for (const op of ops) {
     let encoded = encodeOperation(op);
-    if (legacyStrings) encoded = JSON.stringify(encoded);
-    const bytes = utf8Length(encoded);
+    let bytes: number;
+    if (legacyStrings) {
+      encoded = JSON.stringify(encoded);
+      bytes = utf8Length(encoded);
+    } else bytes = encodedSize(op); // measured once per operation, not once per peer
     if (parts.length > 0 && size + bytes + 1 > maxBytes) {
       yield head + parts.join(",") + "]}";
       parts = [];

@@ -4,17 +4,21 @@ import { Identity, SignatureVerifier } from "../crdt/identity.ts";
 import {
   canonicalBody,
   decodeOperation,
+  encodedSize,
   encodeOperation,
   type Operation,
   OPERATION_LIMITS,
   operationId,
   OperationTooLargeError,
+  operationToWire,
   parseOperation,
   signOperation,
   verifyBatch,
   verifyOperation,
 } from "../crdt/operation.ts";
 import { canonicalJson, type JsonValue } from "../crdt/canonical.ts";
+import fc from "fast-check";
+import { utf8Length } from "../protocol/bytes.ts";
 import vectors from "./vectors.json" with { type: "json" };
 import { identity, OpFactory, setField } from "./helpers.ts";
 
@@ -166,4 +170,65 @@ Deno.test("the 64 KiB limit counts the canonical encoding, so 9e15-style literal
   assert.throws(() => parseOperation(JSON.parse(encodeOperation(wide))), OperationTooLargeError);
   const small = handSigned(author, "é".repeat(30_000));
   assert.equal(parseOperation(JSON.parse(encodeOperation(small))).id, small.id);
+});
+
+Deno.test("ids, sizes and the wire form agree with the general canonical encoder for any mutation", () => {
+  // The id check and the wire form write the body's keys out in order; a receiver relies on them
+  // giving exactly canonicalJson of the body and JSON of the wire object, whatever the mutation.
+  const author = identity(3);
+  const key = fc.oneof(fc.string({ minLength: 1, maxLength: 8 }), fc.constantFrom("1", "10", "é"));
+  const leaf = fc.oneof(fc.maxSafeInteger(), fc.string(), fc.boolean(), fc.constant(null));
+  const value = fc.letrec((tie) => ({
+    node: fc.oneof({ depthSize: "small" }, leaf, fc.array(tie("node")), tie("object")),
+    object: fc.dictionary(key, tie("node"), { maxKeys: 4, noNullPrototype: true }),
+  })).node as fc.Arbitrary<JsonValue>;
+  fc.assert(
+    fc.property(
+      fc.dictionary(key, value, { minKeys: 1, maxKeys: 5, noNullPrototype: true }),
+      (fields) => {
+        const op = signOperation({
+          author: author.nodeId,
+          seq: 1,
+          prev: null,
+          deps: [],
+          time: 1,
+          mutation: { type: "update", path: ["x"], fields },
+        }, author);
+        const { id: _id, sig: _sig, ...unsigned } = op;
+        const general = canonicalJson(unsigned as unknown as JsonValue);
+        assert.equal(canonicalBody(unsigned), general);
+        const hashed = createHash("sha256").update("huskies-sync/op/v1\n" + general).digest("hex");
+        assert.equal(op.id, hashed);
+        const received = decodeOperation(JSON.stringify(op));
+        // The wire form is the JSON of the wire object (integer-like keys, which engines list
+        // first, come in canonical order), and its size counts its UTF-8 bytes.
+        const wire = encodeOperation(received);
+        const plain = JSON.stringify(operationToWire(received));
+        assert.deepEqual(JSON.parse(wire), JSON.parse(plain));
+        assert.equal(wire.length, plain.length);
+        assert.equal(encodedSize(received), new TextEncoder().encode(wire).length);
+        assert.ok(verifyOperation(received, verifier));
+        // A library caller's object with keys out of order has the same id.
+        const shuffled = {
+          ...received,
+          mutation: { fields, path: ["x"], type: "update" as const },
+        };
+        assert.ok(verifyOperation(shuffled, verifier));
+      },
+    ),
+    { numRuns: 200 },
+  );
+});
+
+Deno.test("utf8Length counts the bytes TextEncoder writes, for short and long text", () => {
+  // Frame and operation limits are in bytes on the wire: a count off by one lets an oversize
+  // frame through or refuses a legal one.
+  const encoder = new TextEncoder();
+  const samples = ["", "ascii", "é", "€", "😀", "a\\ud800b", "\\udc00", "x😀".repeat(40_000)];
+  samples.push("a".repeat(65_535) + "😀" + "b"); // a surrogate pair across the chunk boundary
+  samples.push("é".repeat(70_000) + "\\ud800");
+  for (const sample of samples) {
+    const text = JSON.parse(`"${sample}"`) as string;
+    assert.equal(utf8Length(text), encoder.encode(text).length, `length ${text.length}`);
+  }
 });
