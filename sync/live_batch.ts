@@ -1,7 +1,7 @@
 /**
  * When a session hands its queued live operations to the transport, as pure
  * functions of the time and the bytes the transport still holds: at once
- * while it holds nothing (no added latency), batched while an earlier frame
+ * while it holds at most a few frames (no added latency), batched while an earlier frame
  * is still buffered (a busy or slow peer gets many operations per frame),
  * and never more than the watermark ahead of what the peer has read.
  * @module
@@ -9,6 +9,12 @@
 
 /** Bytes the transport may hold before live sends wait for it to drain. */
 export const LIVE_BATCH_WATERMARK = 64 * 1024;
+/**
+ * Bytes the transport may hold while live sends still go out at once: a few
+ * frames, so operations that arrive together (two in one turn, one frame
+ * each) are not held back a clock tick, while a busy transport batches.
+ */
+export const LIVE_AT_ONCE_BYTES = 4 * 1024;
 /** How soon to look again while the transport drains (it reports no drain event). */
 export const DRAIN_POLL_MS = 2;
 /**
@@ -35,13 +41,13 @@ export interface LiveBatchState {
 
 /**
  * True when queued live operations should go out now: the transport holds
- * nothing; or it holds no more than the watermark and either the window since
+ * at most {@link LIVE_AT_ONCE_BYTES}; or it holds no more than the watermark and either the window since
  * the last send has passed or the queue itself reached the watermark (so a
  * burst of incoming frames that starves timers cannot starve the peer).
  */
 export function liveSendDue(state: LiveBatchState): boolean {
   const { now, buffered, queued, lastSend, windowMs } = state;
-  if (buffered === 0) return true;
+  if (buffered <= LIVE_AT_ONCE_BYTES) return true;
   if (buffered > LIVE_BATCH_WATERMARK) return false;
   return now >= lastSend + windowMs || queued >= LIVE_BATCH_WATERMARK;
 }

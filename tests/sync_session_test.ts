@@ -92,7 +92,7 @@ Deno.test("catch-up is a cursor: it sends while the transport has room and waits
   assert.ok(frames > 4, `only ${frames} frames`);
 });
 
-Deno.test("live operations batch while a frame is buffered: they wait for the drain or the window", () => {
+Deno.test("live operations batch while frames are buffered: they wait for the drain or the window", () => {
   const me = identity(4);
   const replica = Replica.open({ identity: me });
   const s = session(replica, { liveBatchMs: 10, pingIntervalMs: 0, pongTimeoutMs: 0 });
@@ -104,19 +104,24 @@ Deno.test("live operations batch while a frame is buffered: they wait for the dr
   const op = (value: number) => factory.next(me, { type: "append", path: ["n"], value });
   // An idle session hands it to the transport at once, without waiting on a timer.
   assert.deepEqual(types(s.enqueue([op(1)], 100, 0)), ["live"], "an idle session sends at once");
-  const waiting = s.enqueue([op(2)], 103, 500);
+  const waiting = s.enqueue([op(2)], 103, 5000);
   assert.deepEqual(waiting.frames, [], "the previous frame is still buffered: wait");
   assert.ok(waiting.wakeAt! > 103 && waiting.wakeAt! <= 110, "look again soon, within the window");
-  s.enqueue([op(3)], 104, 500);
-  assert.deepEqual(s.tick(105, 500).frames, [], "still buffered, window not over: not yet");
+  s.enqueue([op(3)], 104, 5000);
+  assert.deepEqual(s.tick(105, 5000).frames, [], "still buffered, window not over: not yet");
   const drained = s.tick(105, 0);
   assert.deepEqual(types(drained), ["bulk"], "drained: what queued goes out together");
   assert.equal((parse(drained.frames[0]).ops as unknown[]).length, 2);
-  s.enqueue([op(4)], 106, 500);
-  s.enqueue([op(5)], 107, 500);
-  assert.deepEqual(s.tick(114, 500).frames, [], "buffered, window from 105 not over");
-  assert.deepEqual(types(s.tick(115, 500)), ["bulk"], "the window has passed: send anyway");
+  s.enqueue([op(4)], 106, 5000);
+  s.enqueue([op(5)], 107, 5000);
+  assert.deepEqual(s.tick(114, 5000).frames, [], "buffered, window from 105 not over");
+  assert.deepEqual(types(s.tick(115, 5000)), ["bulk"], "the window has passed: send anyway");
   assert.deepEqual(types(s.enqueue([op(6)], 116, 0)), ["live"], "nothing buffered: at once");
+  assert.deepEqual(
+    types(s.enqueue([op(7)], 116, 1200)),
+    ["live"],
+    "a few frames buffered: at once",
+  );
 });
 
 Deno.test("peers given the same batch send the same frames, counted at their UTF-8 size", () => {
