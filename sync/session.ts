@@ -389,8 +389,9 @@ export class SyncSession {
           this.#logger.log("debug", "catch-up sent", { peer: this.peer, ops });
           break;
         }
-        this.#send(next.value);
-        buffered += utf8Length(next.value);
+        const bytes = utf8Length(next.value); // counted once: for the budget and the stats
+        this.#send(next.value, bytes);
+        buffered += bytes;
       }
     }
     if (this.#liveSendDue(now, buffered)) buffered += this.#flush(now);
