@@ -225,34 +225,76 @@ export function encodeForkFrame(proof: ForkProof): string {
   }}}`;
 }
 
+/** A frame ready for the transport (text or binary) with its size on the wire. */
+export interface OutFrame {
+  /** The frame. */
+  readonly data: string | Uint8Array;
+  /** Its bytes on the wire (UTF-8 for text), counted when it was built. */
+  readonly bytes: number;
+}
+
+const liveCache = new WeakMap<readonly Operation[], { maxBytes: number; frames: OutFrame[] }>();
+
+/**
+ * The frames that carry live operations: one operation as a binary frame,
+ * more as `bulk` frames of at most `maxBytes`, each with its size. Cached per
+ * `ops` array, so a hub that hands the same batch to every peer encodes it
+ * once and every peer sends the same frames (mutate neither `ops` nor the
+ * result).
+ */
+export function liveFrames(ops: readonly Operation[], maxBytes: number): readonly OutFrame[] {
+  const cached = liveCache.get(ops);
+  if (cached !== undefined && cached.maxBytes === maxBytes) return cached.frames;
+  let frames: OutFrame[];
+  if (ops.length === 1) {
+    const data = encodeBinaryFrame(ops[0]);
+    frames = [{ data, bytes: data.byteLength }];
+  } else frames = [...sizedBulkFrames(ops, maxBytes)];
+  liveCache.set(ops, { maxBytes, frames });
+  return frames;
+}
+
+const BULK_HEAD = '{"type":"bulk","ops":[';
+const BULK_TAIL = "]}";
+
 /**
  * Splits operations into `bulk` frames of at most `maxBytes` bytes each (an
  * operation is never split; one larger than the limit cannot occur because
- * operations are capped far below it). With `legacyStrings`, each element is
- * the operation's JSON as a string, as legacy peers send them.
+ * operations are capped far below it), each with its size, summed from the
+ * operations' cached sizes. With `legacyStrings`, each element is the
+ * operation's JSON as a string, as legacy peers send them.
  */
+export function* sizedBulkFrames(
+  ops: readonly Operation[],
+  maxBytes: number,
+  legacyStrings = false,
+): Generator<OutFrame & { readonly data: string }> {
+  const empty = BULK_HEAD.length + BULK_TAIL.length;
+  let parts: string[] = [];
+  let size = empty;
+  for (const op of ops) {
+    let encoded = encodeOperation(op);
+    let bytes = encodedSize(op);
+    if (legacyStrings) {
+      encoded = JSON.stringify(encoded);
+      bytes = utf8Length(encoded);
+    }
+    if (parts.length > 0 && size + bytes + 1 > maxBytes) {
+      yield { data: BULK_HEAD + parts.join(",") + BULK_TAIL, bytes: size };
+      parts = [];
+      size = empty;
+    }
+    size += bytes + (parts.length > 0 ? 1 : 0);
+    parts.push(encoded);
+  }
+  if (parts.length > 0) yield { data: BULK_HEAD + parts.join(",") + BULK_TAIL, bytes: size };
+}
+
+/** {@link sizedBulkFrames} without the sizes. */
 export function* bulkFrames(
   ops: readonly Operation[],
   maxBytes: number,
   legacyStrings = false,
 ): Generator<string> {
-  const head = '{"type":"bulk","ops":[';
-  let parts: string[] = [];
-  let size = head.length + 2;
-  for (const op of ops) {
-    let encoded = encodeOperation(op);
-    let bytes: number;
-    if (legacyStrings) {
-      encoded = JSON.stringify(encoded);
-      bytes = utf8Length(encoded);
-    } else bytes = encodedSize(op); // measured once per operation, not once per peer
-    if (parts.length > 0 && size + bytes + 1 > maxBytes) {
-      yield head + parts.join(",") + "]}";
-      parts = [];
-      size = head.length + 2;
-    }
-    parts.push(encoded);
-    size += bytes + 1;
-  }
-  if (parts.length > 0) yield head + parts.join(",") + "]}";
+  for (const frame of sizedBulkFrames(ops, maxBytes, legacyStrings)) yield frame.data;
 }

@@ -2,20 +2,17 @@
  * A session's queue of live operations not yet handed to the transport, with
  * their encoded size (what counts against the peer's outbound limit together
  * with the transport's unsent bytes) and the time of the last send (for
- * batching).
+ * batching, `live_batch.ts`).
  * @module
  */
-import { encodedSize, type Operation } from "../crdt/operation.ts";
 import { utf8Length } from "../protocol/bytes.ts";
-
-/** Bytes the transport may hold before live sends wait, so that operations batch up. */
-export const LIVE_BATCH_WATERMARK = 64 * 1024;
-/** How soon to look again while the transport drains (it reports no drain event). */
-export const DRAIN_POLL_MS = 2;
+import { encodedSize, type Operation } from "../crdt/operation.ts";
 
 /** See the module doc. */
 export class LiveQueue {
   #ops: Operation[] = [];
+  /** The caller's array when the queue holds exactly it, whose frames every peer shares. */
+  #batch: readonly Operation[] | undefined;
   /** Frames sent ahead of the operations (fork proofs), already encoded. */
   #frames: string[] = [];
   #bytes = 0;
@@ -32,10 +29,16 @@ export class LiveQueue {
     return this.#bytes;
   }
 
-  /** Queues one operation. */
-  push(op: Operation): void {
-    this.#ops.push(op);
-    this.#bytes += encodedSize(op) + 1;
+  /** Queues the operations of `ops` that `wanted` keeps, in order. */
+  push(ops: readonly Operation[], wanted: (op: Operation) => boolean): void {
+    if (ops.length === 0) return;
+    const wasEmpty = this.#ops.length === 0;
+    for (const op of ops) {
+      if (!wanted(op)) continue;
+      this.#ops.push(op);
+      this.#bytes += encodedSize(op) + 1;
+    }
+    this.#batch = wasEmpty && this.#ops.length === ops.length ? ops : undefined;
   }
 
   /** Queues an encoded frame (a fork proof), sent before the operations. */
@@ -47,13 +50,17 @@ export class LiveQueue {
   /** Drops everything queued (a catch-up covers it, or the session ended). */
   clear(): void {
     this.#ops = [];
+    this.#batch = undefined;
     this.#frames = [];
     this.#bytes = 0;
   }
 
-  /** Takes everything queued, for sending at `now`. */
-  take(now: number): { frames: string[]; ops: Operation[] } {
-    const taken = { frames: this.#frames, ops: this.#ops };
+  /**
+   * Takes everything queued, for sending at `now`. `ops` is the array given to
+   * {@link push} when the queue held exactly it (so its encoding is shared).
+   */
+  take(now: number): { frames: string[]; ops: readonly Operation[] } {
+    const taken = { frames: this.#frames, ops: this.#batch ?? this.#ops };
     this.clear();
     this.lastSend = now;
     return taken;

@@ -64,7 +64,8 @@ import {
   waitForPeers,
   waitSynced,
 } from "./node_waits.ts";
-import { handleSyncRequest, slotPool, webSocketDialer } from "./websocket.ts";
+import { handleSyncRequest, slotPool } from "./websocket.ts";
+import { defaultDialer, isWebSocketDialer } from "./ws_dialer.ts";
 
 export { SYNC_PATH } from "./websocket.ts";
 export { type OperationRef, PeersTimeoutError, type WaitOptions } from "./node_waits.ts";
@@ -178,7 +179,7 @@ export class HuskiesNode {
     this.timers = options.timers ?? realTimers;
     this.pipeline = new Pipeline(replica, () => this.timers.now());
     this.#logger = options.logger ?? silentLogger;
-    this.#dialer = options.dialer ?? webSocketDialer;
+    this.#dialer = options.dialer ?? defaultDialer();
     this.#limits = sessionLimitsOf(options);
     this.#admission = new AdmissionLimiter(options.admission);
     this.#inBandSlots = slotPool(options.maxInBandHandshakes ?? MAX_IN_BAND_HANDSHAKES);
@@ -218,7 +219,7 @@ export class HuskiesNode {
       authTimeoutMs: options.authTimeoutMs,
       dialTimeoutMs: options.dialTimeoutMs ?? DIAL_TIMEOUT_SECS * 1000,
       legacy: options.legacy,
-      preauthDial: this.#dialer === webSocketDialer,
+      preauthDial: isWebSocketDialer(this.#dialer),
       hub: this.#hub,
       events: this.#events,
       counters: this.#counters,
@@ -362,11 +363,8 @@ export class HuskiesNode {
    */
   connect(url: string, options: ConnectOptions = {}): RendezvousClient {
     if (this.#closed) throw new Error("Cannot connect: the node is closed");
-    if (this.#dialer === webSocketDialer) {
-      const parsed = new URL(url);
-      if (parsed.protocol !== "ws:" && parsed.protocol !== "wss:") {
-        throw new TypeError(`Cannot connect to ${url}: the URL must start with ws:// or wss://`);
-      }
+    if (isWebSocketDialer(this.#dialer) && !/^wss?:$/.test(new URL(url).protocol)) {
+      throw new TypeError(`Cannot connect to ${url}: the URL must start with ws:// or wss://`);
     }
     checkRendezvousOptions(options);
     const attempt = this.#peers.dialAttempt(url, this.#dialer, options);

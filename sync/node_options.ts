@@ -87,7 +87,10 @@ export interface NodeOptions extends SessionLimits {
   pending?: PendingLimits;
   /** The clock and timers of every session, handshake deadline and reconnect. @default real time */
   timers?: Timers;
-  /** How `HuskiesNode.connect` opens channels. @default WebSocket */
+  /**
+   * How `HuskiesNode.connect` opens channels. @default a WebSocket client over npm `ws` with
+   * TCP_NODELAY; Deno's client in a process without env access (see `sync/ws_dialer.ts`)
+   */
   dialer?: Dialer;
   /** Speak as a legacy (v1) peer on every session; for interoperability tests. @default false */
   legacy?: boolean;

@@ -16,18 +16,18 @@ import type { Replica } from "../crdt/replica.ts";
 import type { ForkProof } from "../crdt/store.ts";
 import { CloseCode } from "../protocol/close_codes.ts";
 import {
-  bulkFrames,
   type ClockFrame,
   decodeBinaryFrame,
   decodeTextFrame,
-  encodeBinaryFrame,
   encodeClockFrame,
+  liveFrames,
   pingFrame,
   PONG_FRAME,
   ProtocolError,
 } from "./frames.ts";
 import { type Logger, silentLogger } from "./logger.ts";
-import { DRAIN_POLL_MS, LIVE_BATCH_WATERMARK, LiveQueue, SlowConsumerCheck } from "./live_queue.ts";
+import { LiveQueue, SlowConsumerCheck } from "./live_queue.ts";
+import { DRAIN_POLL_MS, type LiveBatchState, liveSendDue, liveWakeAt } from "./live_batch.ts";
 import { Heartbeat } from "./heartbeat.ts";
 import { type CatchUpContext, catchUpFrames, ForkFrames } from "./catch_up.ts";
 import { CLOCK_FLOOD_REASON, ClockGate, ClockResend } from "./clock_gate.ts";
@@ -310,20 +310,22 @@ export class SyncSession {
   ): SessionOutput {
     if (this.isClosed) return this.#take(now);
     if (quarantined && (this.#peerLegacy || this.#actAsLegacy)) return this.#take(now);
-    for (const op of ops) {
-      if (!quarantined && (this.#peerClock[op.author] ?? 0) >= op.seq) continue;
-      this.#queue.push(op);
-    }
-    // Hand the queue to the transport now when it has room, rather than on a timer that a
+    this.#queue.push(ops, (op) => quarantined || (this.#peerClock[op.author] ?? 0) < op.seq);
+    // Hand the queue to the transport now when the rule says so, rather than on a timer that a
     // burst of incoming frames can starve: only what the peer has not read counts below.
     let buffered = bufferedAmount;
-    const due = now >= this.#queue.lastSend + this.#limits.liveBatchMs ||
-      this.#queue.bytes >= LIVE_BATCH_WATERMARK;
-    if (this.isLive && this.#queue.length > 0 && due && buffered <= LIVE_BATCH_WATERMARK) {
-      buffered += this.#flush(now);
-    }
+    if (this.#liveSendDue(now, buffered)) buffered += this.#flush(now);
     this.#checkSlow(buffered, now);
     return this.#take(now, buffered);
+  }
+
+  #batchState(now: number, buffered: number): LiveBatchState {
+    const { lastSend, bytes: queued } = this.#queue;
+    return { now, buffered, queued, lastSend, windowMs: this.#limits.liveBatchMs };
+  }
+
+  #liveSendDue(now: number, buffered: number): boolean {
+    return this.isLive && this.#queue.length > 0 && liveSendDue(this.#batchState(now, buffered));
   }
 
   /** Drops the peer when what it has not read stays over the limit (see SlowConsumerCheck). */
@@ -390,16 +392,12 @@ export class SyncSession {
           this.#logger.log("debug", "catch-up sent", { peer: this.peer, ops });
           break;
         }
-        this.#send(next.value);
-        buffered += utf8Length(next.value);
+        const bytes = utf8Length(next.value); // counted once: for the budget and the stats
+        this.#send(next.value, bytes);
+        buffered += bytes;
       }
     }
-    if (
-      this.isLive && this.#queue.length > 0 &&
-      now >= this.#queue.lastSend + this.#limits.liveBatchMs
-    ) {
-      if (buffered <= LIVE_BATCH_WATERMARK) buffered += this.#flush(now);
-    }
+    if (this.#liveSendDue(now, buffered)) buffered += this.#flush(now);
     if (this.isLive) this.#checkSlow(buffered, now);
     return this.#take(now, buffered);
   }
@@ -409,8 +407,8 @@ export class SyncSession {
     const before = this.#stats.bytesOut;
     const { frames, ops } = this.#queue.take(now);
     for (const frame of frames) this.#send(frame);
-    if (ops.length === 1) this.#send(encodeBinaryFrame(ops[0]));
-    else for (const frame of bulkFrames(ops, this.#limits.maxFrameBytes)) this.#send(frame);
+    // Encoded once per batch: every peer given the same batch sends the same frames.
+    for (const out of liveFrames(ops, this.#limits.maxFrameBytes)) this.#send(out.data, out.bytes);
     this.#stats.opsOut += ops.length;
     for (const op of ops) this.#notePeerHas(op);
     return this.#stats.bytesOut - before;
@@ -425,8 +423,7 @@ export class SyncSession {
       wake = buffered > this.#limits.maxOutboundBytes / 2 ? now + DRAIN_POLL_MS : now;
     }
     if (state.phase === "live" && this.#queue.length > 0) {
-      const due = Math.max(now, this.#queue.lastSend + this.#limits.liveBatchMs);
-      wake = Math.min(wake, buffered > LIVE_BATCH_WATERMARK ? now + DRAIN_POLL_MS : due);
+      wake = Math.min(wake, liveWakeAt(this.#batchState(now, buffered)));
     }
     wake = Math.min(wake, this.#resend.dueAt ?? Infinity);
     const clockDue = this.#clocks.dueAt;
@@ -441,10 +438,12 @@ export class SyncSession {
     this.#send(pingFrame(legacy ? undefined : this.#replica.clock(), this.#limits.maxFrameBytes));
   }
 
-  #send(data: string | Uint8Array): void {
+  /** Queues a frame for the transport; `bytes` is its size when the encoder counted it. */
+  #send(data: string | Uint8Array, bytes?: number): void {
     if (this.isClosed) return;
     this.#out.frames.push(data);
-    this.#stats.bytesOut += typeof data === "string" ? utf8Length(data) : data.byteLength;
+    this.#stats.bytesOut += bytes ??
+      (typeof data === "string" ? utf8Length(data) : data.byteLength);
   }
 
   #close(code: number, reason: string): void {

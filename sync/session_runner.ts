@@ -12,7 +12,8 @@ import type { Channel } from "./channel.ts";
 import type { HubMember } from "./hub.ts";
 import type { Logger } from "./logger.ts";
 import type { SessionEvent, SessionOutput, SessionStats, SyncSession } from "./session.ts";
-import type { TimerHandle, Timers } from "./timers.ts";
+import { type SharedWakeups, sharedWakeups } from "./shared_wakeups.ts";
+import type { Timers } from "./timers.ts";
 
 /** A live sync session with a peer, as the node exposes it. */
 export interface PeerSession {
@@ -64,7 +65,8 @@ export class SessionRunner implements PeerSession, HubMember {
   readonly #logger: Logger;
   readonly #onEvent: SessionRunnerOptions["onEvent"];
   readonly #onClosed: SessionRunnerOptions["onClosed"];
-  #timer: TimerHandle | undefined;
+  readonly #wakeups: SharedWakeups;
+  #cancelTimer: (() => void) | undefined;
   #timerAt = Infinity;
   #depth = 0;
   #wakeAt: number | undefined;
@@ -77,6 +79,7 @@ export class SessionRunner implements PeerSession, HubMember {
     this.remote = options.remote;
     this.#channel = options.channel;
     this.#timers = options.timers;
+    this.#wakeups = sharedWakeups(options.timers);
     this.#logger = options.logger;
     this.#onEvent = options.onEvent;
     this.#onClosed = options.onClosed;
@@ -218,15 +221,16 @@ export class SessionRunner implements PeerSession, HubMember {
   #arm(): void {
     const at = this.#ended ? Infinity : this.#wakeAt ?? Infinity;
     if (at === this.#timerAt) return;
-    if (this.#timer !== undefined) this.#timers.clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#cancelTimer?.();
+    this.#cancelTimer = undefined;
     this.#timerAt = at;
     if (at === Infinity) return;
-    this.#timer = this.#timers.setTimeout(() => {
-      this.#timer = undefined;
+    // Sessions due at the same time share one timer (a hub's K peers after one live send).
+    this.#cancelTimer = this.#wakeups.schedule(at, () => {
+      this.#cancelTimer = undefined;
       this.#timerAt = Infinity;
       this.#runDue();
-    }, Math.max(0, at - this.#timers.now()));
+    });
   }
 
   #end(code: number, reason: string): void {

@@ -7,8 +7,23 @@
  * The server side stays native `Deno.serve` + `Deno.upgradeWebSocket`.
  * @module
  */
-import WebSocket from "ws";
+import type WebSocket from "ws";
 import { utf8Length } from "../protocol/bytes.ts";
+
+/** The environment variables npm `ws` reads when it loads (it needs env access to them). */
+export const WS_ENV_VARIABLES = ["WS_NO_BUFFER_UTIL", "WS_NO_UTF_8_VALIDATE"] as const;
+
+let wsModule: Promise<typeof WebSocket> | undefined;
+
+/**
+ * npm `ws`, loaded on first use rather than when this module loads: `ws`
+ * reads environment variables as it loads, which needs `--allow-env`, and a
+ * node that never dials with it must run without.
+ */
+function loadWs(): Promise<typeof WebSocket> {
+  wsModule ??= import("ws").then((module) => module.default);
+  return wsModule;
+}
 
 /** The close code reported when the connection ended without a close frame (a failed dial too). */
 export const ABNORMAL_CLOSE = 1006;
@@ -84,14 +99,14 @@ export function describeDialFailure(url: string, error: unknown): DialFailure {
 }
 
 /**
- * One client connection. Set the handlers right after {@link open}; they fire
- * from later event-loop turns. `onclose` fires exactly once, whether the
+ * One client connection. Set the handlers as soon as {@link open} resolves;
+ * they fire from later event-loop turns. `onclose` fires exactly once, whether the
  * connection closed cleanly, broke, or never opened (then with 1006 and
  * {@link failure} set). A message over the size limit closes it with 1009.
  *
  * @example
  * ```ts ignore
- * const connection = WsClientConnection.open("ws://127.0.0.1:3001/crdt-sync");
+ * const connection = await WsClientConnection.open("ws://127.0.0.1:3001/crdt-sync");
  * connection.onopen = () => connection.send("hello");
  * connection.onmessage = (data) => console.log(data);
  * connection.onclose = (code, reason) => console.log(code, reason, connection.failure);
@@ -106,6 +121,7 @@ export class WsClientConnection {
   onclose: (code: number, reason: string) => void = () => {};
 
   readonly #socket: WebSocket;
+  readonly #ws: typeof WebSocket;
   readonly #url: string;
   #failure?: DialFailure;
   /** Set when this end broke an open connection (a frame it refused); reported by `onclose`. */
@@ -114,9 +130,10 @@ export class WsClientConnection {
   /** Bytes sent whose write has not completed yet. */
   #unwritten = 0;
 
-  private constructor(url: string, options: WsClientOptions) {
+  private constructor(ws: typeof WebSocket, url: string, options: WsClientOptions) {
     this.#url = url;
-    this.#socket = new WebSocket(url, {
+    this.#ws = ws;
+    this.#socket = new ws(url, {
       headers: options.headers,
       maxPayload: options.maxPayloadBytes ?? 1024 * 1024,
       handshakeTimeout: options.connectTimeoutMs ?? 10_000,
@@ -147,13 +164,17 @@ export class WsClientConnection {
     });
   }
 
-  /** Starts dialling `url` (`ws://` or `wss://`); throws a TypeError for any other URL. */
-  static open(url: string, options: WsClientOptions = {}): WsClientConnection {
+  /**
+   * Starts dialling `url` (`ws://` or `wss://`; rejects with a TypeError for
+   * any other URL). Loading `ws` the first time needs env access to
+   * {@link WS_ENV_VARIABLES}.
+   */
+  static async open(url: string, options: WsClientOptions = {}): Promise<WsClientConnection> {
     const protocol = new URL(url).protocol;
     if (protocol !== "ws:" && protocol !== "wss:") {
       throw new TypeError(`Cannot connect to ${url}: the URL must start with ws:// or wss://`);
     }
-    return new WsClientConnection(url, options);
+    return new WsClientConnection(await loadWs(), url, options);
   }
 
   /** Why the dial failed, once it has; undefined while connecting or after a successful open. */
@@ -163,7 +184,7 @@ export class WsClientConnection {
 
   /** True between `onopen` and the start of closing. */
   get isOpen(): boolean {
-    return this.#socket.readyState === WebSocket.OPEN;
+    return this.#socket.readyState === this.#ws.OPEN;
   }
 
   /**
@@ -199,10 +220,10 @@ export class WsClientConnection {
       throw new RangeError("Cannot close: the reason is longer than 123 bytes");
     }
     const state = this.#socket.readyState;
-    if (state === WebSocket.CONNECTING) {
+    if (state === this.#ws.CONNECTING) {
       this.#failure ??= { kind: "other", reason: "dial abandoned before the connection opened" };
       this.#socket.terminate();
-    } else if (state === WebSocket.OPEN) {
+    } else if (state === this.#ws.OPEN) {
       this.#socket.close(code, reason);
     }
   }

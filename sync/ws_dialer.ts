@@ -4,29 +4,51 @@
  * client leaves Nagle's algorithm on, so a second small frame sent before
  * the first is acknowledged waits for the peer's delayed ACK (40 ms on
  * Linux); scripts/RESULTS.md has the measurements. The native
- * {@link webSocketDialer} stays available through the `dialer` option.
+ * {@link webSocketDialer} stays available through the `dialer` option, and
+ * is the default of a process without env access to what `ws` reads.
  * @module
  */
 import { clampCloseReason } from "../auth/handshake.ts";
-import type { Channel, ChannelReceiver, DialResult } from "./channel.ts";
-import { clientCloseCode } from "./websocket.ts";
-import { ABNORMAL_CLOSE, WsClientConnection } from "./ws_client.ts";
+import { closeForUpgradeStatus } from "../auth/preauth_http.ts";
+import type { Channel, ChannelReceiver, Dialer, DialResult } from "./channel.ts";
+import { clientCloseCode, webSocketDialer } from "./websocket.ts";
+import { ABNORMAL_CLOSE, WS_ENV_VARIABLES, WsClientConnection } from "./ws_client.ts";
+
+/**
+ * The dialer a node uses unless told otherwise: {@link noDelayDialer} when
+ * the process may read the environment variables npm `ws` reads as it loads,
+ * else Deno's native {@link webSocketDialer} (asking never prompts).
+ */
+export function defaultDialer(): Dialer {
+  const allowed = WS_ENV_VARIABLES.every((variable) =>
+    Deno.permissions.querySync({ name: "env", variable }).state === "granted"
+  );
+  return allowed ? noDelayDialer : webSocketDialer;
+}
+
+/**
+ * True for the built-in dialers, which take `ws://` and `wss://` URLs and
+ * send upgrade headers, so they can pre-authenticate (`PROTOCOL.md` §3.10).
+ */
+export function isWebSocketDialer(dialer: Dialer): boolean {
+  return dialer === noDelayDialer || dialer === webSocketDialer;
+}
 
 /**
  * A `Dialer` for `ws://` and `wss://` URLs over npm `ws` with TCP_NODELAY.
  * Aborting the signal before the socket opens abandons the dial and
  * reports the attempt as failed.
  */
-export function noDelayDialer(
+export async function noDelayDialer(
   url: string,
   signal: AbortSignal,
   headers?: Record<string, string>,
 ): Promise<DialResult> {
   let connection: WsClientConnection;
   try {
-    connection = WsClientConnection.open(url, { headers });
+    connection = await WsClientConnection.open(url, { headers });
   } catch (error) {
-    return Promise.resolve({ ok: false, code: ABNORMAL_CLOSE, reason: (error as Error).message });
+    return { ok: false, code: ABNORMAL_CLOSE, reason: (error as Error).message };
   }
   const { promise, resolve } = Promise.withResolvers<DialResult>();
   let settled = false;
@@ -79,7 +101,11 @@ export function noDelayDialer(
     signal.removeEventListener("abort", onAbort);
     if (!settled) {
       settled = true;
-      resolve({ ok: false, code, reason: reason || "unreachable" });
+      // An upgrade answered with an HTTP refusal reports that refusal's close code, as Deno's does.
+      const status = connection.failure?.status;
+      if (status !== undefined && status !== 404) {
+        resolve({ ok: false, ...closeForUpgradeStatus(status) });
+      } else resolve({ ok: false, code, reason: reason || "unreachable" });
       return;
     }
     if (ended) return;

@@ -92,7 +92,7 @@ Deno.test("catch-up is a cursor: it sends while the transport has room and waits
   assert.ok(frames > 4, `only ${frames} frames`);
 });
 
-Deno.test("live operations batch: within the window they wait for its end, then go out together", () => {
+Deno.test("live operations batch while frames are buffered: they wait for the drain or the window", () => {
   const me = identity(4);
   const replica = Replica.open({ identity: me });
   const s = session(replica, { liveBatchMs: 10, pingIntervalMs: 0, pongTimeoutMs: 0 });
@@ -101,16 +101,57 @@ Deno.test("live operations batch: within the window they wait for its end, then 
   s.tick(0, 0);
   s.receive('{"type":"ready"}', 0);
   const factory = new OpFactory();
-  const first = s.enqueue([factory.next(me, { type: "append", path: ["n"], value: 1 })], 100);
+  const op = (value: number) => factory.next(me, { type: "append", path: ["n"], value });
   // An idle session hands it to the transport at once, without waiting on a timer.
-  assert.deepEqual(types(first), ["live"], "an idle session sends at once");
-  const second = s.enqueue([factory.next(me, { type: "append", path: ["n"], value: 2 })], 103);
-  assert.equal(second.wakeAt, 110, "within the window: wait for its end");
-  s.enqueue([factory.next(me, { type: "append", path: ["n"], value: 3 })], 105);
-  assert.deepEqual(s.tick(105, 0).frames, [], "not yet");
-  const batch = s.tick(110, 0);
-  assert.deepEqual(types(batch), ["bulk"]);
-  assert.equal((parse(batch.frames[0]).ops as unknown[]).length, 2);
+  assert.deepEqual(types(s.enqueue([op(1)], 100, 0)), ["live"], "an idle session sends at once");
+  const waiting = s.enqueue([op(2)], 103, 5000);
+  assert.deepEqual(waiting.frames, [], "the previous frame is still buffered: wait");
+  assert.ok(waiting.wakeAt! > 103 && waiting.wakeAt! <= 110, "look again soon, within the window");
+  s.enqueue([op(3)], 104, 5000);
+  assert.deepEqual(s.tick(105, 5000).frames, [], "still buffered, window not over: not yet");
+  const drained = s.tick(105, 0);
+  assert.deepEqual(types(drained), ["bulk"], "drained: what queued goes out together");
+  assert.equal((parse(drained.frames[0]).ops as unknown[]).length, 2);
+  s.enqueue([op(4)], 106, 5000);
+  s.enqueue([op(5)], 107, 5000);
+  assert.deepEqual(s.tick(114, 5000).frames, [], "buffered, window from 105 not over");
+  assert.deepEqual(types(s.tick(115, 5000)), ["bulk"], "the window has passed: send anyway");
+  assert.deepEqual(types(s.enqueue([op(6)], 116, 0)), ["live"], "nothing buffered: at once");
+  assert.deepEqual(
+    types(s.enqueue([op(7)], 116, 1200)),
+    ["live"],
+    "a few frames buffered: at once",
+  );
+});
+
+Deno.test("peers given the same batch send the same frames, counted at their UTF-8 size", () => {
+  const me = identity(4);
+  const replica = Replica.open({ identity: me });
+  const peers = [0, 1].map(() => session(replica, { pingIntervalMs: 0, pongTimeoutMs: 0 }));
+  for (const s of peers) {
+    s.start(0);
+    s.receive(JSON.stringify({ type: "clock", clock: {} }), 0);
+    s.tick(0, 0);
+    s.receive('{"type":"ready"}', 0);
+  }
+  const before = peers[0].stats().bytesOut;
+  const factory = new OpFactory();
+  const one = [factory.next(me, { type: "append", path: ["n"], value: 1 })];
+  const [a, b] = peers.map((s) => s.enqueue(one, 1, 0).frames);
+  assert.ok(a[0] instanceof Uint8Array && a[0] === b[0], "one binary frame, shared");
+  const two = [2, "é ☃ 🐺"].map((value) =>
+    factory.next(me, { type: "append", path: ["n"], value })
+  );
+  const [c, d] = peers.map((s) => s.enqueue(two, 2, 0).frames);
+  assert.equal(typeof c[0], "string");
+  assert.equal(c[0], d[0]);
+  assert.deepEqual((parse(c[0]).ops as { seq: number }[]).map((o) => o.seq), [2, 3]);
+  assert.equal(peers[1].stats().bytesOut, peers[0].stats().bytesOut);
+  const sent = [...a, ...c].reduce(
+    (sum, f) => sum + (typeof f === "string" ? new TextEncoder().encode(f).length : f.length),
+    0,
+  );
+  assert.equal(peers[0].stats().bytesOut - before, sent, "sizes from the encoder are UTF-8 sizes");
 });
 
 Deno.test("keepalive is wake-up times: ping every interval, close after the silence timeout", () => {

@@ -56,8 +56,8 @@ async function within<T>(promise: Promise<T>, what: string, ms = 5000): Promise<
 }
 
 /** Opens a connection and collects its events. */
-function dial(url: string, headers?: Record<string, string>) {
-  const connection = WsClientConnection.open(url, { headers });
+async function dial(url: string, headers?: Record<string, string>) {
+  const connection = await WsClientConnection.open(url, { headers });
   const opened = Promise.withResolvers<void>();
   const closed = Promise.withResolvers<{ code: number; reason: string }>();
   const messages: (string | Uint8Array)[] = [];
@@ -79,7 +79,7 @@ function dial(url: string, headers?: Record<string, string>) {
 Deno.test("ws client: text stays text, binary stays bytes, and upgrade headers reach the server", async () => {
   const { server, url, arrived } = startServer();
   try {
-    const client = dial(`${url}/crdt-sync`, { "x-huskies-test": "dial-1" });
+    const client = await dial(`${url}/crdt-sync`, { "x-huskies-test": "dial-1" });
     await within(client.opened, "open");
     const seen = await arrived;
     assert.equal(seen.testHeader, "dial-1");
@@ -106,7 +106,7 @@ Deno.test("ws client: text stays text, binary stays bytes, and upgrade headers r
 Deno.test("ws client: a close from the server arrives with its code and reason", async () => {
   const { server, url, arrived } = startServer();
   try {
-    const client = dial(`${url}/crdt-sync`);
+    const client = await dial(`${url}/crdt-sync`);
     await within(client.opened, "open");
     (await arrived).socket.close(4508, "too slow");
     assert.deepEqual(await within(client.closed, "close"), { code: 4508, reason: "too slow" });
@@ -122,7 +122,7 @@ Deno.test("ws client: a close from the server arrives with its code and reason",
 Deno.test("ws client: bufferedAmount counts a large send until it drains", async () => {
   const { server, url } = startServer();
   try {
-    const client = dial(`${url}/crdt-sync`);
+    const client = await dial(`${url}/crdt-sync`);
     await within(client.opened, "open");
     client.connection.send(new Uint8Array(8 * 1024 * 1024));
     assert.ok(client.connection.bufferedAmount > 0);
@@ -139,7 +139,7 @@ Deno.test("ws client: bufferedAmount counts a large send until it drains", async
 Deno.test("ws client: a message over the size limit closes with 1009", async () => {
   const { server, url, arrived } = startServer();
   try {
-    const connection = WsClientConnection.open(`${url}/crdt-sync`, { maxPayloadBytes: 1024 });
+    const connection = await WsClientConnection.open(`${url}/crdt-sync`, { maxPayloadBytes: 1024 });
     const opened = Promise.withResolvers<void>();
     const closed = Promise.withResolvers<{ code: number; reason: string }>();
     connection.onopen = () => opened.resolve();
@@ -172,7 +172,7 @@ Deno.test("ws client: dial failures close with 1006 and say why", async (t) => {
     ];
     for (const expected of cases) {
       await t.step(expected.kind, async () => {
-        const client = dial(expected.url);
+        const client = await dial(expected.url);
         const { code, reason } = await within(client.closed, `${expected.kind} close`);
         assert.equal(code, 1006);
         assert.match(reason, expected.reason);
@@ -188,7 +188,7 @@ Deno.test("ws client: dial failures close with 1006 and say why", async (t) => {
 Deno.test("ws client: closing before the connection opens abandons the dial", async () => {
   const { server, url } = startServer();
   try {
-    const client = dial(`${url}/crdt-sync`);
+    const client = await dial(`${url}/crdt-sync`);
     client.connection.close();
     const { code, reason } = await within(client.closed, "close");
     assert.equal(code, 1006);
@@ -199,10 +199,10 @@ Deno.test("ws client: closing before the connection opens abandons the dial", as
 });
 
 Deno.test("ws client: refuses URLs that are not ws:// or wss://, and close codes a client may not send", async () => {
-  assert.throws(() => WsClientConnection.open("http://127.0.0.1:1/"), /must start with ws:\/\//);
+  await assert.rejects(WsClientConnection.open("http://127.0.0.1:1/"), /must start with ws:\/\//);
   const { server, url } = startServer();
   try {
-    const client = dial(`${url}/crdt-sync`);
+    const client = await dial(`${url}/crdt-sync`);
     await within(client.opened, "open");
     assert.throws(() => client.connection.close(1011, "x"), /may not send close code 1011/);
     assert.ok(client.connection.isOpen);

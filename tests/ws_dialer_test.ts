@@ -1,6 +1,10 @@
-/** The node's default dialer (npm ws, TCP_NODELAY): frames both ways, clear failures, abort. */
+/** The node's default dialer (npm ws, TCP_NODELAY): frames both ways, clear failures, abort, pre-authentication, no env access. */
 import assert from "node:assert/strict";
-import { noDelayDialer } from "../sync/ws_dialer.ts";
+import { HuskiesNode } from "../sync/node.ts";
+import { defaultDialer, noDelayDialer } from "../sync/ws_dialer.ts";
+import { eventually, serveNode } from "./net_helpers.ts";
+
+const CONFIG = new URL("../deno.json", import.meta.url).pathname;
 
 /** `promise`, or a rejection after 5 s. */
 async function within<T>(promise: Promise<T>): Promise<T> {
@@ -60,4 +64,53 @@ Deno.test("noDelayDialer reports a refused connection, and an aborted dial, as f
   abort.abort();
   const aborted = await noDelayDialer(`ws://127.0.0.1:${port}/`, abort.signal);
   assert.deepEqual(aborted, { ok: false, code: 1000, reason: "client stopping" });
+});
+
+Deno.test("the node's default dialer pre-authenticates: it joins a hub that refuses in-band handshakes", async () => {
+  assert.equal(defaultDialer(), noDelayDialer, "with env access, the default is npm ws");
+  const hub = await serveNode({ open: false }); // in-band handshakes refused
+  const spoke = await HuskiesNode.open({ open: false });
+  try {
+    hub.node.trust.add(spoke.nodeId, "write");
+    spoke.trust.add(hub.node.nodeId, "write");
+    spoke.connect(hub.url, { initialMs: 20, maxMs: 200 });
+    await within(spoke.connected(hub.node.nodeId));
+    spoke.pipeline.put("D-1", {});
+    await eventually(
+      () => hub.node.pipeline.get("D-1") !== undefined,
+      "the spoke's item on the hub",
+    );
+  } finally {
+    await spoke.close();
+    await hub.stop();
+  }
+});
+
+Deno.test("without env access a node loads and dials with Deno's client (npm ws is never loaded)", async () => {
+  const hub = await serveNode();
+  try {
+    const script = `
+      import { HuskiesNode } from ${JSON.stringify(new URL("../mod.ts", import.meta.url).href)};
+      const node = await HuskiesNode.open({});
+      node.connect(${JSON.stringify(hub.url)});
+      await node.connected(undefined, { timeoutMs: 5000 });
+      console.log("connected");
+      await node.close();
+    `;
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "--no-prompt", "--allow-net=127.0.0.1", "--config", CONFIG, "-"],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(script));
+    await writer.close();
+    const output = await within(child.output());
+    const stderr = new TextDecoder().decode(output.stderr);
+    assert.equal(output.code, 0, stderr);
+    assert.equal(new TextDecoder().decode(output.stdout).trim(), "connected");
+  } finally {
+    await hub.stop();
+  }
 });

@@ -1,0 +1,61 @@
+/** Sessions due at the same time share one timer; cancelling one leaves the others due. */
+import assert from "node:assert/strict";
+import { SharedWakeups } from "../sync/shared_wakeups.ts";
+import type { Timers } from "../sync/timers.ts";
+
+/** Timers that record what was set and fire on demand. */
+function manualTimers() {
+  let clock = 0;
+  let nextId = 0;
+  const pending = new Map<number, { at: number; callback: () => void }>();
+  const timers: Timers = {
+    now: () => clock,
+    setTimeout(callback, delayMs) {
+      pending.set(++nextId, { at: clock + delayMs, callback });
+      return nextId;
+    },
+    clearTimeout: (handle) => void pending.delete(handle as number),
+  };
+  const advance = (to: number) => {
+    clock = to;
+    for (const [id, timer] of [...pending]) {
+      if (timer.at > to) continue;
+      pending.delete(id);
+      timer.callback();
+    }
+  };
+  return { timers, pending, advance };
+}
+
+Deno.test("wake-ups at the same time share one timer and each runs once", () => {
+  const { timers, pending, advance } = manualTimers();
+  const wakeups = new SharedWakeups(timers);
+  const ran: string[] = [];
+  wakeups.schedule(5, () => ran.push("a"));
+  const cancelB = wakeups.schedule(5, () => ran.push("b"));
+  wakeups.schedule(5, () => ran.push("c"));
+  wakeups.schedule(9, () => ran.push("late"));
+  assert.equal(pending.size, 2, "one timer per due time");
+  cancelB();
+  advance(5);
+  assert.deepEqual(ran, ["a", "c"]);
+  advance(9);
+  assert.deepEqual(ran, ["a", "c", "late"]);
+  assert.equal(pending.size, 0);
+});
+
+Deno.test("cancelling every wake-up of a time clears its timer; a wake-up set while firing is kept", () => {
+  const { timers, pending, advance } = manualTimers();
+  const wakeups = new SharedWakeups(timers);
+  const cancels = [1, 2].map(() => wakeups.schedule(3, () => assert.fail("cancelled")));
+  for (const cancel of cancels) cancel();
+  assert.equal(pending.size, 0, "no timer left");
+  const ran: string[] = [];
+  wakeups.schedule(4, () => {
+    ran.push("first");
+    wakeups.schedule(4, () => ran.push("again"));
+  });
+  advance(4);
+  advance(4);
+  assert.deepEqual(ran, ["first", "again"]);
+});
