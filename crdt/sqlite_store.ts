@@ -105,11 +105,12 @@ const LOAD_CHUNK_ROWS = 2048;
 const CACHE_SIZE_KIB = 16384;
 
 /**
- * WAL pages between automatic checkpoints (SQLite's default: 1000). A checkpoint fsyncs even
- * under `synchronous=NORMAL`: 8192 pages (32 MiB of WAL) make bulk ingest pay 8x fewer of them.
- * Each commit's durability is `synchronous`'s, unchanged.
+ * WAL pages between automatic checkpoints: SQLite's default, 1000. A checkpoint runs inside the
+ * commit that crosses the mark and stalls the event loop for its fsync. 8192 pages (32 MiB) gave
+ * bulk ingest 5-10 % more throughput but made each stall 8x longer: fan-out p99 with own writes on
+ * SQLite went from 468 to 2,313 ms (`scripts/RESULTS.md`). Durability is `synchronous`'s either way.
  */
-const WAL_AUTOCHECKPOINT_PAGES = 8192;
+const WAL_AUTOCHECKPOINT_PAGES = 1000;
 
 /** Rows per multi-row INSERT (4 parameters each, well under SQLite's 32,766 limit). */
 const INSERT_ROWS = 64;
