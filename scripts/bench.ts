@@ -139,6 +139,35 @@ function ingest(signed: Operation[], dir: string, batch: number, amortise: boole
   return elapsed;
 }
 
+/**
+ * One cold sync: a fresh node in `spokeDir` dials `hub` (served on a new
+ * listener) until it holds `count` operations and the same state; returns
+ * the time, the listener and the spoke, both still open (the caller may count
+ * their sockets first) for the caller to close.
+ */
+async function coldSync(
+  hub: HuskiesNode,
+  spokeDir: string,
+  count: number,
+  compactBulk = true,
+): Promise<{ ms: number; server: Deno.HttpServer<Deno.NetAddr>; spoke: HuskiesNode }> {
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    (req, info) => hub.handleRequest(req, info) ?? new Response("not found", { status: 404 }),
+  );
+  const spoke = await HuskiesNode.open({ dataDir: spokeDir, open: true, compactBulk });
+  const synced = Promise.withResolvers<void>();
+  spoke.replica.onApplied(() => {
+    if (spoke.replica.size === count) synced.resolve();
+  });
+  const t = performance.now();
+  spoke.connect(`ws://127.0.0.1:${server.addr.port}/crdt-sync`);
+  await synced.promise;
+  const ms = performance.now() - t;
+  if (spoke.replica.stateHash() !== hub.replica.stateHash()) throw new Error("cold sync diverged");
+  return { ms, server, spoke };
+}
+
 /** One fan-out run: a hub writing at `rate` ops/s to `peers` protocol peers in another process. */
 async function fanoutRun(
   peers: number,
@@ -343,22 +372,7 @@ try {
     cleanup.push(hubDir, spokeDir);
     const hub = await HuskiesNode.open({ dataDir: hubDir, open: true });
     hub.replica.receive(byAuthor(ops), { amortise: true });
-    const server = Deno.serve(
-      { hostname: "127.0.0.1", port: 0, onListen() {} },
-      (req, info) => hub.handleRequest(req, info) ?? new Response("not found", { status: 404 }),
-    );
-    const spoke = await HuskiesNode.open({ dataDir: spokeDir, open: true });
-    const synced = Promise.withResolvers<void>();
-    spoke.replica.onApplied(() => {
-      if (spoke.replica.size === ops.length) synced.resolve();
-    });
-    const t = performance.now();
-    spoke.connect(`ws://127.0.0.1:${server.addr.port}/crdt-sync`);
-    await synced.promise;
-    const elapsed = performance.now() - t;
-    if (spoke.replica.stateHash() !== hub.replica.stateHash()) {
-      throw new Error("cold sync diverged");
-    }
+    const { ms: elapsed, server, spoke } = await coldSync(hub, spokeDir, ops.length);
     report(
       "cold_sync_100k_ms",
       elapsed,
@@ -380,26 +394,11 @@ try {
     hub.replica.receive(byAuthor(ops), { amortise: true });
     const figures: Record<string, { bytesPerOp: number; ms: number }> = {};
     for (const compactBulk of [false, true]) {
-      const server = Deno.serve(
-        { hostname: "127.0.0.1", port: 0, onListen() {} },
-        (req, info) => hub.handleRequest(req, info) ?? new Response("not found", { status: 404 }),
-      );
       const spokeDir = await tempDir();
       cleanup.push(spokeDir);
-      const spoke = await HuskiesNode.open({ dataDir: spokeDir, open: true, compactBulk });
-      const synced = Promise.withResolvers<void>();
-      spoke.replica.onApplied(() => {
-        if (spoke.replica.size === ops.length) synced.resolve();
-      });
-      const t = performance.now();
-      spoke.connect(`ws://127.0.0.1:${server.addr.port}/crdt-sync`);
-      await synced.promise;
-      const ms = performance.now() - t;
+      const { ms, server, spoke } = await coldSync(hub, spokeDir, ops.length, compactBulk);
       const { received, connections } = await clientTcpBytes(server.addr.port);
       if (connections < 1 || connections > 2) throw new Error(`${connections} connections`);
-      if (spoke.replica.stateHash() !== hub.replica.stateHash()) {
-        throw new Error("cold sync diverged");
-      }
       figures[compactBulk ? "cbulk" : "bulk"] = { bytesPerOp: received / ops.length, ms };
       await spoke.close();
       await server.shutdown();

@@ -16,8 +16,9 @@
  *
  * Usage: deno run -A scripts/compare_yjs.ts [--json] [--runs 3] [--k 10,100,300]
  *        [--big-k-runs 1] [--rate 1000] [--updates 5000] [--cold 100000]
- *        [--writer native|ws] [--cold-store sqlite|memory] [--only fanout,cold]
+ *        [--writer ws|native] [--cold-store sqlite|memory] [--only fanout,cold]
  *        [--live-batch-ms N]   (huskies hub's and writer's live batching window; default 2)
+ *   --writer: the huskies writer's dialer, npm ws (the node's default) or Deno's client
  */
 import { parseArgs } from "node:util";
 import { cpuMs, JsonChild, median, rssBytes } from "./compare/proc.ts";
@@ -32,7 +33,7 @@ const { values: flags } = parseArgs({
     rate: { type: "string", default: "1000" },
     updates: { type: "string", default: "5000" },
     cold: { type: "string", default: "100000" },
-    writer: { type: "string", default: "native" },
+    writer: { type: "string", default: "ws" },
     "cold-store": { type: "string", default: "sqlite" },
     only: { type: "string", default: "fanout,cold" },
     "live-batch-ms": { type: "string" },
