@@ -206,6 +206,7 @@ export const PING_FRAME = '{"type":"ping"}';
 export function encodePingFrame(clock: VectorClock): string {
   return JSON.stringify({ type: "ping", clock });
 }
+
 /**
  * The heartbeat to send: with `clock` (none toward or as a legacy peer), or
  * without one when the clock is too big for a frame.
@@ -215,6 +216,7 @@ export function pingFrame(clock: VectorClock | undefined, maxFrameBytes: number)
   const frame = encodePingFrame(clock);
   return utf8Length(frame) <= maxFrameBytes ? frame : PING_FRAME;
 }
+
 /** The heartbeat answer. */
 export const PONG_FRAME = '{"type":"pong"}';
 
