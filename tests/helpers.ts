@@ -1,12 +1,30 @@
 /** Shared test helpers: deterministic identities and signed operation chains. */
 import { Identity } from "../crdt/identity.ts";
-import { type Mutation, type Operation, signOperation } from "../crdt/operation.ts";
+import type { JsonValue } from "../crdt/canonical.ts";
+import { type Mutation, type Operation, operationId, signOperation } from "../crdt/operation.ts";
 
 /** A deterministic identity from a small number. */
 export function identity(n: number): Identity {
   const seed = new Uint8Array(32);
   new DataView(seed.buffer).setUint32(0, n + 1);
   return Identity.fromSeed(seed);
+}
+
+/**
+ * A seq-1 operation by `author` appending `value`, signed by hand: it skips
+ * `signOperation`'s size check, so tests can build operations over the limit.
+ */
+export function handSigned(author: Identity, value: JsonValue): Operation {
+  const unsigned = {
+    author: author.nodeId,
+    seq: 1,
+    prev: null,
+    deps: [],
+    time: 1,
+    mutation: { type: "append" as const, path: ["log"], value },
+  };
+  const id = operationId(unsigned);
+  return { ...unsigned, id, sig: author.sign(Uint8Array.fromHex(id)).toHex() };
 }
 
 /** Builds signed operations, tracking each author's chain and a shared Lamport clock. */

@@ -2,18 +2,10 @@ import assert from "node:assert/strict";
 import { SignatureVerifier } from "../crdt/identity.ts";
 import { checkChain, describeVerdict } from "../crdt/chain_check.ts";
 import { OpLog } from "../crdt/log.ts";
-import {
-  encodedSize,
-  encodeOperation,
-  operationId,
-  signOperation,
-  verifyOperation,
-} from "../crdt/operation.ts";
-import type { JsonValue } from "../crdt/canonical.ts";
-import type { Operation } from "../crdt/operation.ts";
+import { encodedSize, encodeOperation, signOperation, verifyOperation } from "../crdt/operation.ts";
 import { Replica } from "../crdt/replica.ts";
 import { MemoryStore } from "../crdt/store.ts";
-import { identity, OpFactory, setField } from "./helpers.ts";
+import { handSigned, identity, OpFactory, setField } from "./helpers.ts";
 
 const verifier = new SignatureVerifier();
 const newLog = (options: Partial<ConstructorParameters<typeof OpLog>[0]> = {}) =>
@@ -358,20 +350,6 @@ Deno.test("checkChain says why an operation cannot join its author's chain, as a
   });
   assert.equal(describeVerdict(stale, checkChain(stale, o1, time)), "time does not increase");
 });
-
-/** A seq-1 operation by `author` appending `value`, signed by hand (no size check applies). */
-function handSigned(author: ReturnType<typeof identity>, value: JsonValue): Operation {
-  const unsigned = {
-    author: author.nodeId,
-    seq: 1,
-    prev: null,
-    deps: [],
-    time: 1,
-    mutation: { type: "append" as const, path: ["log"], value },
-  };
-  const id = operationId(unsigned);
-  return { ...unsigned, id, sig: author.sign(Uint8Array.fromHex(id)).toHex() };
-}
 
 Deno.test("a validly signed operation over 64 KiB is counted invalid and never held or stored", () => {
   const author = identity(3);

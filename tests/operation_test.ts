@@ -20,7 +20,7 @@ import { canonicalJson, type JsonValue } from "../crdt/canonical.ts";
 import fc from "fast-check";
 import { utf8Length } from "../protocol/bytes.ts";
 import vectors from "./vectors.json" with { type: "json" };
-import { identity, OpFactory, setField } from "./helpers.ts";
+import { handSigned, identity, OpFactory, setField } from "./helpers.ts";
 
 const verifier = new SignatureVerifier();
 
@@ -132,20 +132,6 @@ Deno.test("batch verification never accepts content the author did not sign", ()
   const mixed = [a[0], b[0], a[1], b[1], a[2], { ...b[2], sig: a[2].sig }];
   assert.deepEqual(verifyBatch(mixed, verifier), [true, true, true, true, true, false]);
 });
-
-/** An operation by `author` appending `value`, signed by hand (so no size check applies). */
-function handSigned(author: Identity, value: JsonValue): Operation {
-  const unsigned = {
-    author: author.nodeId,
-    seq: 1,
-    prev: null,
-    deps: [],
-    time: 1,
-    mutation: { type: "append" as const, path: ["log"], value },
-  };
-  const id = operationId(unsigned);
-  return { ...unsigned, id, sig: author.sign(Uint8Array.fromHex(id)).toHex() };
-}
 
 Deno.test("the 64 KiB limit counts the canonical encoding, so 9e15-style literals cannot hide size", () => {
   const author = identity(1);

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import type { Identity } from "../crdt/identity.ts";
-import { encodeOperation, type Operation, operationId } from "../crdt/operation.ts";
+import { encodeOperation, type Operation } from "../crdt/operation.ts";
 import { Replica } from "../crdt/replica.ts";
 import {
   SQLITE_STORE_APPLICATION_ID,
@@ -12,6 +11,7 @@ import {
 } from "../crdt/sqlite_store.ts";
 import { MemoryStore } from "../crdt/store.ts";
 import { makeChain, storeConformance, testIdentity } from "../testing/store_conformance.ts";
+import { handSigned } from "./helpers.ts";
 
 // MemoryStore cannot fail part-way through a batch, so that case does not apply.
 storeConformance("MemoryStore", () => ({ store: new MemoryStore(), cleanup: () => {} }), {
@@ -455,20 +455,6 @@ Deno.test("SqliteStore keeps the own-head record beside ops.db, so it outlives a
     assert.throws(() => SqliteStore.open(path), StoreCorruptError);
   });
 });
-
-/** A seq-1 operation by `author` appending `value`, signed by hand (no size check applies). */
-function handSigned(author: Identity, value: string): Operation {
-  const unsigned = {
-    author: author.nodeId,
-    seq: 1,
-    prev: null,
-    deps: [],
-    time: 1,
-    mutation: { type: "append" as const, path: ["log"], value },
-  };
-  const id = operationId(unsigned);
-  return { ...unsigned, id, sig: author.sign(Uint8Array.fromHex(id)).toHex() };
-}
 
 Deno.test("a store written under the older size measure still opens; its oversized fork proof is ignored", async () => {
   await withDir((_dir, path) => {
