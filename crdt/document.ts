@@ -6,6 +6,7 @@
 import { createHash } from "node:crypto";
 import { utf8 } from "../protocol/bytes.ts";
 import { canonicalJson, type JsonValue } from "./canonical.ts";
+import { decodeSnapshot, encodeSnapshot, type TreeParts } from "./document_snapshot.ts";
 import type { Mutation } from "./operation.ts";
 
 /** The fields of an operation that {@link CrdtDocument.apply} reads. */
@@ -21,19 +22,22 @@ export interface DocumentOperation {
 }
 
 /** An operation's stamp: ordered by time, then by author. Unique per operation. */
-interface Stamp {
+export interface Stamp {
   readonly time: number;
   readonly author: string;
 }
 
 /** A written value (register or list entry) with the stamp of its operation. */
-interface Entry {
+export interface Entry {
   readonly stamp: Stamp;
   readonly value: JsonValue;
 }
 
-/** One node of the tree: a map key that may hold a register, list entries and children. */
-class TreeNode {
+/**
+ * One node of the tree: a map key that may hold a register, list entries and
+ * children. Exported for the snapshot codec only.
+ */
+export class TreeNode {
   readonly children = new Map<string, TreeNode>();
   register: Entry | undefined;
   entries: Entry[] | undefined;
@@ -71,6 +75,13 @@ function compareEntries(a: Entry, b: Entry): number {
   const y = canonicalJson(b.value);
   return x < y ? -1 : x > y ? 1 : 0;
 }
+
+/** What the snapshot codec needs from this module. */
+const TREE_PARTS: TreeParts = {
+  newNode: () => new TreeNode(),
+  compareStamps,
+  compareEntries,
+};
 
 /** Index of the first entry whose stamp is after `removed` (entries are sorted). */
 function firstVisible(entries: Entry[], removed: Stamp | undefined): number {
@@ -329,6 +340,31 @@ export class CrdtDocument {
   stateHash(): string {
     return createHash("sha256").update(STATE_DOMAIN).update(canonicalJson(this.value()))
       .digest("hex");
+  }
+
+  /**
+   * The document's full internal state as text (see crdt/document_snapshot.ts
+   * for the format): {@link CrdtDocument.fromSnapshot} of it behaves exactly
+   * as this document for every later `apply` and every read. Takes time and
+   * space proportional to the state (not to the operations applied).
+   * Persistence calls it; not part of the public API.
+   * @ignore
+   */
+  toSnapshot(): string {
+    return encodeSnapshot(this.#root, TREE_PARTS);
+  }
+
+  /**
+   * The document whose state {@link CrdtDocument.toSnapshot} wrote as `text`,
+   * its values frozen as `apply` freezes them. Throws `SyntaxError`
+   * ("Cannot restore document: ...") for malformed, truncated or inconsistent
+   * text. Persistence calls it; not part of the public API.
+   * @ignore
+   */
+  static fromSnapshot(text: string): CrdtDocument {
+    const doc = new CrdtDocument();
+    decodeSnapshot(text, doc.#root, TREE_PARTS);
+    return doc;
   }
 
   #child(node: TreeNode, key: string): TreeNode {
