@@ -38,7 +38,8 @@ export interface Entry {
  * children. Exported for the snapshot codec only.
  */
 export class TreeNode {
-  readonly children = new Map<string, TreeNode>();
+  /** Child keys in creation order; `undefined` until the first (most nodes are leaves). */
+  children: Map<string, TreeNode> | undefined;
   register: Entry | undefined;
   entries: Entry[] | undefined;
   /** Highest stamp of a `remove` at exactly this node. */
@@ -140,14 +141,17 @@ function visibleAfter(
   if (node.register && after(node.register.stamp, bound)) return true;
   const last = node.entries?.[node.entries.length - 1];
   if (last && after(last.stamp, bound)) return true;
-  for (const child of node.children.values()) {
-    if (visibleAfter(child, removed, threshold)) return true;
+  if (node.children) {
+    for (const child of node.children.values()) {
+      if (visibleAfter(child, removed, threshold)) return true;
+    }
   }
   return false;
 }
 
 /** True when some child of `node` holds a visible write stamped after `threshold`. */
 function mapVisibleAfter(node: TreeNode, removed: Stamp | undefined, threshold: Stamp): boolean {
+  if (!node.children) return false;
   for (const child of node.children.values()) {
     if (visibleAfter(child, removed, threshold)) return true;
   }
@@ -172,11 +176,13 @@ function render(
   }
   const fields: [string, JsonValue][] = [];
   let mapStamp: Stamp | undefined;
-  for (const [key, child] of node.children) {
-    const rendered = render(child, removed);
-    if (!rendered) continue;
-    fields.push([key, rendered.value]);
-    mapStamp = maxStamp(mapStamp, rendered.stamp);
+  if (node.children) {
+    for (const [key, child] of node.children) {
+      const rendered = render(child, removed);
+      if (!rendered) continue;
+      fields.push([key, rendered.value]);
+      mapStamp = maxStamp(mapStamp, rendered.stamp);
+    }
   }
   if (after(mapStamp, best?.stamp)) best = { value: Object.fromEntries(fields), stamp: mapStamp };
   return best;
@@ -313,7 +319,7 @@ export class CrdtDocument {
       if (own && !mapVisibleAfter(node, removed, own.stamp)) {
         return own.kind === "register" ? descend(node.register!.value, path.slice(i)) : undefined;
       }
-      const child = node.children.get(path[i]);
+      const child = node.children?.get(path[i]);
       if (!child) return undefined;
       node = child;
       removedAbove = removed;
@@ -368,8 +374,8 @@ export class CrdtDocument {
   }
 
   #child(node: TreeNode, key: string): TreeNode {
-    let child = node.children.get(key);
-    if (!child) node.children.set(key, child = new TreeNode());
+    let child = node.children?.get(key);
+    if (!child) (node.children ??= new Map()).set(key, child = new TreeNode());
     return child;
   }
 

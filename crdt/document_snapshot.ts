@@ -96,15 +96,19 @@ export function encodeSnapshot(root: TreeNode, parts: TreeParts): string {
       flags |= REMOVED;
       out.push(node.removed.time, ref(node.removed.author));
     }
-    for (const child of node.children.values()) derived = later(parts, derived, child.latest);
+    const children = node.children;
+    if (children) {
+      for (const child of children.values()) derived = later(parts, derived, child.latest);
+    }
     // `latest` is never below what it bounds (apply raises it with every write).
     const latest = node.latest;
     if (latest && (!derived || parts.compareStamps(latest, derived) !== 0)) {
       flags |= LATEST;
       out.push(latest.time, ref(latest.author));
     }
-    out[headAt] = node.children.size * 16 + flags;
-    for (const [key, child] of node.children) {
+    out[headAt] = (children?.size ?? 0) * 16 + flags;
+    if (!children) return;
+    for (const [key, child] of children) {
       out.push(key);
       encode(child);
     }
@@ -205,21 +209,22 @@ class Reader {
     }
     if (flags & REMOVED) node.removed = this.#stamp("removed");
     const explicit = flags & LATEST ? this.#stamp("latest") : undefined;
-    if (count > 0 && this.#path.length >= MAX_DEPTH) {
-      this.#fail(`the tree is deeper than ${MAX_DEPTH} keys`);
-    }
-    for (let c = 0; c < count; c++) {
-      const key = items[this.#i++];
-      if (typeof key !== "string") {
-        this.#fail(`child ${c} of ${count} has no key (got ${JSON.stringify(key) ?? "the end"})`);
+    if (count > 0) {
+      if (this.#path.length >= MAX_DEPTH) this.#fail(`the tree is deeper than ${MAX_DEPTH} keys`);
+      const children = node.children = new Map();
+      for (let c = 0; c < count; c++) {
+        const key = items[this.#i++];
+        if (typeof key !== "string") {
+          this.#fail(`child ${c} of ${count} has no key (got ${JSON.stringify(key) ?? "the end"})`);
+        }
+        if (children.has(key)) this.#fail(`child key ${JSON.stringify(key)} appears twice`);
+        const child = this.#parts.newNode();
+        children.set(key, child);
+        this.#path.push(key);
+        this.node(child);
+        this.#path.pop();
+        derived = later(this.#parts, derived, child.latest);
       }
-      if (node.children.has(key)) this.#fail(`child key ${JSON.stringify(key)} appears twice`);
-      const child = this.#parts.newNode();
-      node.children.set(key, child);
-      this.#path.push(key);
-      this.node(child);
-      this.#path.pop();
-      derived = later(this.#parts, derived, child.latest);
     }
     if (explicit && derived && this.#parts.compareStamps(explicit, derived) <= 0) {
       this.#fail("latest must be after every write the node holds (or be left out)");

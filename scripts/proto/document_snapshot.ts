@@ -28,6 +28,7 @@ const gc = (globalThis as { gc?: () => void }).gc;
 function heapMiB(): number | undefined {
   if (!gc) return undefined;
   gc();
+  gc();
   return Deno.memoryUsage().heapUsed / 2 ** 20;
 }
 
@@ -60,13 +61,8 @@ function build(keysPerAuthor: number): { doc: CrdtDocument; ms: number } {
   return { doc, ms: performance.now() - start };
 }
 
-const load = () => Deno.loadavg().map((x) => x.toFixed(2)).join(" ");
-console.log(`# load ${load()}; ${total} updates per document, ${AUTHORS} authors, ${runs} runs`);
-for (const keysPerAuthor of [50, 1000]) {
-  const keys = keysPerAuthor * AUTHORS;
-  const heapBefore = heapMiB();
-  const { doc, ms: applyMs } = build(keysPerAuthor);
-  const heapBuilt = heapMiB();
+/** Medians of `runs` timings of toSnapshot and fromSnapshot; the last text. */
+function timeRuns(doc: CrdtDocument): { toMs: number[]; fromMs: number[]; text: string } {
   const toMs: number[] = [];
   const fromMs: number[] = [];
   let text = "";
@@ -79,11 +75,21 @@ for (const keysPerAuthor of [50, 1000]) {
     fromMs.push(performance.now() - t);
     if (r === 0 && restored.stateHash() !== doc.stateHash()) throw new Error("state differs");
   }
+  return { toMs, fromMs, text };
+}
+
+function measure(keysPerAuthor: number): void {
+  const keys = keysPerAuthor * AUTHORS;
+  const heapBefore = heapMiB();
+  const { doc, ms: applyMs } = build(keysPerAuthor);
+  const heapBuilt = heapMiB();
+  const { toMs, fromMs, text } = timeRuns(doc);
   const bytes = new TextEncoder().encode(text).length;
-  // Heap of one restored copy (the built document still held, the text dropped).
+  // Heap of one more restored copy, measured in this frame (the timing runs' copies are gone).
+  const heapText = heapMiB();
   const copy = CrdtDocument.fromSnapshot(text);
-  text = "";
-  const heapWithCopy = heapMiB();
+  const heapCopy = heapMiB();
+  if (copy.stateHash() !== doc.stateHash()) throw new Error("state differs");
   const mib = (a: number | undefined, b: number | undefined) =>
     a === undefined || b === undefined ? "n/a" : `${(a - b).toFixed(1)} MiB`;
   console.log(
@@ -93,8 +99,12 @@ for (const keysPerAuthor of [50, 1000]) {
       `toSnapshot ${median(toMs).toFixed(0)} ms, fromSnapshot ${median(fromMs).toFixed(0)} ms ` +
       `(medians of ${runs}; fromSnapshot runs ${fromMs.map((x) => x.toFixed(0)).join(", ")}); ` +
       `applying the ${total} updates ${applyMs.toFixed(0)} ms once; ` +
-      `heap: built ${mib(heapBuilt, heapBefore)}, restored ${mib(heapWithCopy, heapBuilt)}`,
+      `heap: built ${mib(heapBuilt, heapBefore)}, restored ${mib(heapCopy, heapText)}`,
   );
-  if (copy.stateHash() !== doc.stateHash()) throw new Error("state differs");
 }
+
+const load = () => Deno.loadavg().map((x) => x.toFixed(2)).join(" ");
+console.log(`# load ${load()}; ${total} updates per document, ${AUTHORS} authors, ${runs} runs`);
+measure(50);
+measure(1000);
 console.log(`# load ${load()}`);
