@@ -5,7 +5,10 @@
  * pure; {@link runServe} does the I/O.
  * @module
  */
+import { join } from "node:path";
 import { parseJoinToken } from "../auth/mod.ts";
+import { StoreCorruptError } from "../crdt/sqlite_store.ts";
+import { STORE_FILE_NAME } from "../data_dir.ts";
 import { consoleLogger, type Logger, type LogLevel } from "../sync/logger.ts";
 import { HuskiesNode, SYNC_PATH } from "../sync/node.ts";
 import {
@@ -274,6 +277,9 @@ export async function runServe(args: ParsedArgs, ctx: CliContext): Promise<numbe
     stop.dispose();
     throw openFailure(error, dataDir);
   }
+  // The background check of the store (sync/store_check.ts) stops the node on a corrupt row. Its
+  // first slice runs on a timer, so a listener added before the next await misses nothing.
+  const corrupt = node.once("store-corrupt").then((event) => ({ corrupt: event.message }));
   if (settings.open) {
     logger.log(
       "warn",
@@ -348,7 +354,16 @@ export async function runServe(args: ParsedArgs, ctx: CliContext): Promise<numbe
     throw error;
   }
 
-  const cause = await Promise.race([stop.signal, stopRequest.promise]);
+  const cause = await Promise.race([stop.signal, stopRequest.promise, corrupt]);
+  if (typeof cause === "object") {
+    await removeRuntimeFiles(dataDir);
+    await stopAll();
+    stop.dispose();
+    throw openFailure(
+      new StoreCorruptError(join(dataDir, STORE_FILE_NAME), cause.corrupt),
+      dataDir,
+    );
+  }
   logger.log("info", "stopping", cause === "admin request" ? { by: cause } : { signal: cause });
   const timer = setTimeout(() => {
     ctx.err(

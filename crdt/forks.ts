@@ -119,7 +119,8 @@ export class Quarantine {
 
   /** True when the operation is held here. */
   has(id: OpId): boolean {
-    return this.#entries.has(id);
+    // An empty Map still hashes the id: the log asks this of every operation it loads.
+    return this.#entries.size > 0 && this.#entries.has(id);
   }
 
   /** The quarantined operation with this id. */

@@ -209,6 +209,11 @@ export class OpLog extends LogView {
     return "applied";
   }
 
+  /** Every held operation (applied or quarantined), in the order it was accepted. */
+  held(): readonly Operation[] {
+    return this.#held;
+  }
+
   /**
    * Loads stored operations into an empty log (see `replayStore`): stored
    * operations are trusted (the caller checks ids) and no bound applies.

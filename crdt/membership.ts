@@ -15,12 +15,8 @@
 import type { NodeId } from "./identity.ts";
 import type { Operation, OpId } from "./operation.ts";
 import { allBits, type BitSet, EMPTY_BITS, hasBit, unionBits, withBit } from "./membership_bits.ts";
-import {
-  type MembershipAction,
-  parseMembershipAction,
-  type Scope,
-  touchesMembers,
-} from "./membership_ops.ts";
+import { type MembershipAction, parseMembershipAction, type Scope } from "./membership_ops.ts";
+import { touchesMembersOp } from "./stored_operation.ts";
 
 /**
  * What the rule says about one operation.
@@ -201,7 +197,7 @@ export class Membership {
       powerless: false,
       verdict: "accepted",
     };
-    if (touchesMembers(op.mutation)) {
+    if (touchesMembersOp(op)) {
       const action = parseMembershipAction(op.author, op.mutation);
       if (typeof action === "string") entry.malformed = true;
       else if (!this.#mayEverAct(op, action, past)) entry.powerless = true;

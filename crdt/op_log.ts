@@ -7,12 +7,13 @@
  */
 import type { ClockHeads, VectorClock } from "./clock.ts";
 import type { NodeId } from "./identity.ts";
+import { IdIndex } from "./id_index.ts";
 import type { Operation, OpId } from "./operation.ts";
 
 /** Applied operations, by author chain and in apply order. */
 export class AppliedChains {
   /** Id -> position in {@link all} (apply order only grows or shrinks at its end). */
-  readonly #byId = new Map<OpId, number>();
+  readonly #byId = new IdIndex((position) => this.#order[position].id);
   /** Each author's applied chain; index seq - 1. */
   readonly #chains = new Map<NodeId, Operation[]>();
   #order: Operation[] = [];
@@ -130,9 +131,10 @@ export class AppliedChains {
 
   /** Removes the last applied operation, which must be `op` (a rollback). */
   popLast(op: Operation): void {
-    const last = this.#order.pop();
+    const last = this.#order[this.#order.length - 1];
     if (last?.id !== op.id) throw new Error(`Cannot roll back operation ${op.id}: it is not last`);
     this.#byId.delete(op.id);
+    this.#order.pop();
     const chain = this.#chains.get(op.author)!;
     chain.pop();
     if (chain.length === 0) this.#chains.delete(op.author);

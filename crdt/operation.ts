@@ -147,6 +147,7 @@ export class OperationTooLargeError extends SyntaxError {
  * does (the unit of {@link OPERATION_LIMITS}.maxBytes).
  */
 export function encodedSize(op: Operation): number {
+  if (isStoredWire(op)) return op.bytes;
   const encoding = encodingOf(op);
   if (encoding.bytes < 0) encoding.bytes = utf8Length(encoding.wire);
   return encoding.bytes;
@@ -335,12 +336,29 @@ interface OperationEncoding {
 
 const encodings = new WeakMap<Operation, OperationEncoding>();
 
+/** The method by which an operation kept on disk gives its stored wire text (`stored_operation.ts`). */
+export const STORED_WIRE: unique symbol = Symbol("huskies-sync.storedWire");
+
+/** An operation whose wire text is read from a store on demand, never cached. */
+export interface StoredWire {
+  /** UTF-8 bytes of the wire text. */
+  readonly bytes: number;
+  /** Reads the wire text. */
+  [STORED_WIRE](): string;
+}
+
+function isStoredWire(op: Operation): op is Operation & StoredWire {
+  return (op as Partial<StoredWire>)[STORED_WIRE] !== undefined;
+}
+
 /**
  * The encoding of `op`, cached per operation object (operations are never
  * mutated), so a hub that stores and forwards one operation to many peers
- * encodes it once, and parse, log and store measure its size once.
+ * encodes it once, and parse, log and store measure its size once. An
+ * operation kept on disk gives its stored text instead (nothing is cached).
  */
 function encodingOf(op: Operation): OperationEncoding {
+  if (isStoredWire(op)) return { wire: op[STORED_WIRE](), bytes: op.bytes };
   let encoding = encodings.get(op);
   if (encoding === undefined) {
     encoding = { wire: JSON.stringify(operationToWire(op)), bytes: -1 };

@@ -85,7 +85,8 @@ export class PendingBuffer {
 
   /** True when the operation is parked. */
   has(id: OpId): boolean {
-    return this.#entries.has(id);
+    // An empty Map still hashes the id: the log asks this of every operation it loads.
+    return this.#entries.size > 0 && this.#entries.has(id);
   }
 
   /** The parked entry for `id`. */

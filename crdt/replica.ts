@@ -14,20 +14,13 @@ import type { ClockHeads, VectorClock } from "./clock.ts";
 import type { CrdtDocument } from "./document.ts";
 import { type Identity, type NodeId, SignatureVerifier } from "./identity.ts";
 import { type BatchResult, type LogMark, OpLog } from "./log.ts";
-import {
-  hasValidId,
-  type Mutation,
-  type Operation,
-  type OpId,
-  signOperation,
-} from "./operation.ts";
+import { type Mutation, type Operation, type OpId, signOperation } from "./operation.ts";
 import {
   type AppliedListener,
   type ForkListener,
   LOCAL_ORIGIN,
   OWN_EVIDENCE,
   type ReceiveOptions,
-  ReplayError,
   type ReplicaOptions,
   type WriteGate,
 } from "./replica_types.ts";
@@ -40,6 +33,10 @@ import {
 import { type ForkProof, MemoryStore, type Store } from "./store.ts";
 import { WriteGuard, WriteRefusedError } from "./write_guard.ts";
 import { Listeners } from "./listeners.ts";
+import { loadStore, saveReplicaState } from "./replica_state.ts";
+
+/** Operations stored between two saves of the document (`replica_state.ts`), besides at close. */
+const SAVE_STATE_EVERY = 100_000;
 
 export {
   type AppliedListener,
@@ -85,6 +82,8 @@ export class Replica {
   readonly #forkListeners = new Listeners<Parameters<ForkListener>>();
   readonly #quarantineListeners = new Listeners<[readonly Operation[], unknown]>();
   #closed = false;
+  /** Operations stored (and other changes) since the state was last saved. */
+  #unsaved = 0;
   readonly #guard: WriteGuard;
   readonly #now: () => number;
 
@@ -119,39 +118,29 @@ export class Replica {
 
   /**
    * Opens a replica and replays the store in insertion order, after its fork
-   * proofs, so forked authors' operations go to quarantine again. Each stored
-   * id is recomputed, so a tampered or corrupt row stops the open with an
-   * error instead of being served to peers. Signatures are re-checked by
-   * `huskies verify`, not at every start.
+   * proofs, so forked authors' operations go to quarantine again. From a store
+   * on disk ({@link Store.loadLazy}) it loads light references and the saved
+   * document (`replica_state.ts`), applying only what was stored after it;
+   * the store checks every id in the background (`HuskiesNode`). From any
+   * other store each id is recomputed, so a tampered or corrupt row stops the
+   * open with an error. Signatures are re-checked by `huskies verify`.
    */
   static open(options: ReplicaOptions): Replica {
     const replica = new Replica(options);
-    const ops: Operation[] = [];
-    for (const op of replica.#store.load()) {
-      if (!hasValidId(op)) {
-        throw new ReplayError(
-          `Cannot open replica: stored operation #${
-            ops.length + 1
-          } (${op.id}) does not match its id; the store is corrupt or was altered`,
-        );
-      }
-      ops.push(op);
-    }
-    const unplaced = replica.#log.load(ops, replica.#store.loadForks());
-    // Without a fork, every stored operation must place: anything else is a damaged store. With
-    // one, an operation may wait for a lower fork proof that peers send again (see OpLog.load).
-    if (unplaced.length > 0 && replica.#log.forks().length === 0) {
-      const [first] = unplaced;
-      throw new ReplayError(
-        `Cannot open replica: stored operation #${
-          first.index + 1
-        } is out of order (Cannot apply operation ${first.op.id}: ${first.reason})`,
-      );
-    }
-    if (options.mesh !== undefined) replica.#gated.join(options.mesh, replica.#log.all());
-    else replica.#gated.rebuild(replica.#log.all());
+    const restored = loadStore(replica.#store, replica.#log, options.mesh);
+    replica.#gated.start(options.mesh, replica.#log.all(), restored);
+    replica.#unsaved = restored === undefined ? 1 : restored.after.length;
     replica.#checkOwnHead(options.acceptLostHistory ?? false);
     return replica;
+  }
+
+  /** Saves the document with the store ({@link Store.saveState}) once enough is unsaved, or `force`d. */
+  #saveState(stored: number, force = false): void {
+    this.#unsaved += stored;
+    const store = this.#store;
+    if (this.#unsaved === 0 || (!force && this.#unsaved < SAVE_STATE_EVERY)) return;
+    const context = { forks: this.#log.forks(), mesh: this.#gated.members?.mesh };
+    if (saveReplicaState(store, this.#gated.document, context)) this.#unsaved = 0;
   }
 
   #checkOpen(action: string): void {
@@ -211,6 +200,7 @@ export class Replica {
       throw error;
     }
     this.#gated.apply(created, () => this.#log.all());
+    this.#saveState(created.length);
     this.#applied.emit(created, LOCAL_ORIGIN);
     return created;
   }
@@ -231,6 +221,7 @@ export class Replica {
    */
   joinMesh(genesis: OpId): void {
     this.#gated.join(genesis, this.#log.all());
+    this.#unsaved++;
   }
 
   /**
@@ -327,6 +318,7 @@ export class Replica {
       this.#gated.apply(result.applied, () => this.#log.all());
     }
     for (const proof of result.forks) this.#recordFork(proof, origin);
+    this.#saveState(result.held.length + result.forks.length);
     if (result.applied.length > 0) this.#applied.emit(result.applied, origin);
     if (result.quarantined.length > 0) this.#emitQuarantined(result.quarantined, origin);
   }
@@ -488,6 +480,7 @@ export class Replica {
   /** Closes the store. Safe to call twice. */
   close(): void {
     if (this.#closed) return;
+    this.#saveState(0, true);
     this.#closed = true;
     this.#applied.clear();
     this.#forkListeners.clear();

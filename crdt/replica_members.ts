@@ -25,6 +25,7 @@ import {
   touchesMembers,
 } from "./membership_ops.ts";
 import type { Mutation, Operation, OpId } from "./operation.ts";
+import type { RestoredState } from "./replica_state.ts";
 
 /** What feeding operations to the rule found. */
 export interface FeedResult {
@@ -219,6 +220,19 @@ export class GatedDocument {
     this.#members = new ReplicaMembers(genesis, all);
     this.#build(all);
     this.#emit();
+  }
+
+  /**
+   * Starts on the log at open: judges membership from `all` (applied
+   * operations, in apply order) when in mesh `mesh`; the document is
+   * `saved.document` with `saved.after` applied, or, without `saved`, built from `all`.
+   */
+  start(mesh: OpId | undefined, all: readonly Operation[], saved?: RestoredState): void {
+    const members = mesh === undefined ? undefined : new ReplicaMembers(mesh, all);
+    this.#members = members;
+    if (saved === undefined) return this.#build(all);
+    this.#document = saved.document;
+    for (const op of saved.after) if (!members || members.accepts(op.id)) saved.document.apply(op);
   }
 
   /** Applies newly applied operations (those accepted); `all` gives the log for a rebuild. */

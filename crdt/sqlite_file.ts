@@ -5,7 +5,7 @@
  * @module
  */
 import { resolve } from "node:path";
-import type { DatabaseSync } from "node:sqlite";
+import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { isHex64 } from "../protocol/bytes.ts";
 import {
   decodeOperation,
@@ -367,6 +367,33 @@ export function decodeRow(path: string, row: OpRow): Operation {
     );
   }
   return op;
+}
+
+/**
+ * Every row `select` (`SELECT seq_no, id, body ... WHERE seq_no > ? ORDER BY
+ * seq_no LIMIT ?`, rows as arrays) gives, `chunk` rows per query, decoded
+ * lazily. Keyset pagination with all() rather than iterate(): in node:sqlite
+ * it saves about 1 us per row, most of the fetch time.
+ */
+export function* decodeRows(
+  path: string,
+  select: StatementSync,
+  chunk: number,
+  ensureOpen: () => void,
+): Generator<Operation, void, undefined> {
+  let after = 0;
+  while (true) {
+    let rows: OpRow[];
+    ensureOpen();
+    try {
+      rows = select.all(after, chunk) as unknown as OpRow[];
+    } catch (error) {
+      throw readError(path, error);
+    }
+    for (const row of rows) yield decodeRow(path, row);
+    if (rows.length < chunk) return;
+    after = rows[rows.length - 1][0];
+  }
 }
 
 /** Names an error raised while reading the store at `path`. */

@@ -12,19 +12,30 @@
  * The file is created (and an existing one tightened to) mode 0600, owner
  * only; SQLite gives its `-wal` file the same mode.
  *
- * Schema (version 1):
+ * Schema (version 2; a version 1 file is upgraded in place at its first
+ * read-write open, see `sqlite_schema.ts`):
  *
  * ```sql
  * CREATE TABLE ops (
- *   seq_no INTEGER PRIMARY KEY AUTOINCREMENT, -- insertion order
- *   id     TEXT NOT NULL,                     -- operation id (the log keeps ids unique)
- *   author TEXT NOT NULL,
- *   seq    INTEGER NOT NULL,
- *   body   TEXT NOT NULL                      -- encodeOperation(op)
+ *   seq_no  INTEGER PRIMARY KEY AUTOINCREMENT, -- insertion order
+ *   id      TEXT NOT NULL,    -- operation id (the log keeps ids unique)
+ *   author  TEXT NOT NULL,
+ *   seq     INTEGER NOT NULL,
+ *   body    TEXT NOT NULL,    -- encodeOperation(op)
+ *   time    INTEGER NOT NULL, -- version 2: what start-up needs without reading body
+ *   prev    TEXT,             -- null at seq 1
+ *   deps    TEXT,             -- JSON array of ids, null when empty
+ *   bytes   INTEGER NOT NULL, -- UTF-8 bytes of body
+ *   members INTEGER NOT NULL  -- 1 when the mutation touches ["members"]
  * );
  * CREATE TABLE forks (
  *   author TEXT PRIMARY KEY,
  *   proof  TEXT NOT NULL  -- JSON {author, seq, a, b}, a and b in wire form
+ * );
+ * CREATE TABLE state (    -- version 2: the replica's saved document
+ *   name  TEXT PRIMARY KEY,
+ *   up_to INTEGER NOT NULL, -- the last ops row it covers
+ *   body  TEXT NOT NULL
  * );
  * ```
  * @module
@@ -36,7 +47,7 @@ import type { AppendOptions, ForkProof, OwnHead, Store } from "./store.ts";
 import {
   checkHeader,
   decodeForkProof,
-  decodeRow,
+  decodeRows,
   encodeForkProof,
   encodeForStore,
   exists,
@@ -44,14 +55,24 @@ import {
   immutableUri,
   messageOf,
   openError,
-  type OpRow,
-  readError,
   restrictMode,
   StoreCorruptError,
 } from "./sqlite_file.ts";
 import { GroupCommit } from "./sqlite_group.ts";
+import type { SqliteStoreOptions } from "./sqlite_options.ts";
+import { SqliteIndex } from "./sqlite_index.ts";
+import {
+  APPLICATION_ID,
+  INSERT_COLUMNS,
+  migrateFromV1,
+  ROW_PLACEHOLDERS,
+  rowValues,
+  SCHEMA,
+  SCHEMA_VERSION,
+} from "./sqlite_schema.ts";
 
 export { StoreCorruptError, StoreLockedError } from "./sqlite_file.ts";
+export type { SqliteStoreOptions } from "./sqlite_options.ts";
 
 /**
  * The `PRAGMA application_id` of a huskies-sync store: `0x4875736b`, the
@@ -59,44 +80,10 @@ export { StoreCorruptError, StoreLockedError } from "./sqlite_file.ts";
  * sits at byte offset 68 of the file header, where tools such as `file(1)`
  * show it, and tells a huskies-sync store apart from other SQLite databases.
  */
-export const SQLITE_STORE_APPLICATION_ID = 0x4875736b;
+export const SQLITE_STORE_APPLICATION_ID = APPLICATION_ID;
 
-/** The schema version this code writes and reads (`PRAGMA user_version`). */
-export const SQLITE_STORE_SCHEMA_VERSION = 1;
-
-/** Options for {@link SqliteStore.open}. */
-export interface SqliteStoreOptions {
-  /**
-   * How long to wait for a lock held by another connection before failing
-   * with {@link StoreLockedError}, in milliseconds. Kept short so a second
-   * process fails fast instead of hanging.
-   * @default 50
-   */
-  busyTimeoutMs?: number;
-  /**
-   * Run `PRAGMA quick_check` when opening an existing store, so a damaged
-   * file is reported at start-up rather than halfway through a replay. It
-   * reads the whole file once: about 60 ms per 100k operations (77 MB) on a
-   * 2-vCPU VM.
-   * @default true
-   */
-  quickCheck?: boolean;
-  /**
-   * Open for reading only (`huskies verify`): nothing in the file or its
-   * folder is created or changed, so a read-only folder works; writes throw.
-   * A missing or empty file is refused with {@link StoreCorruptError}.
-   * @default false
-   */
-  readOnly?: boolean;
-  /**
-   * Group commit of non-durable appends (operations received from peers):
-   * they share one transaction, committed this many ms after the first of
-   * them (or before the next durable append, fork proof or close): one commit
-   * per window, not per operation. A crash or kill can lose the last window
-   * (peers send it again); durable appends are unchanged. 0: each at once. @default 0
-   */
-  groupCommitMs?: number;
-}
+/** The schema version this code writes (`PRAGMA user_version`); it also reads version 1. */
+export const SQLITE_STORE_SCHEMA_VERSION = SCHEMA_VERSION;
 
 /** Rows {@link SqliteStore.load} reads per query. */
 const LOAD_CHUNK_ROWS = 2048;
@@ -112,27 +99,11 @@ const CACHE_SIZE_KIB = 16384;
  */
 const WAL_AUTOCHECKPOINT_PAGES = 1000;
 
-/** Rows per multi-row INSERT (4 parameters each, well under SQLite's 32,766 limit). */
+/** Rows per multi-row INSERT (9 parameters each, well under SQLite's 32,766 limit). */
 const INSERT_ROWS = 64;
 
 /** `setReturnArrays` exists in node:sqlite (Node 24, Deno 2.9) but not in Deno's types yet. */
 type ArrayRowStatement = StatementSync & { setReturnArrays(enabled: boolean): void };
-
-const SCHEMA_V1 = `
-  CREATE TABLE ops (
-    seq_no INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL,
-    author TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    body TEXT NOT NULL
-  );
-  CREATE TABLE forks (
-    author TEXT PRIMARY KEY,
-    proof TEXT NOT NULL
-  );
-  PRAGMA application_id = ${SQLITE_STORE_APPLICATION_ID};
-  PRAGMA user_version = ${SQLITE_STORE_SCHEMA_VERSION};
-`;
 
 /**
  * A {@link Store} kept in one SQLite file.
@@ -195,6 +166,8 @@ export class SqliteStore implements Store {
   #headFile: OwnHeadFile | null = null;
   readonly #readOnly: boolean;
   #head: OwnHead | null;
+  /** The index and state reader; undefined for a version 1 file opened read-only. */
+  readonly #index: SqliteIndex | undefined;
   /** Non-durable appends' shared transaction; undefined without group commit. */
   readonly #group: GroupCommit | undefined;
 
@@ -203,6 +176,7 @@ export class SqliteStore implements Store {
     db: DatabaseSync,
     readOnly: boolean,
     head: OwnHead | null,
+    version: number,
     groupCommitMs = 0,
   ) {
     this.path = path;
@@ -213,10 +187,10 @@ export class SqliteStore implements Store {
     this.#begin = db.prepare("BEGIN IMMEDIATE");
     this.#commit = db.prepare("COMMIT");
     this.#rollback = db.prepare("ROLLBACK");
-    this.#insertOp = db.prepare("INSERT INTO ops (id, author, seq, body) VALUES (?, ?, ?, ?)");
+    this.#insertOp = db.prepare(`INSERT INTO ops ${INSERT_COLUMNS} VALUES ${ROW_PLACEHOLDERS}`);
     this.#insertMany = db.prepare(
-      "INSERT INTO ops (id, author, seq, body) VALUES " +
-        Array.from({ length: INSERT_ROWS }, () => "(?, ?, ?, ?)").join(", "),
+      `INSERT INTO ops ${INSERT_COLUMNS} VALUES ` +
+        Array.from({ length: INSERT_ROWS }, () => ROW_PLACEHOLDERS).join(", "),
     );
     this.#countOps = db.prepare("SELECT count(*) AS n FROM ops");
     this.#selectOps = db.prepare(
@@ -225,6 +199,7 @@ export class SqliteStore implements Store {
     (this.#selectOps as ArrayRowStatement).setReturnArrays(true);
     this.#insertFork = db.prepare("INSERT OR IGNORE INTO forks (author, proof) VALUES (?, ?)");
     this.#selectForks = db.prepare("SELECT author, proof FROM forks ORDER BY rowid");
+    if (version >= 2) this.#index = new SqliteIndex(db, path, () => this.#ensureOpen());
   }
 
   /**
@@ -272,7 +247,7 @@ export class SqliteStore implements Store {
       // every lock, once taken, is kept until close.
       db.exec("PRAGMA locking_mode=EXCLUSIVE");
       // Identify the file before changing anything in it.
-      const { fresh } = identifyStoreFile(db, path, {
+      const { fresh, version } = identifyStoreFile(db, path, {
         applicationId: SQLITE_STORE_APPLICATION_ID,
         schemaVersion: SQLITE_STORE_SCHEMA_VERSION,
         quickCheck: options.quickCheck ?? true,
@@ -284,7 +259,7 @@ export class SqliteStore implements Store {
         );
       }
       const head = readOwnHead(path);
-      if (immutable) return new SqliteStore(path, db, true, head);
+      if (immutable) return new SqliteStore(path, db, true, head, version);
       const mode = db.prepare("PRAGMA journal_mode=WAL").get() as { journal_mode: string };
       if (mode.journal_mode !== "wal") {
         throw new Error(`journal mode is ${mode.journal_mode}, WAL is required`);
@@ -297,7 +272,8 @@ export class SqliteStore implements Store {
       // locking_mode=EXCLUSIVE then keeps until close.
       db.exec("BEGIN IMMEDIATE");
       try {
-        if (fresh) db.exec(SCHEMA_V1);
+        if (fresh) db.exec(SCHEMA);
+        else if (version === 1 && !readOnly) migrateFromV1(db);
         db.exec("COMMIT");
       } catch (error) {
         if (db.isTransaction) db.exec("ROLLBACK");
@@ -305,9 +281,9 @@ export class SqliteStore implements Store {
       }
       if (readOnly) {
         db.exec("PRAGMA query_only=ON");
-        return new SqliteStore(path, db, true, head);
+        return new SqliteStore(path, db, true, head, version);
       }
-      return new SqliteStore(path, db, false, head, options.groupCommitMs ?? 0);
+      return new SqliteStore(path, db, false, head, SCHEMA_VERSION, options.groupCommitMs ?? 0);
     } catch (error) {
       try {
         db.close();
@@ -373,18 +349,18 @@ export class SqliteStore implements Store {
   /** Inserts `ops` in the open transaction. */
   #insert(ops: readonly Operation[]): void {
     let index = 0;
-    const values: (string | number)[] = [];
+    const values: (string | number | null)[] = [];
     for (; index + INSERT_ROWS <= ops.length; index += INSERT_ROWS) {
       values.length = 0;
       for (let k = index; k < index + INSERT_ROWS; k++) {
         const op = ops[k];
-        values.push(op.id, op.author, op.seq, encodeForStore(op, k));
+        values.push(...rowValues(op, encodeForStore(op, k)));
       }
       this.#insertMany.run(...values);
     }
     for (; index < ops.length; index++) {
       const op = ops[index];
-      this.#insertOp.run(op.id, op.author, op.seq, encodeForStore(op, index));
+      this.#insertOp.run(...rowValues(op, encodeForStore(op, index)));
     }
   }
 
@@ -423,25 +399,45 @@ export class SqliteStore implements Store {
    */
   load(): Iterable<Operation> {
     this.#ensureOpen();
-    return this.#decodeRows();
+    return decodeRows(this.path, this.#selectOps, LOAD_CHUNK_ROWS, () => this.#ensureOpen());
   }
 
-  *#decodeRows(): Generator<Operation, void, undefined> {
-    // Keyset pagination with all() rather than iterate(), and rows as arrays:
-    // in node:sqlite each saves about 1 us per row, most of the fetch time.
-    let after = 0;
-    while (true) {
-      let rows: OpRow[];
-      try {
-        this.#ensureOpen();
-        rows = this.#selectOps.all(after, LOAD_CHUNK_ROWS) as unknown as OpRow[];
-      } catch (error) {
-        throw this.#closed ? error : readError(this.path, error);
-      }
-      for (const row of rows) yield decodeRow(this.path, row);
-      if (rows.length < LOAD_CHUNK_ROWS) return;
-      after = rows[rows.length - 1][0];
+  /**
+   * Every stored operation in insertion order as a light reference whose
+   * body is read from the file when asked for (see `stored_operation.ts`).
+   */
+  loadLazy(): Iterable<Operation> {
+    return this.#indexOf("load the index").operations();
+  }
+
+  /** Checks rows after `after` (see {@link Store.checkRows}). */
+  checkRows(after: number, limit: number): number | null {
+    return this.#indexOf("check rows").checkRows(after, limit);
+  }
+
+  /** The replica state last saved, or null. */
+  loadState(): { upTo: number; body: string } | null {
+    return this.#indexOf("load the saved state").loadState();
+  }
+
+  /** Saves the replica state as covering every row stored so far (pending group rows first). */
+  saveState(body: string): void {
+    const index = this.#indexOf("save the state");
+    if (this.#readOnly) {
+      throw new Error(`Cannot save the state in store at ${this.path}: it is read-only`);
     }
+    this.#group?.commit();
+    index.saveState(body);
+  }
+
+  #indexOf(action: string): SqliteIndex {
+    this.#ensureOpen();
+    if (this.#index === undefined) {
+      throw new Error(
+        `Cannot ${action} of store at ${this.path}: it has schema version 1 (read-only)`,
+      );
+    }
+    return this.#index;
   }
 
   /** Number of stored operations (counted once, then kept up to date). */

@@ -78,6 +78,26 @@ export interface Store {
   loadOwnHead(): OwnHead | null;
   /** Releases the store; later calls throw. Safe to call twice. */
   close(): void;
+  /**
+   * Optional, for a store on disk: every stored operation in insertion order
+   * as a light reference whose body is read from the store on demand, so the
+   * replica does not hold every operation in memory. The replica then does
+   * not re-hash them at open; the store checks them with {@link Store.checkRows}.
+   */
+  loadLazy?(): Iterable<Operation>;
+  /**
+   * Optional, with {@link Store.loadLazy}: checks up to `limit` rows after
+   * position `after` (0 at the start); returns where to go on, or `null` at the end.
+   * @throws {Error} a row that is corrupt or was altered.
+   */
+  checkRows?(after: number, limit: number): number | null;
+  /**
+   * Optional, with {@link Store.loadLazy}: the state last saved (`body`, as
+   * the replica encoded it; `upTo`, the last row it covers), or null.
+   */
+  loadState?(): { upTo: number; body: string } | null;
+  /** Optional, with {@link Store.loadLazy}: saves a state covering every row stored so far. */
+  saveState?(body: string): void;
 }
 
 /**

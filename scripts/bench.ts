@@ -326,7 +326,7 @@ try {
       "replay_100k_ms",
       median(runs),
       "ms",
-      "open + quick_check + load + id re-hash + apply, median of 3",
+      "open + quick_check + index load + saved document (ids re-hashed later, in the background), median of 3",
     );
   }
 
@@ -439,7 +439,9 @@ try {
     );
   }
 
-  if (wanted("replay_1m_ms") || wanted("rss_per_op_bytes")) {
+  if (
+    ["replay_1m_ms", "rss_per_op_bytes", "replay_1m_unsaved_ms", "cold_sync_1m_ms"].some(wanted)
+  ) {
     const total = 1_000_000;
     const parent = await tempDir();
     cleanup.push(parent);
@@ -456,26 +458,57 @@ try {
         `# signed and stored ${total} operations in ${Math.round(performance.now() - t)} ms`,
       );
     }
-    const { stdout, success } = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        "--v8-flags=--expose-gc",
-        new URL("./bench_replay.ts", import.meta.url).pathname,
-        dataDir,
-        String(total),
-      ],
-      stdout: "piped",
-      stderr: "inherit",
-    }).output();
-    if (!success) throw new Error("bench_replay.ts failed");
-    const replay = JSON.parse(new TextDecoder().decode(stdout));
+    const replayRun = async (...extra: string[]) => {
+      const { stdout, success } = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          "--v8-flags=--expose-gc",
+          new URL("./bench_replay.ts", import.meta.url).pathname,
+          dataDir,
+          String(total),
+          ...extra,
+        ],
+        stdout: "piped",
+        stderr: "inherit",
+      }).output();
+      if (!success) throw new Error("bench_replay.ts failed");
+      return JSON.parse(new TextDecoder().decode(stdout));
+    };
+    const replay = await replayRun();
     if (wanted("replay_1m_ms")) {
       report(
         "replay_1m_ms",
         replay.replayMs,
         "ms",
-        "HuskiesNode.open on a data folder of 1,000,000 operations (100 authors), fresh process, one run",
+        "HuskiesNode.open on a data folder of 1,000,000 operations (100 authors) closed cleanly " +
+          "(its document saved), fresh process, one run",
+      );
+    }
+    if (wanted("cold_sync_1m_ms")) {
+      // The hub restarted on the 1M store (operations on disk, bodies read as it serves them).
+      const hub = await HuskiesNode.open({ dataDir, open: true });
+      const spokeDir = await tempDir();
+      cleanup.push(spokeDir);
+      const { ms, server, spoke } = await coldSync(hub, spokeDir, total);
+      report(
+        "cold_sync_1m_ms",
+        ms,
+        "ms",
+        "empty node catching up 1,000,000 operations from a hub restarted on them (SQLite on " +
+          "both ends, one process, loopback), one run",
+      );
+      await spoke.close();
+      await hub.close();
+      await server.shutdown();
+    }
+    if (wanted("replay_1m_unsaved_ms")) {
+      report(
+        "replay_1m_unsaved_ms",
+        (await replayRun("--drop-state")).replayMs,
+        "ms",
+        "the same without the saved document (as after a crash before the first save): " +
+          "every body read and applied, one run",
       );
     }
     if (wanted("rss_per_op_bytes")) {

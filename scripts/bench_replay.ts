@@ -6,12 +6,24 @@
  * RSS is read after a full garbage collection, so it counts what the node
  * keeps, not garbage from loading. Run by scripts/bench.ts.
  *
- * Usage: deno run -A --v8-flags=--expose-gc scripts/bench_replay.ts <data dir> <expected ops>
+ * With `--drop-state`, the saved document is deleted from the store first, so
+ * the open reads and applies every operation (as after a crash before the
+ * first save).
+ *
+ * Usage: deno run -A --v8-flags=--expose-gc scripts/bench_replay.ts <data dir> <expected ops> [--drop-state]
  */
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { STORE_FILE_NAME } from "../data_dir.ts";
 import { HuskiesNode } from "../sync/node.ts";
 import { rssBytes } from "./compare/proc.ts";
 
-const [dataDir, expectedArg] = Deno.args;
+const [dataDir, expectedArg, option] = Deno.args;
+if (option === "--drop-state") {
+  const db = new DatabaseSync(join(dataDir, STORE_FILE_NAME));
+  db.exec("DELETE FROM state");
+  db.close();
+}
 const collect = (globalThis as { gc?: () => void }).gc;
 if (!collect) throw new Error("Cannot measure RSS: run with --v8-flags=--expose-gc");
 

@@ -11,6 +11,7 @@
  */
 import { utf8Length } from "../protocol/bytes.ts";
 import { type Operation, OperationTooLargeError, parseOperation } from "../crdt/operation.ts";
+import { materialize } from "../crdt/stored_operation.ts";
 
 /** The name a peer lists in its clock's `accept` to be sent `cbulk` frames. */
 export const COMPACT_BULK_FORM = "cbulk";
@@ -58,7 +59,8 @@ const DERIVE = { deriveId: true } as const;
  * once it had served one compact catch-up (measured), for ~5 µs per operation
  * per catch-up saved.
  */
-function entryText(op: Operation): string {
+function entryText(stored: Operation): string {
+  const op = materialize(stored); // one read of a body kept on disk, not one per field
   return `[${op.time},${JSON.stringify(op.deps.map(toB64))},${JSON.stringify(op.mutation)},"${
     toB64(op.sig)
   }"]`;

@@ -67,6 +67,11 @@ export interface NodeEvents {
   "applied": { operations: readonly Operation[]; from?: NodeId };
   /** The mesh's member list may have changed (a grant, revocation, or the mesh joined). */
   "members-changed": { members: MemberRecord[] };
+  /**
+   * The background check of the store found a row that does not match its
+   * id (`store_check.ts`); the node stops. `message` names the row.
+   */
+  "store-corrupt": { message: string };
 }
 
 /** The name of a node event. */

@@ -9,6 +9,8 @@
  */
 import { clockLag } from "../crdt/clock.ts";
 import type { Operation } from "../crdt/operation.ts";
+import type { Store } from "../crdt/store.ts";
+import { watchStoreCheck } from "./store_check.ts";
 import { join } from "node:path";
 import { STORE_FILE_NAME } from "../data_dir.ts";
 import { joinerAdmitter, NodeMembers, readMeshId, watchMembers, writeMeshId } from "./members.ts";
@@ -171,6 +173,7 @@ export class HuskiesNode {
     verifier: SignatureVerifier,
     options: NodeOptions,
     startupGraceMs: number,
+    store: Store | undefined,
   ) {
     this.replica = replica;
     this.policy = policy;
@@ -237,6 +240,7 @@ export class HuskiesNode {
       watchStartup(replica, this.#events, this.timers, this.#logger, startupGraceMs),
       summariseRefusals(this.#events, this.timers, this.#logger),
       logCatchUps(this.#events, this.timers, this.#logger),
+      watchStoreCheck(store, this.timers, this.#logger, (error) => this.#storeCorrupt(error)),
     ];
     watchTrust(this.trust, policy, this.#hub, this.#logger, {
       signal: this.#abort.signal,
@@ -291,7 +295,13 @@ export class HuskiesNode {
       replica.writeGate.startupComplete();
       startupGraceMs = 0;
     }
-    return new HuskiesNode(replica, policy, tokens, verifier, options, startupGraceMs);
+    return new HuskiesNode(replica, policy, tokens, verifier, options, startupGraceMs, store);
+  }
+
+  /** A stored operation failed the background check: the node stops, as the open would have. */
+  #storeCorrupt(error: Error): void {
+    this.#events.emit("store-corrupt", { message: error.message });
+    void this.close();
   }
 
   /** This node's id. */
@@ -339,10 +349,7 @@ export class HuskiesNode {
     );
   }
 
-  /**
-   * Accepts an inbound connection on an open channel: runs the server side
-   * of the handshake, then a sync session. Resolves when the channel closes.
-   */
+  /** Accepts an inbound connection on an open channel: handshake, then a session, until it closes. */
   accept(channel: Channel, options: AcceptOptions = {}): Promise<ConnectionOutcome> {
     const remote = options.remote ?? "unknown";
     if (this.#closed) {
@@ -397,10 +404,7 @@ export class HuskiesNode {
     return this.#events.once(type, options);
   }
 
-  /**
-   * Resolves once a session (with `peer`, when given) is live; at once when
-   * one already is.
-   */
+  /** Resolves once a session (with `peer`, when given) is live; at once when one already is. */
   connected(
     peer?: NodeId,
     options: { signal?: AbortSignal; timeoutMs?: number } = {},
@@ -408,19 +412,12 @@ export class HuskiesNode {
     return waitConnected(this.#events, () => this.sessions(), peer, options);
   }
 
-  /**
-   * Resolves once the node has a session and every session is live with
-   * nothing queued for its peer.
-   */
+  /** Resolves once the node has a session and every session is live with nothing queued for its peer. */
   synced(options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<void> {
     return waitSynced(this.#events, this.timers, () => this.sessions(), options);
   }
 
-  /**
-   * Where the newest operation this node signed sits (after a `pipeline`
-   * write: that write's last operation), for {@link waitForPeers}; undefined
-   * before its first.
-   */
+  /** Where this node's newest own operation sits, for {@link waitForPeers}; undefined before its first. */
   ownHead(): Pick<Operation, "author" | "seq"> | undefined {
     const seq = this.replica.clock()[this.nodeId];
     return seq === undefined ? undefined : { author: this.nodeId, seq };

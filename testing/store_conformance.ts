@@ -19,7 +19,13 @@
  */
 import assert from "node:assert/strict";
 import { Identity } from "../crdt/identity.ts";
-import { type Mutation, type Operation, signOperation } from "../crdt/operation.ts";
+import {
+  encodeOperation,
+  type Mutation,
+  type Operation,
+  operationToWire,
+  signOperation,
+} from "../crdt/operation.ts";
 import type { ForkProof, Store } from "../crdt/store.ts";
 
 /** What a store factory hands to the suite. */
@@ -48,6 +54,12 @@ export interface StoreConformanceOptions {
    * @default false
    */
   durable?: boolean;
+  /**
+   * The store keeps operations on disk: it has `loadLazy`, `checkRows`,
+   * `loadState` and `saveState` (the optional members of `Store`).
+   * @default false
+   */
+  onDisk?: boolean;
 }
 
 /**
@@ -313,6 +325,37 @@ export function storeConformance(
       assert.throws(() => store.loadForks(), closed);
       assert.throws(() => store.loadOwnHead(), closed);
     }));
+
+  // Only for stores that keep operations on disk (not registered otherwise).
+  if (options.onDisk) {
+    Deno.test(`${name} loadLazy gives the stored operations; checkRows and saved states work`, () =>
+      withStore((store) => {
+        assert.ok(store.loadLazy && store.checkRows && store.loadState && store.saveState);
+        const ops = makeChain(alice, VARIED_MUTATIONS.length, {
+          mutation: (i) => VARIED_MUTATIONS[i],
+        });
+        store.append(ops.slice(0, 3));
+        store.append(ops.slice(3));
+        const lazy = [...store.loadLazy!()];
+        assert.deepEqual(
+          lazy.map((op) => encodeOperation(op)),
+          ops.map((op) => encodeOperation(op)),
+        );
+        assert.deepEqual(lazy.map(operationToWire), ops.map(operationToWire));
+        let after: number | null = 0;
+        for (let slices = 0; after !== null; slices++) {
+          assert.ok(slices <= ops.length, "checkRows ends");
+          after = store.checkRows!(after, 2);
+        }
+        assert.equal(store.loadState!(), null);
+        store.saveState!("state one");
+        store.append(makeChain(bob, 1));
+        store.saveState!("state two");
+        const saved = store.loadState!();
+        assert.equal(saved?.body, "state two");
+        assert.ok(typeof saved?.upTo === "number");
+      }));
+  }
 
   // Only for stores whose data outlives the process (not registered otherwise).
   if (durable) {

@@ -9,6 +9,7 @@ import {
   StoreCorruptError,
   StoreLockedError,
 } from "../crdt/sqlite_store.ts";
+import { INSERT_COLUMNS, ROW_PLACEHOLDERS, rowValues } from "../crdt/sqlite_schema.ts";
 import { MemoryStore } from "../crdt/store.ts";
 import { makeChain, storeConformance, testIdentity } from "../testing/store_conformance.ts";
 import { handSigned } from "./helpers.ts";
@@ -26,7 +27,7 @@ storeConformance("SqliteStore", async () => {
     reopen: () => SqliteStore.open(path),
     cleanup: () => Deno.remove(dir, { recursive: true }),
   };
-}, { atomic: true, durable: true });
+}, { atomic: true, durable: true, onDisk: true });
 
 storeConformance("SqliteStore with group commit", async () => {
   const dir = await Deno.makeTempDir({ prefix: "huskies-store-" });
@@ -36,7 +37,7 @@ storeConformance("SqliteStore with group commit", async () => {
     reopen: () => SqliteStore.open(path, { groupCommitMs: 5 }),
     cleanup: () => Deno.remove(dir, { recursive: true }),
   };
-}, { atomic: true, durable: true });
+}, { atomic: true, durable: true, onDisk: true });
 
 const REPO_ROOT = new URL("..", import.meta.url);
 const STORE_MODULE = new URL("../crdt/sqlite_store.ts", import.meta.url).href;
@@ -464,8 +465,8 @@ Deno.test("a store written under the older size measure still opens; its oversiz
     const big = handSigned(author, "é".repeat(40_000));
     const rival = handSigned(author, "other");
     const db = new DatabaseSync(path);
-    db.prepare("INSERT INTO ops (id, author, seq, body) VALUES (?, ?, ?, ?)")
-      .run(big.id, big.author, big.seq, encodeOperation(big));
+    db.prepare(`INSERT INTO ops ${INSERT_COLUMNS} VALUES ${ROW_PLACEHOLDERS}`)
+      .run(...rowValues(big, encodeOperation(big)));
     const [a, b] = big.id < rival.id ? [big, rival] : [rival, big];
     db.prepare("INSERT INTO forks (author, proof) VALUES (?, ?)")
       .run(author.nodeId, JSON.stringify({ author: author.nodeId, seq: 1, a, b }));

@@ -1,0 +1,149 @@
+/**
+ * The SQLite store's read paths for operations kept on disk: the index that
+ * start-up loads instead of every body ({@link StoredOperation}s), bodies
+ * read one at a time on demand, the saved replica state (the `state` table),
+ * and the slice-by-slice check of every row's id that replaces the check at
+ * open.
+ * @module
+ */
+import type { DatabaseSync, StatementSync } from "node:sqlite";
+import { touchesMembers } from "./membership_ops.ts";
+import { encodedSize, hasValidId, type OpId } from "./operation.ts";
+import { CORRUPT_ADVICE, decodeRow, StoreCorruptError } from "./sqlite_file.ts";
+import { type BodyReader, StoredOperation } from "./stored_operation.ts";
+
+/** `setReturnArrays` exists in node:sqlite (Node 24, Deno 2.9) but not in Deno's types yet. */
+type ArrayRowStatement = StatementSync & { setReturnArrays(enabled: boolean): void };
+
+function arrays(statement: StatementSync): StatementSync {
+  (statement as ArrayRowStatement).setReturnArrays(true);
+  return statement;
+}
+
+/** A row of the index query, as an array. */
+type IndexRow = [
+  row: number,
+  id: OpId,
+  author: string,
+  seq: number,
+  time: number,
+  prev: OpId | null,
+  deps: string | null,
+  bytes: number,
+  members: number,
+];
+
+/** Rows read per index query. */
+const INDEX_CHUNK_ROWS = 4096;
+
+/** The state row the replica saves (one per store). */
+const STATE_NAME = "replica";
+
+/** Reads a version 2 store's index, bodies and saved state (see the module doc). */
+export class SqliteIndex implements BodyReader {
+  /** The store's path, for messages. */
+  readonly path: string;
+  readonly #selectIndex: StatementSync;
+  readonly #selectBody: StatementSync;
+  readonly #selectRows: StatementSync;
+  readonly #selectState: StatementSync;
+  readonly #upsertState: StatementSync;
+  readonly #lastRow: StatementSync;
+  readonly #ensureOpen: () => void;
+
+  /** Prepares the statements on `db`; `ensureOpen` throws once the store is closed. */
+  constructor(db: DatabaseSync, path: string, ensureOpen: () => void) {
+    this.path = path;
+    this.#ensureOpen = ensureOpen;
+    this.#selectIndex = arrays(db.prepare(
+      "SELECT seq_no, id, author, seq, time, prev, deps, bytes, members FROM ops " +
+        "WHERE seq_no > ? ORDER BY seq_no LIMIT ?",
+    ));
+    this.#selectBody = arrays(db.prepare("SELECT body FROM ops WHERE seq_no = ?"));
+    this.#selectRows = arrays(db.prepare(
+      "SELECT seq_no, id, author, seq, time, prev, deps, bytes, members, body FROM ops " +
+        "WHERE seq_no > ? ORDER BY seq_no LIMIT ?",
+    ));
+    this.#selectState = db.prepare("SELECT up_to, body FROM state WHERE name = ?");
+    this.#upsertState = db.prepare(
+      "INSERT INTO state (name, up_to, body) VALUES (?, ?, ?) " +
+        "ON CONFLICT (name) DO UPDATE SET up_to = excluded.up_to, body = excluded.body",
+    );
+    this.#lastRow = db.prepare("SELECT coalesce(max(seq_no), 0) AS n FROM ops");
+  }
+
+  /** The body of row `row`, or `undefined` when there is none. */
+  readBody(row: number): string | undefined {
+    this.#ensureOpen();
+    const found = this.#selectBody.get(row) as unknown as [string] | undefined;
+    return found?.[0];
+  }
+
+  /** Every stored operation in insertion order, as {@link StoredOperation}s. */
+  *operations(): Generator<StoredOperation, void, undefined> {
+    const authors = new Map<string, string>();
+    let after = 0;
+    while (true) {
+      this.#ensureOpen();
+      const rows = this.#selectIndex.all(after, INDEX_CHUNK_ROWS) as unknown as IndexRow[];
+      for (const [row, id, rawAuthor, seq, time, prev, depsText, bytes, members] of rows) {
+        let author = authors.get(rawAuthor);
+        if (author === undefined) authors.set(rawAuthor, author = rawAuthor);
+        yield new StoredOperation(
+          { row, id, author, seq, time, prev, depsText, bytes, members: members === 1 },
+          this,
+        );
+      }
+      if (rows.length < INDEX_CHUNK_ROWS) return;
+      after = rows[rows.length - 1][0];
+    }
+  }
+
+  /** The saved replica state, or null. */
+  loadState(): { upTo: number; body: string } | null {
+    this.#ensureOpen();
+    const row = this.#selectState.get(STATE_NAME) as { up_to: number; body: string } | undefined;
+    return row === undefined ? null : { upTo: row.up_to, body: row.body };
+  }
+
+  /**
+   * Saves the replica state as describing every row stored so far (in the
+   * caller's transaction, if any); returns that row count's position.
+   */
+  saveState(body: string): number {
+    this.#ensureOpen();
+    const upTo = (this.#lastRow.get() as { n: number }).n;
+    this.#upsertState.run(STATE_NAME, upTo, body);
+    return upTo;
+  }
+
+  /**
+   * Checks up to `limit` rows after position `after`: each body decodes, its
+   * id is the hash of its content, and its index columns agree with it.
+   * Returns the position to go on from, or `null` at the end.
+   *
+   * @throws {StoreCorruptError} the first row that fails.
+   */
+  checkRows(after: number, limit: number): number | null {
+    this.#ensureOpen();
+    const rows = this.#selectRows.all(after, limit) as unknown as [...IndexRow, string][];
+    for (const [row, id, author, seq, time, prev, depsText, bytes, members, body] of rows) {
+      const op = decodeRow(this.path, [row, id, body]);
+      const problem = !hasValidId(op)
+        ? "does not match its id; the store is corrupt or was altered"
+        : op.author !== author || op.seq !== seq || op.time !== time || op.prev !== prev ||
+            depsText !== (op.deps.length === 0 ? null : JSON.stringify(op.deps)) ||
+            bytes !== encodedSize(op) || members !== (touchesMembers(op.mutation) ? 1 : 0)
+        ? "disagrees with its index columns; the store is corrupt or was altered"
+        : undefined;
+      if (problem !== undefined) {
+        throw new StoreCorruptError(
+          this.path,
+          `Cannot vouch for store at ${this.path}: stored operation at row seq_no ${row} ` +
+            `(${id}) ${problem}. ${CORRUPT_ADVICE}`,
+        );
+      }
+    }
+    return rows.length < limit ? null : rows[rows.length - 1][0];
+  }
+}

@@ -1,0 +1,94 @@
+/**
+ * The SQLite store's schema: creating it, and bringing a version 1 file up
+ * to version 2 in place (one transaction, at the first read-write open).
+ *
+ * Version 2 adds to each `ops` row the fields start-up needs (`time`, `prev`,
+ * `deps`, `bytes`, `members`), so a replica can hold light references to
+ * stored operations and read a body only when it needs it, and a `state`
+ * table for the replica's saved document (see `replica_state.ts`).
+ * @module
+ */
+import type { DatabaseSync } from "node:sqlite";
+import { MEMBERS_ROOT, touchesMembers } from "./membership_ops.ts";
+import { encodedSize, type Operation } from "./operation.ts";
+
+/** `PRAGMA application_id` of a huskies-sync store ("Husk"). */
+export const APPLICATION_ID = 0x4875736b;
+
+/** The schema version this code writes (`PRAGMA user_version`); it also reads version 1. */
+export const SCHEMA_VERSION = 2;
+
+const OPS_V2_COLUMNS = `
+    time INTEGER NOT NULL,
+    prev TEXT,
+    deps TEXT,
+    bytes INTEGER NOT NULL,
+    members INTEGER NOT NULL`;
+
+const STATE_TABLE = `
+  CREATE TABLE state (
+    name TEXT PRIMARY KEY,
+    up_to INTEGER NOT NULL,
+    body TEXT NOT NULL
+  );`;
+
+/** The schema of a new store. */
+export const SCHEMA = `
+  CREATE TABLE ops (
+    seq_no INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL,
+    author TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    body TEXT NOT NULL,${OPS_V2_COLUMNS}
+  );
+  CREATE TABLE forks (
+    author TEXT PRIMARY KEY,
+    proof TEXT NOT NULL
+  );${STATE_TABLE}
+  PRAGMA application_id = ${APPLICATION_ID};
+  PRAGMA user_version = ${SCHEMA_VERSION};
+`;
+
+/**
+ * Upgrades a version 1 store (in the caller's transaction): adds the
+ * version 2 columns, filled from each row's body by SQLite's JSON functions,
+ * and the `state` table. About 2 s per million operations, once.
+ */
+export function migrateFromV1(db: DatabaseSync): void {
+  db.exec(`
+    ALTER TABLE ops ADD COLUMN time INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE ops ADD COLUMN prev TEXT;
+    ALTER TABLE ops ADD COLUMN deps TEXT;
+    ALTER TABLE ops ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE ops ADD COLUMN members INTEGER NOT NULL DEFAULT 0;
+    UPDATE ops SET
+      time = body ->> '$.time',
+      prev = body ->> '$.prev',
+      deps = CASE WHEN json_array_length(body, '$.deps') > 0 THEN body -> '$.deps' END,
+      bytes = length(CAST(body AS BLOB)),
+      members = (body ->> '$.mutation.path[0]') IS '${MEMBERS_ROOT}';
+    ${STATE_TABLE}
+    PRAGMA user_version = ${SCHEMA_VERSION};
+  `);
+}
+
+/** The columns of one `ops` row, in the order `INSERT_COLUMNS` names them. */
+export function rowValues(op: Operation, body: string): (string | number | null)[] {
+  return [
+    op.id,
+    op.author,
+    op.seq,
+    body,
+    op.time,
+    op.prev,
+    op.deps.length === 0 ? null : JSON.stringify(op.deps),
+    encodedSize(op),
+    touchesMembers(op.mutation) ? 1 : 0,
+  ];
+}
+
+/** The columns {@link rowValues} gives, for an INSERT. */
+export const INSERT_COLUMNS = "(id, author, seq, body, time, prev, deps, bytes, members)";
+
+/** Placeholders for one row of {@link INSERT_COLUMNS}. */
+export const ROW_PLACEHOLDERS = "(?, ?, ?, ?, ?, ?, ?, ?, ?)";

@@ -1,0 +1,159 @@
+/**
+ * A light reference to an operation kept on disk: the fields the log, the
+ * clock and catch-up need (id, author, seq, prev, time, size) are held in
+ * memory; the body (mutation, signature) is read from the store each time it
+ * is asked for and never kept, so a hub holds tens of bytes per operation
+ * instead of the operation. Catch-up sends the stored wire text as it is.
+ * @module
+ */
+import type { NodeId } from "./identity.ts";
+import { touchesMembers } from "./membership_ops.ts";
+import {
+  decodeOperation,
+  type Mutation,
+  type Operation,
+  type OpId,
+  STORED_WIRE,
+  type StoredWire,
+} from "./operation.ts";
+import { CORRUPT_ADVICE, StoreCorruptError } from "./sqlite_file.ts";
+
+/** Where stored operations' bodies are read from. */
+export interface BodyReader {
+  /** The store's path, for messages. */
+  readonly path: string;
+  /** The `body` (wire text) of row `row`, or `undefined` when the row is gone. */
+  readBody(row: number): string | undefined;
+}
+
+/** The in-memory fields of a stored operation (one row of the store's index). */
+export interface StoredFields {
+  /** The row's position in the store (`seq_no`). */
+  row: number;
+  /** The operation id. */
+  id: OpId;
+  /** The author. */
+  author: NodeId;
+  /** Its position in the author's chain. */
+  seq: number;
+  /** The author's previous operation, `null` at seq 1. */
+  prev: OpId | null;
+  /** Lamport time. */
+  time: number;
+  /** `deps` as JSON text, `null` when there are none. */
+  depsText: string | null;
+  /** UTF-8 bytes of the wire text. */
+  bytes: number;
+  /** True when the mutation touches the membership part of the document. */
+  members: boolean;
+}
+
+const NO_DEPS = Object.freeze([]) as unknown as OpId[];
+
+/**
+ * An {@link Operation} whose body stays in the store. Reading `mutation`,
+ * `sig` or `deps` reads and checks the row (its id, author, seq, prev and
+ * time must match the index); a row that is gone or does not match throws
+ * {@link StoreCorruptError}.
+ */
+export class StoredOperation implements Operation, StoredWire {
+  /** The row's position in the store. */
+  readonly row: number;
+  /** The operation id. */
+  id: OpId;
+  /** The author (the log may replace it with an equal, shared string). */
+  author: NodeId;
+  /** Position in the author's chain. */
+  seq: number;
+  /** The author's previous operation (the log may replace it with an equal, shared string). */
+  prev: OpId | null;
+  /** Lamport time. */
+  time: number;
+  /** UTF-8 bytes of the wire text. */
+  readonly bytes: number;
+  /** True when the mutation touches the membership part of the document. */
+  readonly members: boolean;
+  readonly #depsText: string | null;
+  readonly #reader: BodyReader;
+
+  /** A reference to the row described by `fields`, read through `reader`. */
+  constructor(fields: StoredFields, reader: BodyReader) {
+    this.row = fields.row;
+    this.id = fields.id;
+    this.author = fields.author;
+    this.seq = fields.seq;
+    this.prev = fields.prev;
+    this.time = fields.time;
+    this.bytes = fields.bytes;
+    this.members = fields.members;
+    this.#depsText = fields.depsText;
+    this.#reader = reader;
+  }
+
+  /** The dependencies (parsed from the index each time). */
+  get deps(): OpId[] {
+    return this.#depsText === null ? NO_DEPS : JSON.parse(this.#depsText);
+  }
+
+  /** The change (read from the store). */
+  get mutation(): Mutation {
+    return this.read().mutation;
+  }
+
+  /** The signature (read from the store). */
+  get sig(): string {
+    return this.read().sig;
+  }
+
+  /** The wire text as stored. */
+  [STORED_WIRE](): string {
+    return this.#body();
+  }
+
+  /**
+   * The whole operation, read from the store and checked against the index.
+   * @throws {StoreCorruptError} the row is gone, does not decode, or disagrees with the index.
+   */
+  read(): Operation {
+    const body = this.#body();
+    let op: Operation;
+    try {
+      op = decodeOperation(body, { checkSize: false });
+    } catch (error) {
+      throw this.#corrupt(`does not decode: ${(error as Error).message}`);
+    }
+    if (
+      op.id !== this.id || op.author !== this.author || op.seq !== this.seq ||
+      op.prev !== this.prev || op.time !== this.time
+    ) throw this.#corrupt("has a body that disagrees with its index columns");
+    return op;
+  }
+
+  #body(): string {
+    const body = this.#reader.readBody(this.row);
+    if (body === undefined) throw this.#corrupt("is gone");
+    return body;
+  }
+
+  #corrupt(what: string): StoreCorruptError {
+    const path = this.#reader.path;
+    return new StoreCorruptError(
+      path,
+      `Cannot read store at ${path}: row seq_no ${this.row} (id ${this.id}) ${what}. ` +
+        CORRUPT_ADVICE,
+    );
+  }
+}
+
+/**
+ * True when `op`'s mutation touches the membership part of the document; an
+ * operation on disk answers from its index, without reading its body.
+ */
+export function touchesMembersOp(op: Operation): boolean {
+  return op instanceof StoredOperation ? op.members : touchesMembers(op.mutation);
+}
+
+/** The operation with its body in memory: `op` itself unless it is a {@link StoredOperation}. */
+export function materialize(op: Operation): Operation {
+  return op instanceof StoredOperation ? op.read() : op;
+}

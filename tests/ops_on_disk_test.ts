@@ -1,0 +1,217 @@
+/**
+ * Operations on disk: a replica over a SqliteStore holds light references
+ * (bodies stay in the file), restores its saved document at open and applies
+ * only what was stored after it, and the node checks every row's id in the
+ * background instead of before it starts.
+ */
+import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
+import { encodeOperation, type Operation } from "../crdt/operation.ts";
+import { Replica } from "../crdt/replica.ts";
+import { SqliteStore, StoreCorruptError } from "../crdt/sqlite_store.ts";
+import { MemoryStore } from "../crdt/store.ts";
+import { StoredOperation } from "../crdt/stored_operation.ts";
+import { HuskiesNode } from "../sync/node.ts";
+import { identity, OpFactory, setField } from "./helpers.ts";
+
+async function withDir(body: (path: string, dir: string) => Promise<void> | void): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "huskies-disk-" });
+  try {
+    await body(`${dir}/ops.db`, dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Operations by three authors over shared items: updates, removes and appends, with deps. */
+function mixedOps(count: number): Operation[] {
+  const factory = new OpFactory();
+  const authors = [identity(1), identity(2), identity(3)];
+  const ops: Operation[] = [];
+  for (let i = 0; i < count; i++) {
+    const author = authors[i % 3];
+    const deps = i >= 3 && i % 5 === 0 ? [ops[i - 2].id] : [];
+    const mutation = i % 7 === 6
+      ? { type: "remove" as const, path: ["items", `s${i % 4}`] }
+      : i % 3 === 2
+      ? { type: "append" as const, path: ["log"], value: { n: i } }
+      : setField(`s${i % 4}`, "stage", `stage-${i}`);
+    ops.push(factory.next(author, mutation, deps));
+  }
+  return ops;
+}
+
+/** What a replica that re-applied every operation (in memory) shows for `ops`. */
+function referenceHash(ops: readonly Operation[]): string {
+  const replica = Replica.open({ identity: identity(9), store: new MemoryStore() });
+  replica.receive(ops);
+  const hash = replica.stateHash();
+  replica.close();
+  return hash;
+}
+
+function openReplica(path: string): Replica {
+  return Replica.open({ identity: identity(9), store: SqliteStore.open(path) });
+}
+
+Deno.test("a replica over SQLite holds stored operations by reference and reads bodies on demand", async () => {
+  await withDir((path) => {
+    const ops = mixedOps(60);
+    const first = openReplica(path);
+    first.receive(ops);
+    first.close();
+
+    const replica = openReplica(path);
+    try {
+      assert.equal(replica.size, ops.length);
+      assert.equal(replica.stateHash(), referenceHash(ops));
+      for (const [i, held] of replica.operations().entries()) {
+        assert.ok(held instanceof StoredOperation, `operation ${i} is a reference`);
+        // Catch-up sends the stored text; every field reads back as signed.
+        assert.equal(encodeOperation(held), encodeOperation(ops[i]));
+        assert.deepEqual(held.deps, ops[i].deps);
+        assert.deepEqual(held.mutation, ops[i].mutation);
+        assert.equal(held.sig, ops[i].sig);
+      }
+      assert.deepEqual(
+        replica.opsSince({}).map((op) => encodeOperation(op)),
+        ops.map((op) => encodeOperation(op)),
+      );
+    } finally {
+      replica.close();
+    }
+  });
+});
+
+Deno.test("the saved document is restored at open and what was stored after it is applied", async () => {
+  await withDir((path) => {
+    const ops = mixedOps(90);
+    const first = openReplica(path);
+    first.receive(ops.slice(0, 50));
+    first.close(); // saves the document covering 50 rows
+
+    // A crash: operations stored after the save, then the store closed without the replica.
+    const store = SqliteStore.open(path);
+    const second = Replica.open({ identity: identity(9), store });
+    second.receive(ops.slice(50));
+    assert.equal(store.loadState()?.upTo, 50);
+    store.close();
+
+    const reopened = openReplica(path);
+    try {
+      assert.equal(reopened.size, ops.length);
+      assert.equal(reopened.stateHash(), referenceHash(ops));
+    } finally {
+      reopened.close();
+    }
+    const check = SqliteStore.open(path);
+    assert.equal(check.loadState()?.upTo, 90, "closing saved the document again");
+    check.close();
+  });
+});
+
+Deno.test("a saved state that no longer describes the store is not used", async (t) => {
+  const ops = mixedOps(40);
+  // Every case also marks the saved document's values ("stage-N" -> "zz-N", which wins a tie
+  // of stamps), so a state that is used shows; the control case proves the mark is visible.
+  const mark = "UPDATE state SET body = replace(body, 'stage-', 'zz-');";
+  const cases: [string, string, boolean][] = [
+    ["intact (control)", "", true],
+    ["garbled", "UPDATE state SET body = substr(body, 2)", false],
+    ["a document from other rows", "UPDATE state SET up_to = 10", false],
+    [
+      "forks that differ",
+      `UPDATE state SET body = replace(body, '"forks":[]', '"forks":["x:1"]')`,
+      false,
+    ],
+    ["rows it covered gone", "DELETE FROM ops WHERE seq_no > 30", false],
+  ];
+  for (const [name, damage, used] of cases) {
+    await t.step(name, async () => {
+      await withDir((path) => {
+        const first = openReplica(path);
+        first.receive(ops);
+        first.close();
+        const db = new DatabaseSync(path);
+        db.exec(mark + damage);
+        db.close();
+        const replica = openReplica(path);
+        try {
+          const held = replica.operations().map((op) => (op as StoredOperation).read());
+          const stage = replica.document.get(["items", "s1", "stage"]);
+          if (used) assert.match(String(stage), /^zz-/);
+          else assert.equal(replica.stateHash(), referenceHash(held));
+        } finally {
+          replica.close();
+        }
+      });
+    });
+  }
+});
+
+Deno.test("a version 1 store is upgraded in place and opens with every operation", async () => {
+  await withDir((path) => {
+    const ops = mixedOps(30);
+    const db = new DatabaseSync(path);
+    db.exec(`
+      CREATE TABLE ops (seq_no INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL,
+        author TEXT NOT NULL, seq INTEGER NOT NULL, body TEXT NOT NULL);
+      CREATE TABLE forks (author TEXT PRIMARY KEY, proof TEXT NOT NULL);
+      PRAGMA application_id = 1215656811;
+      PRAGMA user_version = 1;
+    `);
+    const insert = db.prepare("INSERT INTO ops (id, author, seq, body) VALUES (?, ?, ?, ?)");
+    for (const op of ops) insert.run(op.id, op.author, op.seq, encodeOperation(op));
+    db.close();
+
+    const replica = openReplica(path);
+    try {
+      assert.equal(replica.size, ops.length);
+      assert.equal(replica.stateHash(), referenceHash(ops));
+      assert.deepEqual(replica.operations().map((op) => op.deps), ops.map((op) => op.deps));
+    } finally {
+      replica.close();
+    }
+    const check = new DatabaseSync(path);
+    const version = check.prepare("PRAGMA user_version").get() as { user_version: number };
+    check.close();
+    assert.equal(version.user_version, 2);
+  });
+});
+
+Deno.test("a tampered row stops the node once the background check reaches it", async () => {
+  await withDir(async (_path, dir) => {
+    {
+      await using node = await HuskiesNode.open({ dataDir: dir, open: true });
+      for (let i = 0; i < 20; i++) node.pipeline.put(`S-${i}`, { stage: "coding" });
+    }
+    const db = new DatabaseSync(`${dir}/ops.db`);
+    db.exec(`UPDATE ops SET body = replace(body, '"coding"', '"done"') WHERE seq_no = 7`);
+    db.close();
+
+    const node = await HuskiesNode.open({ dataDir: dir, open: true });
+    const corrupt = await node.once("store-corrupt", { timeoutMs: 10_000 });
+    assert.match(corrupt.message, /row seq_no 7 .*does not match its id/);
+    await node.close(); // already stopping; safe to call again
+    assert.throws(() => node.pipeline.put("S-x", { stage: "qa" }), /closed/);
+  });
+});
+
+Deno.test("a row that disagrees with its index is refused when its body is read", async () => {
+  await withDir((path) => {
+    const ops = mixedOps(10);
+    const first = openReplica(path);
+    first.receive(ops);
+    first.close();
+    const db = new DatabaseSync(path);
+    db.prepare("UPDATE ops SET body = ? WHERE seq_no = 4").run(encodeOperation(ops[0]));
+    db.close();
+    const replica = openReplica(path);
+    try {
+      const held = replica.operations()[3];
+      assert.throws(() => held.mutation, StoreCorruptError);
+    } finally {
+      replica.close();
+    }
+  });
+});
