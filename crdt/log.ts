@@ -209,6 +209,29 @@ export class OpLog extends LogView {
     return "applied";
   }
 
+  /**
+   * Holds `refs[i]` (a light reference to the stored `ops[i]`, see
+   * `stored_operation.ts`) in place of `ops[i]` where `ops[i]` is applied, so
+   * that the operation itself can be let go. `ops` were just held (a
+   * batch's `held`, or own operations just signed).
+   */
+  useReferences(ops: readonly Operation[], refs: readonly Operation[]): void {
+    const swap = new Map<Operation, Operation>();
+    for (let i = 0; i < ops.length; i++) {
+      if (this.applied.replace(ops[i], refs[i])) swap.set(ops[i], refs[i]);
+    }
+    // They are among the last held (with at most a few pending ones stored before, see load).
+    const held = this.#held;
+    const stop = Math.max(0, held.length - 2 * ops.length - 64);
+    for (let i = held.length - 1; i >= stop && swap.size > 0; i--) {
+      const op = held[i];
+      const ref = swap.get(op);
+      if (ref === undefined) continue;
+      held[i] = ref;
+      swap.delete(op);
+    }
+  }
+
   /** Every held operation (applied or quarantined), in the order it was accepted. */
   held(): readonly Operation[] {
     return this.#held;

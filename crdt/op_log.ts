@@ -129,6 +129,15 @@ export class AppliedChains {
     if (op.time > this.#maxTime) this.#maxTime = op.time;
   }
 
+  /** Puts `ref` (the same operation, kept on disk) where `op` is applied; false when it is not. */
+  replace(op: Operation, ref: Operation): boolean {
+    const pos = this.#byId.get(op.id);
+    if (pos === undefined || this.#order[pos] !== op) return false;
+    this.#order[pos] = ref;
+    this.#chains.get(op.author)![op.seq - 1] = ref;
+    return true;
+  }
+
   /** Removes the last applied operation, which must be `op` (a rollback). */
   popLast(op: Operation): void {
     const last = this.#order[this.#order.length - 1];

@@ -30,7 +30,7 @@ import {
   GatedDocument,
   type ReplicaMembers,
 } from "./replica_members.ts";
-import { type ForkProof, MemoryStore, type Store } from "./store.ts";
+import { type AppendOptions, type ForkProof, MemoryStore, type Store } from "./store.ts";
 import { WriteGuard, WriteRefusedError } from "./write_guard.ts";
 import { Listeners } from "./listeners.ts";
 import { loadStore, saveReplicaState } from "./replica_state.ts";
@@ -143,6 +143,12 @@ export class Replica {
     if (saveReplicaState(store, this.#gated.document, context)) this.#unsaved = 0;
   }
 
+  /** Stores newly held operations; a store on disk keeps them, and the log a reference. */
+  #storeHeld(ops: Operation[], options: AppendOptions): void {
+    if (this.#store.appendLazy === undefined) return this.#store.append(ops, options);
+    this.#log.useReferences(ops, this.#store.appendLazy(ops, options));
+  }
+
   #checkOpen(action: string): void {
     if (this.#closed) throw new Error(`Cannot ${action}: the replica is closed`);
   }
@@ -191,7 +197,7 @@ export class Replica {
         time = op.time;
       }
       const last = created[created.length - 1];
-      this.#store.append(created, {
+      this.#storeHeld(created, {
         durable: true,
         ownHead: { author: this.nodeId, seq: last.seq, id: last.id },
       });
@@ -306,7 +312,7 @@ export class Replica {
     if (result.held.length > 0) {
       try {
         // Peers can send these again, so a power loss may cost the last few (not a crash).
-        this.#store.append(result.held, { durable: false });
+        this.#storeHeld(result.held, { durable: false });
       } catch (error) {
         this.#log.rollback(mark);
         throw error;

@@ -63,11 +63,11 @@ import type { SqliteStoreOptions } from "./sqlite_options.ts";
 import { SqliteIndex } from "./sqlite_index.ts";
 import {
   APPLICATION_ID,
+  configureConnection,
+  createOrUpgrade,
   INSERT_COLUMNS,
-  migrateFromV1,
   ROW_PLACEHOLDERS,
   rowValues,
-  SCHEMA,
   SCHEMA_VERSION,
 } from "./sqlite_schema.ts";
 
@@ -87,17 +87,6 @@ export const SQLITE_STORE_SCHEMA_VERSION = SCHEMA_VERSION;
 
 /** Rows {@link SqliteStore.load} reads per query. */
 const LOAD_CHUNK_ROWS = 2048;
-
-/** Page cache per connection, in KiB (SQLite's default is 2 MiB). */
-const CACHE_SIZE_KIB = 16384;
-
-/**
- * WAL pages between automatic checkpoints: SQLite's default, 1000. A checkpoint runs inside the
- * commit that crosses the mark and stalls the event loop for its fsync. 8192 pages (32 MiB) gave
- * bulk ingest 5-10 % more throughput but made each stall 8x longer: fan-out p99 with own writes on
- * SQLite went from 468 to 2,313 ms (`scripts/RESULTS.md`). Durability is `synchronous`'s either way.
- */
-const WAL_AUTOCHECKPOINT_PAGES = 1000;
 
 /** Rows per multi-row INSERT (9 parameters each, well under SQLite's 32,766 limit). */
 const INSERT_ROWS = 64;
@@ -161,6 +150,8 @@ export class SqliteStore implements Store {
   readonly #insertFork: StatementSync;
   readonly #selectForks: StatementSync;
   #count: number | undefined;
+  /** The row the last insert wrote (rows of one append are consecutive: one writer). */
+  #lastRow = 0;
   #closed = false;
   /** The own-head record file: opened at the first record; never when read-only. */
   #headFile: OwnHeadFile | null = null;
@@ -260,25 +251,8 @@ export class SqliteStore implements Store {
       }
       const head = readOwnHead(path);
       if (immutable) return new SqliteStore(path, db, true, head, version);
-      const mode = db.prepare("PRAGMA journal_mode=WAL").get() as { journal_mode: string };
-      if (mode.journal_mode !== "wal") {
-        throw new Error(`journal mode is ${mode.journal_mode}, WAL is required`);
-      }
-      db.exec("PRAGMA synchronous=FULL");
-      // Room for the id index during a large batch (about 10-30% faster at 100k).
-      db.exec(`PRAGMA cache_size=-${CACHE_SIZE_KIB}`);
-      db.exec(`PRAGMA wal_autocheckpoint=${WAL_AUTOCHECKPOINT_PAGES}`);
-      // Create the schema (or do nothing) under the write lock, which
-      // locking_mode=EXCLUSIVE then keeps until close.
-      db.exec("BEGIN IMMEDIATE");
-      try {
-        if (fresh) db.exec(SCHEMA);
-        else if (version === 1 && !readOnly) migrateFromV1(db);
-        db.exec("COMMIT");
-      } catch (error) {
-        if (db.isTransaction) db.exec("ROLLBACK");
-        throw error;
-      }
+      configureConnection(db);
+      createOrUpgrade(db, fresh, version, !readOnly);
       if (readOnly) {
         db.exec("PRAGMA query_only=ON");
         return new SqliteStore(path, db, true, head, version);
@@ -346,6 +320,17 @@ export class SqliteStore implements Store {
     if (options.ownHead) this.#recordHead(options.ownHead);
   }
 
+  /**
+   * Appends like {@link SqliteStore.append} and returns light references to
+   * the rows just written, in order (see {@link Store.appendLazy}).
+   */
+  appendLazy(ops: readonly Operation[], options: AppendOptions = {}): Operation[] {
+    const index = this.#indexOf("append");
+    this.append(ops, options);
+    const first = this.#lastRow - ops.length + 1;
+    return ops.map((op, i) => index.reference(op, first + i));
+  }
+
   /** Inserts `ops` in the open transaction. */
   #insert(ops: readonly Operation[]): void {
     let index = 0;
@@ -356,11 +341,13 @@ export class SqliteStore implements Store {
         const op = ops[k];
         values.push(...rowValues(op, encodeForStore(op, k)));
       }
-      this.#insertMany.run(...values);
+      this.#lastRow = Number(this.#insertMany.run(...values).lastInsertRowid);
     }
     for (; index < ops.length; index++) {
       const op = ops[index];
-      this.#insertOp.run(...rowValues(op, encodeForStore(op, index)));
+      this.#lastRow = Number(
+        this.#insertOp.run(...rowValues(op, encodeForStore(op, index))).lastInsertRowid,
+      );
     }
   }
 

@@ -86,6 +86,12 @@ export interface Store {
    */
   loadLazy?(): Iterable<Operation>;
   /**
+   * Optional, with {@link Store.loadLazy}: appends like {@link Store.append}
+   * and returns light references to the stored operations, in order, so the
+   * replica can let go of the operations themselves.
+   */
+  appendLazy?(ops: readonly Operation[], options?: AppendOptions): Operation[];
+  /**
    * Optional, with {@link Store.loadLazy}: checks up to `limit` rows after
    * position `after` (0 at the start); returns where to go on, or `null` at the end.
    * @throws {Error} a row that is corrupt or was altered.

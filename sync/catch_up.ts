@@ -95,3 +95,15 @@ export class ForkFrames {
     return undefined;
   }
 }
+
+/**
+ * The next frame of a catch-up, or the error making it raised (a stored
+ * operation that could not be read): the session closes, the node runs on.
+ */
+export function nextFrame(frames: Iterator<string>): IteratorResult<string> | Error {
+  try {
+    return frames.next();
+  } catch (error) {
+    return error instanceof Error ? error : new Error(String(error));
+  }
+}

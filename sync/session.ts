@@ -29,7 +29,7 @@ import { type Logger, silentLogger } from "./logger.ts";
 import { LiveQueue, SlowConsumerCheck } from "./live_queue.ts";
 import { DRAIN_POLL_MS, type LiveBatchState, liveSendDue, liveWakeAt } from "./live_batch.ts";
 import { Heartbeat } from "./heartbeat.ts";
-import { type CatchUpContext, catchUpFrames, ForkFrames } from "./catch_up.ts";
+import { type CatchUpContext, catchUpFrames, ForkFrames, nextFrame } from "./catch_up.ts";
 import { CLOCK_FLOOD_REASON, ClockGate, ClockResend } from "./clock_gate.ts";
 import { RefusalCounter, showsPeerHolds, tallyRefusals } from "./session_refusals.ts";
 import {
@@ -148,13 +148,7 @@ export class SyncSession {
     } catch (error) {
       if (error instanceof ProtocolError) {
         this.#close(CloseCode.PROTOCOL_ERROR, `protocol violation: ${error.message}`);
-      } else {
-        this.#logger.log("error", "sync session failed", {
-          peer: this.peer,
-          error: (error as Error).message,
-        });
-        this.#close(CloseCode.INTERNAL_ERROR, "internal error");
-      }
+      } else this.#fail(error);
     }
     return this.#take(now);
   }
@@ -261,10 +255,8 @@ export class SyncSession {
   }
 
   /**
-   * Starts (or restarts, when the peer sends its clock again) sending a
-   * snapshot: the delta (or a full dump), known fork proofs, forked authors'
-   * quarantined operations, then `ready`. Live operations queued so far are
-   * covered by the snapshot.
+   * Starts (or restarts, on a new clock) sending the delta (or a full dump), known fork proofs,
+   * forked authors' quarantined operations, then `ready`; it covers live operations queued so far.
    */
   #beginCatchUp(ops: Operation[], full: boolean, peerReady: boolean, legacyStrings = false): void {
     if (this.isClosed) return;
@@ -384,7 +376,8 @@ export class SyncSession {
     if (state.phase === "catching-up") {
       const budget = this.#limits.maxOutboundBytes / 2;
       while (buffered <= budget) {
-        const next = state.cursor.frames.next();
+        const next = nextFrame(state.cursor.frames);
+        if (next instanceof Error) return this.#fail(next), this.#take(now);
         if (next.done) {
           if (state.peerReady || this.#actAsLegacy) this.#goLive(now);
           else this.#state = { phase: "awaiting-ready" };
@@ -400,6 +393,15 @@ export class SyncSession {
     if (this.#liveSendDue(now, buffered)) buffered += this.#flush(now);
     if (this.isLive) this.#checkSlow(buffered, now);
     return this.#take(now, buffered);
+  }
+
+  /** Closes on an unexpected error, logged (a stored operation that cannot be read, a bug). */
+  #fail(error: unknown): void {
+    this.#logger.log("error", "sync session failed", {
+      peer: this.peer,
+      error: (error as Error).message,
+    });
+    this.#close(CloseCode.INTERNAL_ERROR, "internal error");
   }
 
   /** Sends the queued live operations; returns the bytes handed to the transport. */

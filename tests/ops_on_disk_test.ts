@@ -11,7 +11,9 @@ import { Replica } from "../crdt/replica.ts";
 import { SqliteStore, StoreCorruptError } from "../crdt/sqlite_store.ts";
 import { MemoryStore } from "../crdt/store.ts";
 import { StoredOperation } from "../crdt/stored_operation.ts";
+import { CloseCode } from "../protocol/close_codes.ts";
 import { HuskiesNode } from "../sync/node.ts";
+import { SyncSession } from "../sync/session.ts";
 import { identity, OpFactory, setField } from "./helpers.ts";
 
 async function withDir(body: (path: string, dir: string) => Promise<void> | void): Promise<void> {
@@ -210,6 +212,61 @@ Deno.test("a row that disagrees with its index is refused when its body is read"
     try {
       const held = replica.operations()[3];
       assert.throws(() => held.mutation, StoreCorruptError);
+    } finally {
+      replica.close();
+    }
+  });
+});
+
+Deno.test("operations received or signed are held by reference once stored", async () => {
+  await withDir((path) => {
+    const ops = mixedOps(30);
+    const replica = openReplica(path);
+    try {
+      replica.receive(ops.slice(0, 20));
+      // Reading in sequence reads ahead; rows written after that must still read.
+      for (const op of replica.operations()) encodeOperation(op);
+      const [own] = replica.commit([setField("s9", "stage", "qa")]);
+      replica.receive(ops.slice(20));
+      const held = replica.operations();
+      assert.equal(held.length, 31);
+      assert.ok(
+        held.every((op) => op instanceof StoredOperation),
+        "every applied one is a reference",
+      );
+      assert.equal(encodeOperation(replica.getOperation(own.id)!), encodeOperation(own));
+      assert.deepEqual(
+        replica.opsSince({}).map((op) => encodeOperation(op)),
+        [...ops.slice(0, 20), own, ...ops.slice(20)].map((op) => encodeOperation(op)),
+      );
+    } finally {
+      replica.close();
+    }
+  });
+});
+
+Deno.test("a catch-up that cannot read a stored operation closes that session with 1011", async () => {
+  await withDir((path) => {
+    const first = openReplica(path);
+    first.receive(mixedOps(10));
+    first.close();
+    const db = new DatabaseSync(path);
+    db.exec(`UPDATE ops SET body = '{"not":"an operation"}' WHERE seq_no = 5`);
+    db.close();
+    const replica = openReplica(path);
+    try {
+      const session = new SyncSession({
+        replica,
+        peer: identity(99).nodeId,
+        direction: "inbound",
+        now: 1000,
+      });
+      session.start(1000);
+      // The peer offers the compact form, whose entries need each operation's fields.
+      session.receive(JSON.stringify({ type: "clock", clock: {}, accept: ["cbulk"] }), 1001);
+      const out = session.tick(1001, 0);
+      assert.equal(out.close?.code, CloseCode.INTERNAL_ERROR);
+      assert.equal(replica.size, 10, "the replica is untouched and still open");
     } finally {
       replica.close();
     }
