@@ -336,7 +336,9 @@ export async function verifyStore(
     incomplete: false,
     seconds: 0,
   };
+  const rowsWithProblems = new Set<number>();
   const add = (problem: VerifyProblem) => {
+    rowsWithProblems.add(problem.row);
     report.problemCount++;
     if (report.problems.length < KEPT_PROBLEMS) report.problems.push(problem);
   };
@@ -389,6 +391,12 @@ export async function verifyStore(
       add({ row: checker.rows + 1, opId: "", problem: error.message });
       report.incomplete = true;
     }
+    if (!report.incomplete) {
+      // A row whose content was found altered needs no second report for its index.
+      for (const { row, id, problem } of store.indexProblems()) {
+        if (!rowsWithProblems.has(row)) add({ row, opId: id, problem });
+      }
+    }
     onProgress?.(checker.rows, Math.max(total, checker.rows));
     if (record !== null && record.author === nodeId && record.seq > ownHeld) {
       report.lostOwnHistory = { recorded: record.seq, held: ownHeld };
@@ -415,7 +423,9 @@ export const verifyCommand: Command = {
 Opens the data folder's store read-only and re-checks every operation with the
 node's own rules: its id (the hash of its content), its signature, its author's
 chain (seq 1, 2, 3, ... with no gaps; prev = the author's previous operation;
-time increasing) and that each dependency was stored before it. Forks (an
+time increasing), that each dependency was stored before it, and that the
+columns the node loads at start-up (author, seq, prev, time, deps, size) agree
+with the operation. Forks (an
 author that signed two operations at one position) are reported as findings,
 not damage: from the fork point on that author's operations are quarantined and
 only their ids and signatures are checked. Shows a progress bar when standard

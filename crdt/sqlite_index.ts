@@ -174,25 +174,52 @@ export class SqliteIndex implements BodyReader {
    */
   checkRows(after: number, limit: number): number | null {
     this.#ensureOpen();
-    const rows = this.#selectRows.all(after, limit) as unknown as [...IndexRow, string][];
-    for (const [row, id, author, seq, time, prev, depsText, bytes, members, body] of rows) {
-      const op = decodeRow(this.path, [row, id, body]);
-      // The body is the wire text, so its UTF-8 length is the operation's encoded size.
-      const problem = !hasValidId(op)
-        ? "does not match its id; the store is corrupt or was altered"
-        : op.author !== author || op.seq !== seq || op.time !== time || op.prev !== prev ||
-            depsText !== (op.deps.length === 0 ? null : JSON.stringify(op.deps)) ||
-            bytes !== utf8Length(body) || members !== (touchesMembers(op.mutation) ? 1 : 0)
-        ? "disagrees with its index columns; the store is corrupt or was altered"
-        : undefined;
+    const rows = this.#selectRows.all(after, limit) as unknown as CheckedRow[];
+    for (const row of rows) {
+      const problem = rowProblem(this.path, row, true);
       if (problem !== undefined) {
         throw new StoreCorruptError(
           this.path,
-          `Cannot vouch for store at ${this.path}: stored operation at row seq_no ${row} ` +
-            `(${id}) ${problem}. ${CORRUPT_ADVICE}`,
+          `Cannot vouch for store at ${this.path}: stored operation at row seq_no ${row[0]} ` +
+            `(${row[1]}) ${problem}; the store is corrupt or was altered. ${CORRUPT_ADVICE}`,
         );
       }
     }
     return rows.length < limit ? null : rows[rows.length - 1][0];
   }
+
+  /**
+   * Every row whose index columns disagree with its body, in order (`huskies
+   * verify`, which checks ids and signatures itself).
+   *
+   * @throws {StoreCorruptError} a body that does not decode.
+   */
+  *indexProblems(): Generator<{ row: number; id: OpId; problem: string }, void, undefined> {
+    for (let after: number | null = 0; after !== null;) {
+      this.#ensureOpen();
+      const rows = this.#selectRows.all(after, INDEX_CHUNK_ROWS) as unknown as CheckedRow[];
+      for (const row of rows) {
+        const problem = rowProblem(this.path, row, false);
+        if (problem !== undefined) yield { row: row[0], id: row[1], problem };
+      }
+      after = rows.length < INDEX_CHUNK_ROWS ? null : rows[rows.length - 1][0];
+    }
+  }
+}
+
+/** An index row with its body. */
+type CheckedRow = [...IndexRow, string];
+
+/** What is wrong with a stored row (its id, when `checkId`, or its index columns), if anything. */
+function rowProblem(path: string, checked: CheckedRow, checkId: boolean): string | undefined {
+  const [row, id, author, seq, time, prev, depsText, bytes, members, body] = checked;
+  const op = decodeRow(path, [row, id, body]);
+  if (checkId && !hasValidId(op)) return "does not match its id";
+  // The body is the wire text, so its UTF-8 length is the operation's encoded size.
+  const agrees = op.author === author && op.seq === seq && op.time === time && op.prev === prev &&
+    depsText === (op.deps.length === 0 ? null : JSON.stringify(op.deps)) &&
+    bytes === utf8Length(body) && members === (touchesMembers(op.mutation) ? 1 : 0);
+  return agrees
+    ? undefined
+    : "disagrees with its index columns (id, author, seq, time, prev, deps)";
 }

@@ -402,6 +402,12 @@ export class SqliteStore implements Store {
     return this.#indexOf("check rows").checkRows(after, limit);
   }
 
+  /** Rows whose index columns disagree with their body (`huskies verify`); none for schema 1. */
+  indexProblems(): Iterable<{ row: number; id: string; problem: string }> {
+    this.#ensureOpen();
+    return this.#index?.indexProblems() ?? [];
+  }
+
   /** The replica state last saved, or null. */
   loadState(): { upTo: number; body: string } | null {
     return this.#indexOf("load the saved state").loadState();

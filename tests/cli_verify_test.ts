@@ -73,6 +73,22 @@ Deno.test("verify reports a tampered row with its row number and exits 9; serve 
   }
 });
 
+Deno.test("verify reports a row whose index columns disagree with its body (exit 9)", async () => {
+  const dir = await tempDir();
+  try {
+    await storeWithItems(dir);
+    const db = new DatabaseSync(join(dir, "ops.db"));
+    db.exec("UPDATE ops SET time = time + 1000 WHERE seq_no = 3");
+    db.close();
+    const result = await huskies(["verify", "--data-dir", dir]);
+    assert.equal(result.code, 9, result.stderr);
+    assert.match(result.stdout, /FAILED: 1 problem in/);
+    assert.match(result.stdout, /row 3 op .*disagrees with its index columns/);
+  } finally {
+    await removeDir(dir);
+  }
+});
+
 Deno.test("verify refuses while the node runs (exit 5) and says when there is no store (exit 3)", async () => {
   const dir = await tempDir();
   let serve: ServeProcess | undefined;
