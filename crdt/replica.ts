@@ -420,7 +420,10 @@ export class Replica {
     return this.#log.opsSince(clock, heads);
   }
 
-  /** Every applied operation in apply order. */
+  /**
+   * Every applied operation in apply order; over a store on disk, light references whose `mutation`,
+   * `sig` and `deps` are read when asked for (`JSON.stringify` gives all; a spread, the rest).
+   */
   operations(): readonly Operation[] {
     return this.#log.all();
   }

@@ -12,6 +12,7 @@ import {
   decodeOperation,
   type Mutation,
   type Operation,
+  operationToWire,
   type OpId,
   STORED_WIRE,
   type StoredWire,
@@ -103,6 +104,11 @@ export class StoredOperation implements Operation, StoredWire {
   /** The signature (read from the store). */
   get sig(): string {
     return this.read().sig;
+  }
+
+  /** The whole operation in its JSON wire form, so `JSON.stringify` gives what it gives for any operation. */
+  toJSON(): Operation {
+    return operationToWire(this.read());
   }
 
   /** The wire text as stored. */

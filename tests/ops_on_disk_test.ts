@@ -272,3 +272,21 @@ Deno.test("a catch-up that cannot read a stored operation closes that session wi
     }
   });
 });
+
+Deno.test("a stored operation serialises like the operation it stands for", async () => {
+  await withDir((path) => {
+    const ops = mixedOps(5);
+    const first = openReplica(path);
+    first.receive(ops);
+    first.close();
+    const replica = openReplica(path);
+    try {
+      assert.deepEqual(
+        replica.operations().map((op) => JSON.parse(JSON.stringify(op))),
+        ops.map((op) => JSON.parse(JSON.stringify(op))),
+      );
+    } finally {
+      replica.close();
+    }
+  });
+});

@@ -5,6 +5,7 @@
  * (`admin.ts`). Admin and API errors are `{"error": "..."}`.
  * @module
  */
+import { encodedSize } from "../../crdt/operation.ts";
 import { STAGES } from "../../crdt/pipeline.ts";
 import type { Logger } from "../../sync/logger.ts";
 import type { HuskiesNode, NodeStatus } from "../../sync/node.ts";
@@ -163,7 +164,7 @@ export class HttpApp {
     this.#unsubscribe = this.#node.replica.onApplied((ops, origin) => {
       const local = origin === LOCAL_ORIGIN;
       let bytes = 0;
-      for (const op of ops) bytes += JSON.stringify(op).length;
+      for (const op of ops) bytes += encodedSize(op); // measured once per operation, cached
       (local ? this.#apply.batchOps.local : this.#apply.batchOps.peer).observe(ops.length);
       (local ? this.#apply.batchBytes.local : this.#apply.batchBytes.peer).observe(bytes);
       this.#events.schedulePush();
