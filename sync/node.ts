@@ -240,7 +240,13 @@ export class HuskiesNode {
       watchStartup(replica, this.#events, this.timers, this.#logger, startupGraceMs),
       summariseRefusals(this.#events, this.timers, this.#logger),
       logCatchUps(this.#events, this.timers, this.#logger),
-      watchStoreCheck(store, this.timers, this.#logger, (error) => this.#storeCorrupt(error)),
+      watchStoreCheck(
+        store,
+        this.timers,
+        this.#logger,
+        (error) => this.#storeCorrupt(error),
+        () => this.sessions().some((session) => !session.isLive && !session.isClosed),
+      ),
     ];
     watchTrust(this.trust, policy, this.#hub, this.#logger, {
       signal: this.#abort.signal,
@@ -248,10 +254,7 @@ export class HuskiesNode {
     });
   }
 
-  /**
-   * Opens a node: loads (or creates) its identity, replays its store, and
-   * starts watching its trust list.
-   */
+  /** Opens a node: loads (or creates) its identity, opens its store, watches its trust list. */
   static async open(options: NodeOptions = {}): Promise<HuskiesNode> {
     const dir = options.dataDir;
     const loaded = options.identity === undefined && dir

@@ -13,17 +13,21 @@ import type { Timers } from "./timers.ts";
 /** Rows checked per slice: about 4-6 ms of work, so live traffic waits at most about that long. */
 export const CHECK_SLICE_ROWS = 500;
 
+/** How long the check waits while `busy()` (a catch-up is being served or received), ms. */
+export const CHECK_BUSY_WAIT_MS = 50;
+
 /**
  * Checks every row of `store` (when it can: {@link Store.checkRows}) in
  * slices on `timers`, logging the first corrupt row and handing its error to
- * `onCorrupt`; logs at debug level when every row checked out. Returns the
- * function that stops the check.
+ * `onCorrupt`; logs at debug level when every row checked out. While
+ * `busy()`, it waits: a catch-up goes first. Returns the function that stops the check.
  */
 export function watchStoreCheck(
   store: Store | undefined,
   timers: Timers,
   logger: Logger,
   onCorrupt: (error: Error) => void,
+  busy: () => boolean = () => false,
 ): () => void {
   if (store?.checkRows === undefined) return () => {};
   const started = timers.now();
@@ -33,6 +37,10 @@ export function watchStoreCheck(
   const slice = () => {
     handle = undefined;
     if (stopped || after === null) return;
+    if (busy()) {
+      handle = timers.setTimeout(slice, CHECK_BUSY_WAIT_MS);
+      return;
+    }
     try {
       const from: number = after;
       after = store.checkRows!(from, CHECK_SLICE_ROWS);
