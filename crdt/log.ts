@@ -247,6 +247,7 @@ export class OpLog extends LogView {
   load(ops: readonly Operation[], proofs: readonly ForkProof[]): UnplacedOperation[] {
     if (this.#held.length > 0) throw new Error("Cannot load operations: the log is not empty");
     this.#loading = true;
+    this.applied.beginBulk();
     try {
       const work = newWork();
       const unplaced = replayStore(
@@ -286,6 +287,7 @@ export class OpLog extends LogView {
       }
       return unplaced;
     } finally {
+      this.applied.endBulk();
       this.#loading = false;
     }
   }
@@ -397,11 +399,13 @@ export class OpLog extends LogView {
     this.#generation++;
     this.applied.clear();
     this.quarantine.clear();
+    const bulk = this.applied.beginBulk();
     for (const op of this.#held) {
       const point = this.forkProofs.get(op.author)?.seq;
       if (point !== undefined && op.seq >= point) this.quarantine.add(op, true);
       else this.applied.apply(op);
     }
+    if (bulk) this.applied.endBulk();
   }
 
   /** Re-examines operations that waited on newly held ones (and, transitively, what they release). */

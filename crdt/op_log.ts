@@ -18,6 +18,8 @@ export class AppliedChains {
   readonly #chains = new Map<NodeId, Operation[]>();
   #order: Operation[] = [];
   #frontier = new Set<OpId>();
+  /** True between {@link beginBulk} and {@link endBulk}: the frontier is computed once, at the end. */
+  #bulk = false;
   #maxTime = 0;
 
   /** Number of applied operations. */
@@ -123,10 +125,40 @@ export class AppliedChains {
       if (op.prev === tail.id) op.prev = tail.id;
     }
     chain.push(op);
-    if (op.prev !== null) this.#frontier.delete(op.prev);
-    for (const dep of op.deps) this.#frontier.delete(dep);
-    this.#frontier.add(op.id);
+    if (!this.#bulk) {
+      if (op.prev !== null) this.#frontier.delete(op.prev);
+      for (const dep of op.deps) this.#frontier.delete(dep);
+      this.#frontier.add(op.id);
+    }
     if (op.time > this.#maxTime) this.#maxTime = op.time;
+  }
+
+  /**
+   * Starts applying many operations (a load or a rebuild): the frontier is
+   * not kept up to date until {@link endBulk}, which computes it once. False
+   * (and nothing changes) when a bulk is already under way.
+   */
+  beginBulk(): boolean {
+    if (this.#bulk) return false;
+    this.#bulk = true;
+    return true;
+  }
+
+  /**
+   * Ends {@link beginBulk}: the frontier is every chain's last operation that
+   * no applied operation names as a dependency (every other one is named as
+   * `prev` by the next in its chain), as applying them one by one leaves it.
+   */
+  endBulk(): void {
+    if (!this.#bulk) return;
+    this.#bulk = false;
+    const named = new Set<OpId>();
+    for (const op of this.#order) for (const dep of op.deps) named.add(dep);
+    this.#frontier = new Set();
+    for (const chain of this.#chains.values()) {
+      const tail = chain[chain.length - 1].id;
+      if (!named.has(tail)) this.#frontier.add(tail);
+    }
   }
 
   /** Puts `ref` (the same operation, kept on disk) where `op` is applied; false when it is not. */

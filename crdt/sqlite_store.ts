@@ -55,6 +55,7 @@ import {
   immutableUri,
   messageOf,
   openError,
+  prereadFile,
   restrictMode,
   StoreCorruptError,
 } from "./sqlite_file.ts";
@@ -219,6 +220,7 @@ export class SqliteStore implements Store {
     }
     const readOnly = options.readOnly ?? false;
     checkHeader(path);
+    prereadFile(path);
     // Read-only with no write-ahead log: the file is complete (the node closed it), so read it as
     // immutable, which needs no lock or -shm/-wal file and so works in a read-only folder. With a
     // log present (a running node, or one that did not close the store), only a connection that

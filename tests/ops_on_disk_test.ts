@@ -290,3 +290,29 @@ Deno.test("a stored operation serialises like the operation it stands for", asyn
     }
   });
 });
+
+Deno.test("after a restart a new operation depends on the same frontier as before it", async () => {
+  await withDir((path) => {
+    // Author 2's last operation is named as a dependency by author 1's: not in the frontier.
+    const factory = new OpFactory();
+    const ops = [...factory.chain(identity(1), 3), ...factory.chain(identity(2), 3)];
+    ops.push(factory.next(identity(1), setField("s1", "stage", "qa"), [ops[5].id]));
+    ops.push(...factory.chain(identity(3), 2));
+    const live = Replica.open({ identity: identity(9), store: new MemoryStore() });
+    live.receive(ops);
+    const [expected] = live.commit([setField("s0", "stage", "done")]);
+    live.close();
+    assert.ok(expected.deps.length > 1, "the test needs a frontier of several operations");
+
+    const first = openReplica(path);
+    first.receive(ops);
+    first.close();
+    const reopened = openReplica(path);
+    try {
+      const [op] = reopened.commit([setField("s0", "stage", "done")]);
+      assert.deepEqual(op.deps, expected.deps);
+    } finally {
+      reopened.close();
+    }
+  });
+});
