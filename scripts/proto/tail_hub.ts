@@ -6,7 +6,9 @@
  * event loop's stalls, seen by a 5 ms interval timer that notes how late each
  * firing was, and the time each SQLite `exec`/`run` call took when it took
  * longer than 1 ms. Written as JSON to `<trace file>` on SIGTERM. `TAIL_WAL_AUTOCHECKPOINT`
- * in the environment replaces the store's WAL auto-checkpoint mark (pages; 0 turns it off).
+ * in the environment replaces the store's WAL auto-checkpoint mark (pages; 0 turns it off);
+ * `TAIL_CHECKPOINT_WORKER=<ms>` instead checkpoints every `ms` from a worker thread
+ * (scripts/proto/checkpoint_worker.ts). Both are experiments on the store, not fixes.
  *
  * Usage: deno run -A scripts/proto/tail_hub.ts <data dir|:memory:> <trace file> [live batch ms]
  */
@@ -92,6 +94,20 @@ if (autocheckpoint !== undefined) {
     );
   };
 }
+// The other experiment: `TAIL_CHECKPOINT_WORKER=<ms>` checkpoints from a worker thread (its own
+// connection, so the store's exclusive locking mode is dropped) and none in the store's commits.
+const checkpointEvery = Deno.env.get("TAIL_CHECKPOINT_WORKER");
+const checkpoints: number[] = [];
+if (checkpointEvery !== undefined) {
+  const exec = DatabaseSync.prototype.exec;
+  DatabaseSync.prototype.exec = function (this: DatabaseSync, sql: string) {
+    return exec.call(
+      this,
+      sql.replace("PRAGMA locking_mode=EXCLUSIVE", "PRAGMA locking_mode=NORMAL")
+        .replace(/PRAGMA wal_autocheckpoint=\d+/, "PRAGMA wal_autocheckpoint=0"),
+    );
+  };
+}
 timeSql(DatabaseSync.prototype, "exec");
 timeSql(StatementSync.prototype, "run");
 
@@ -114,12 +130,18 @@ const server = Deno.serve(
   { hostname: "127.0.0.1", port: 0, onListen() {} },
   (request, info) => hub.handleRequest(request, info) ?? new Response("not found", { status: 404 }),
 );
+if (checkpointEvery !== undefined && dataDir !== ":memory:") {
+  const worker = new Worker(new URL("./checkpoint_worker.ts", import.meta.url), { type: "module" });
+  worker.onmessage = (event) => checkpoints.push(event.data.ms);
+  worker.postMessage({ path: `${dataDir}/ops.db`, everyMs: Number(checkpointEvery) });
+}
 console.log(JSON.stringify({ port: server.addr.port }));
 Deno.addSignalListener("SIGTERM", async () => {
   Deno.writeTextFileSync(
     traceFile,
     JSON.stringify({
       frames: [...frames.subarray(0, used)],
+      checkpoints,
       stalls,
       slowSql,
       origin: performance.timeOrigin,

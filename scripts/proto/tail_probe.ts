@@ -15,6 +15,7 @@
  *
  * Usage: deno run -A [--v8-flags=--trace-gc] scripts/proto/tail_probe.ts [--k 10] [--rate 1000] [--updates 5000]
  *        [--store sqlite|memory] [--live-batch-ms N] [--gc] [--json out.json]
+ *        [--hub-flags="--cpu-prof --cpu-prof-dir=DIR"]   (the hub's `deno run` flags)
  */
 import { parseArgs } from "node:util";
 import { HuskiesNode } from "../../sync/node.ts";
@@ -32,6 +33,7 @@ const { values: flags } = parseArgs({
     store: { type: "string", default: "sqlite" },
     "live-batch-ms": { type: "string" },
     gc: { type: "boolean", default: false },
+    "hub-flags": { type: "string", default: "" },
     json: { type: "string" },
   },
 });
@@ -77,6 +79,7 @@ const hubProcess = new Deno.Command(Deno.execPath(), {
     "run",
     "-A",
     ...(flags.gc ? ["--v8-flags=--trace-gc-nvp"] : []),
+    ...flags["hub-flags"].split(" ").filter((flag) => flag !== ""),
     new URL("./tail_hub.ts", import.meta.url).pathname,
     ...hubArgs,
   ],
@@ -147,6 +150,7 @@ const trace = JSON.parse(await Deno.readTextFile(traceFile)) as {
   frames: number[];
   stalls: [number, number][];
   slowSql: [number, number, string][];
+  checkpoints: number[];
   origin: number;
 };
 await Deno.remove(dir, { recursive: true });
@@ -304,6 +308,14 @@ for (const e of episodes) {
 console.log(
   `tail deliveries by cause: ${[...causes].map(([c, n]) => `${c} ${n}`).join(", ")}`,
 );
+if (trace.checkpoints.length > 0) {
+  const sorted = [...trace.checkpoints].sort((a, b) => a - b);
+  console.log(
+    `worker checkpoints: ${sorted.length}, median ${fmt(med(sorted))} ms, max ${
+      fmt(sorted.at(-1)!)
+    } ms (off the hub's event loop)`,
+  );
+}
 const warm = deliveries.filter((d) => d.stamp - start >= 100).map((d) => d.total);
 console.log(`p99 without the first 100 ms: ${fmt(quantile(warm, 0.99))} ms`);
 console.log(
