@@ -59,3 +59,36 @@ Deno.test("cancelling every wake-up of a time clears its timer; a wake-up set wh
   advance(4);
   assert.deepEqual(ran, ["first", "again"]);
 });
+
+Deno.test("far wake-ups share one timer, for the earliest, and each runs once at its time", () => {
+  const { timers, pending, advance } = manualTimers();
+  const wakeups = new SharedWakeups(timers);
+  const ran: string[] = [];
+  wakeups.schedule(5000, () => ran.push("5000"));
+  const cancel = wakeups.schedule(3000, () => ran.push("cancelled"));
+  wakeups.schedule(4000, () => {
+    ran.push("4000");
+    wakeups.schedule(9000, () => ran.push("9000"));
+  });
+  wakeups.schedule(2, () => ran.push("near"));
+  assert.equal(pending.size, 2, "one timer for the near wake-up, one for all the far ones");
+  cancel(); // the far timer stays set for 3000: it finds nothing due and moves on
+  for (let cancels = 0; cancels < 10; cancels++) {
+    wakeups.schedule(7000, () => assert.fail("cancelled"))(); // a batching session's swaps
+  }
+  assert.equal(pending.size, 2, "swapping a later far wake-up in and out sets no timer");
+  advance(2);
+  advance(3000);
+  assert.deepEqual(ran, ["near"]);
+  advance(4000);
+  assert.deepEqual(ran, ["near", "4000"]);
+  advance(4999);
+  assert.deepEqual(ran, ["near", "4000"], "not before its time");
+  advance(5000);
+  advance(9000);
+  assert.deepEqual(ran, ["near", "4000", "5000", "9000"]);
+  assert.equal(pending.size, 0);
+  const last = wakeups.schedule(10_000, () => assert.fail("cancelled"));
+  last();
+  assert.equal(pending.size, 0, "the last far wake-up cancelled clears the timer");
+});
