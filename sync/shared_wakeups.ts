@@ -35,14 +35,17 @@ export class SharedWakeups {
 
   /** Runs `callback` once at time `at` (ms on the timers' clock); returns the cancel function. */
   schedule(at: number, callback: () => void): () => void {
-    if (at - this.#timers.now() >= FAR_MS) return this.#scheduleFar(at, callback);
     let group = this.#groups.get(at);
     if (group === undefined) {
+      // The clock is read only for a time no wake-up waits for yet (it costs a call into the runtime).
+      if (this.#far.has(at)) return this.#scheduleFar(at, callback);
+      const delay = at - this.#timers.now();
+      if (delay >= FAR_MS) return this.#scheduleFar(at, callback);
       const callbacks = new Set<() => void>();
       const handle = this.#timers.setTimeout(() => {
         this.#groups.delete(at);
         for (const due of callbacks) due();
-      }, Math.max(0, at - this.#timers.now()));
+      }, Math.max(0, delay));
       group = { handle, callbacks };
       this.#groups.set(at, group);
     }
