@@ -323,7 +323,11 @@ console.log(
     fmt(trace.stalls.reduce((s, [, ms]) => s + ms, 0))
   } ms), clients ${clientStalls.length} (sum ${
     fmt(clientStalls.reduce((s, [, ms]) => s + ms, 0))
-  } ms); hub SQL calls over 1 ms: ${trace.slowSql.length}; wall ${fmt(end - start)} ms`,
+  } ms); hub SQL calls over 1 ms: ${trace.slowSql.length} (median ${
+    fmt(med(trace.slowSql.map(([, ms]) => ms)))
+  } ms, max ${fmt(Math.max(...trace.slowSql.map(([, ms]) => ms)))} ms, sum ${
+    fmt(trace.slowSql.reduce((sum, [, ms]) => sum + ms, 0))
+  } ms); wall ${fmt(end - start)} ms`,
 );
 if (flags.gc) {
   // `--trace-gc-nvp`: `[pid:addr:n]    1234 ms: GC: {"pause": 1.2, "gc": "s", ...}`
