@@ -16,6 +16,40 @@ interface Group {
   readonly callbacks: Set<() => void>;
 }
 
+/** A far wake-up (its own object, so the same callback may be scheduled twice). */
+interface FarEntry {
+  readonly callback: () => void;
+}
+
+function heapPush(heap: number[], value: number): void {
+  let i = heap.push(value) - 1;
+  while (i > 0) {
+    const parent = (i - 1) >> 1;
+    if (heap[parent] <= value) break;
+    heap[i] = heap[parent];
+    i = parent;
+  }
+  heap[i] = value;
+}
+
+function heapPop(heap: number[]): number {
+  const top = heap[0];
+  const last = heap.pop()!;
+  if (heap.length > 0) {
+    let i = 0;
+    for (;;) {
+      const left = 2 * i + 1;
+      if (left >= heap.length) break;
+      const child = left + 1 < heap.length && heap[left + 1] < heap[left] ? left + 1 : left;
+      if (heap[child] >= last) break;
+      heap[i] = heap[child];
+      i = child;
+    }
+    heap[i] = last;
+  }
+  return top;
+}
+
 /** Wake-ups at least this far ahead (ms) wait on the one timer of the far ones. */
 export const FAR_MS = 64;
 
@@ -23,8 +57,12 @@ export const FAR_MS = 64;
 export class SharedWakeups {
   readonly #timers: Timers;
   readonly #groups = new Map<number, Group>();
-  /** Far wake-ups by due time. */
-  readonly #far = new Map<number, Set<() => void>>();
+  /** Far wake-ups by due time; a time's set stays (maybe empty) until it is due. */
+  readonly #far = new Map<number, Set<FarEntry>>();
+  /** The due times of {@link #far}, each once, as a binary min-heap. */
+  #heap: number[] = [];
+  /** Far wake-ups neither run nor cancelled. */
+  #farLive = 0;
   /** The timer of the far wake-ups, for the earliest of them (it may find none due and re-arm). */
   #farTimer: { readonly at: number; readonly handle: TimerHandle } | undefined;
 
@@ -61,18 +99,18 @@ export class SharedWakeups {
   }
 
   #scheduleFar(at: number, callback: () => void): () => void {
-    let callbacks = this.#far.get(at);
-    if (callbacks === undefined) this.#far.set(at, callbacks = new Set());
-    const entry = () => callback();
-    callbacks.add(entry);
+    let entries = this.#far.get(at);
+    if (entries === undefined) {
+      this.#far.set(at, entries = new Set());
+      heapPush(this.#heap, at);
+    }
+    const entry: FarEntry = { callback };
+    entries.add(entry);
+    this.#farLive++;
     if (this.#farTimer === undefined || at < this.#farTimer.at) this.#armFar(at);
     return () => {
-      if (!callbacks.delete(entry) || callbacks.size > 0) return;
-      if (this.#far.get(at) === callbacks) this.#far.delete(at);
-      if (this.#far.size === 0 && this.#farTimer !== undefined) {
-        this.#timers.clearTimeout(this.#farTimer.handle);
-        this.#farTimer = undefined;
-      }
+      if (!entries.delete(entry)) return; // ran, or cancelled before
+      if (--this.#farLive === 0) this.#clearFar();
     };
   }
 
@@ -85,22 +123,33 @@ export class SharedWakeups {
     this.#farTimer = { at, handle };
   }
 
+  /** No far wake-up is left: drop the timer and the times that only cancelled ones waited for. */
+  #clearFar(): void {
+    if (this.#farTimer !== undefined) this.#timers.clearTimeout(this.#farTimer.handle);
+    this.#farTimer = undefined;
+    this.#far.clear();
+    this.#heap = [];
+  }
+
   /** Runs the far wake-ups that are due, then sets the timer for the earliest left. */
   #fireFar(): void {
     this.#farTimer = undefined;
     const now = this.#timers.now();
-    const due: Set<() => void>[] = [];
-    for (const [at, callbacks] of this.#far) {
-      if (at > now) continue;
-      this.#far.delete(at);
-      due.push(callbacks);
+    while (this.#heap.length > 0 && this.#heap[0] <= now) {
+      const at = heapPop(this.#heap);
+      const entries = this.#far.get(at);
+      this.#far.delete(at); // a wake-up set for this time while it runs gets a timer of its own
+      // Each runs once, and not when cancelled by one that ran before it.
+      for (const entry of entries ?? []) {
+        entries!.delete(entry);
+        this.#farLive--;
+        entry.callback();
+      }
     }
-    for (const callbacks of due) for (const callback of callbacks) callback();
-    // A callback may have set a far wake-up (and the timer) later than one still waiting.
-    let earliest = Infinity;
-    for (const at of this.#far.keys()) earliest = Math.min(earliest, at);
-    const armed = this.#farTimer as { readonly at: number } | undefined; // callbacks may set it
-    if (earliest < (armed?.at ?? Infinity)) this.#armFar(earliest);
+    if (this.#farLive === 0) return this.#clearFar();
+    // A callback may have set the timer, for a time later than one still waiting.
+    const armed = this.#farTimer as { readonly at: number } | undefined;
+    if (this.#heap[0] < (armed?.at ?? Infinity)) this.#armFar(this.#heap[0]);
   }
 }
 

@@ -92,3 +92,28 @@ Deno.test("far wake-ups share one timer, for the earliest, and each runs once at
   last();
   assert.equal(pending.size, 0, "the last far wake-up cancelled clears the timer");
 });
+
+Deno.test("far wake-ups run in time order, each once, and not once cancelled by an earlier one", () => {
+  const { timers, advance } = manualTimers();
+  const wakeups = new SharedWakeups(timers);
+  const ran: number[] = [];
+  const times = Array.from({ length: 200 }, (_, i) => 100 + ((i * 7919) % 1000));
+  const cancels = new Map<number, () => void>();
+  for (const [i, at] of times.entries()) {
+    cancels.set(i, wakeups.schedule(at, () => ran.push(at)));
+  }
+  // The first of two at 2000 cancels the second; one callback scheduled twice runs twice.
+  const twice = () => ran.push(3000);
+  wakeups.schedule(3000, twice);
+  wakeups.schedule(3000, twice);
+  let second: () => void = () => {};
+  wakeups.schedule(2000, () => {
+    ran.push(2000);
+    second();
+  });
+  second = wakeups.schedule(2000, () => assert.fail("cancelled by the first"));
+  for (const i of [3, 50, 199]) cancels.get(i)!();
+  const expected = times.filter((_, i) => ![3, 50, 199].includes(i)).sort((a, b) => a - b);
+  for (let t = 100; t <= 3000; t++) advance(t);
+  assert.deepEqual(ran, [...expected, 2000, 3000, 3000]);
+});
