@@ -15,14 +15,13 @@
  *
  * Usage: deno run -A [--v8-flags=--trace-gc] scripts/proto/tail_probe.ts [--k 10] [--rate 1000] [--updates 5000]
  *        [--store sqlite|memory] [--live-batch-ms N] [--gc] [--json out.json]
+ *        [--writer-process]   (the writer in a process of its own, not beside the peers)
  *        [--hub-flags="--cpu-prof --cpu-prof-dir=DIR"]   (the hub's `deno run` flags)
  */
 import { parseArgs } from "node:util";
-import { HuskiesNode } from "../../sync/node.ts";
-import { noDelayDialer } from "../../sync/ws_dialer.ts";
-import { WsClientConnection } from "../../sync/ws_client.ts";
+import { runWriter } from "./tail_writer.ts";
 import { connectCountingPeer, type CountingPeer } from "../compare/huskies_peer.ts";
-import { forEachStamp, nowMs, quantile, stampedValue } from "../compare/proc.ts";
+import { nowMs, quantile } from "../compare/proc.ts";
 
 const { values: flags } = parseArgs({
   args: Deno.args,
@@ -35,26 +34,12 @@ const { values: flags } = parseArgs({
     gc: { type: "boolean", default: false },
     "hub-flags": { type: "string", default: "" },
     json: { type: "string" },
+    "writer-process": { type: "boolean", default: false },
   },
 });
 const k = Number(flags.k);
 const rate = Number(flags.rate);
 const updates = Number(flags.updates);
-
-// --- the writer's sends ------------------------------------------------------------------------
-// Preallocated [stamp, time] pairs: the probe adds no garbage for the collector it watches.
-const writerSends = new Float64Array(2 * updates * 2);
-let writerSent = 0;
-const wsSend = WsClientConnection.prototype.send;
-WsClientConnection.prototype.send = function (this: WsClientConnection, data) {
-  const at = nowMs();
-  forEachStamp(data, (stamp) => {
-    if (writerSent + 2 > writerSends.length) return;
-    writerSends[writerSent++] = stamp;
-    writerSends[writerSent++] = at;
-  });
-  return wsSend.call(this, data);
-};
 
 // --- this process's stalls ---------------------------------------------------------------------
 const clientStalls: [number, number][] = [];
@@ -103,7 +88,6 @@ const port = Promise.withResolvers<number>();
 const url = `ws://127.0.0.1:${await port.promise}/crdt-sync`;
 
 // --- the run, as huskies_clients.ts's fanout -----------------------------------------------------
-const tick = () => new Promise((resolve) => setTimeout(resolve, 1));
 const arrivals: Float64Array[] = []; // per peer: [stamp, arrival] pairs
 const peers: CountingPeer[] = [];
 for (let i = 0; i < k; i++) {
@@ -119,31 +103,39 @@ for (let i = 0; i < k; i++) {
     }),
   );
 }
-const writer = await HuskiesNode.open({
-  open: true,
-  dialer: noDelayDialer,
-  ...(flags["live-batch-ms"] !== undefined ? { liveBatchMs: Number(flags["live-batch-ms"]) } : {}),
-});
-writer.connect(url);
-while (!writer.sessions().some((s) => s.stats().state === "live")) await tick();
-const start = nowMs();
-let made = 0;
-while (made < updates) {
-  const due = Math.min(updates, Math.floor((nowMs() - start) * rate / 1000));
-  for (; made < due; made++) {
-    writer.replica.commit([{
-      type: "update",
-      path: ["items", `F-${made % 100}`],
-      fields: { value: stampedValue(nowMs()) },
-    }]);
-  }
-  await tick();
+const liveBatchMs = flags["live-batch-ms"] === undefined
+  ? undefined
+  : Number(flags["live-batch-ms"]);
+let writerTrace: { start: number; sends: ArrayLike<number>; used: number };
+if (flags["writer-process"]) {
+  const out = `${dir}/writer.json`;
+  const status = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL("./tail_writer.ts", import.meta.url).pathname,
+      url,
+      String(rate),
+      String(updates),
+      out,
+      ...(liveBatchMs === undefined ? [] : [String(liveBatchMs)]),
+    ],
+    stdout: "inherit",
+    stderr: "inherit",
+  }).output();
+  if (!status.success) throw new Error("Cannot measure: the writer process failed");
+  const written = JSON.parse(await Deno.readTextFile(out)) as { start: number; sends: number[] };
+  writerTrace = { ...written, used: written.sends.length };
+} else {
+  writerTrace = await runWriter(url, rate, updates, liveBatchMs);
 }
+const start = writerTrace.start;
+const writerSends = writerTrace.sends;
+const writerSent = writerTrace.used;
 await Promise.all(peers.map((peer) => peer.done));
 const end = nowMs();
 clearInterval(stallTimer);
 for (const peer of peers) peer.close();
-await writer.close();
 hubProcess.kill("SIGTERM");
 await hubProcess.status;
 const trace = JSON.parse(await Deno.readTextFile(traceFile)) as {
