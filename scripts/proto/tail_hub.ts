@@ -111,6 +111,18 @@ if (checkpointEvery !== undefined) {
 timeSql(DatabaseSync.prototype, "exec");
 timeSql(StatementSync.prototype, "run");
 
+/** [time, bytes] of the store's write-ahead log, every 50 ms (sqlite hub only). */
+const walSizes: [number, number][] = [];
+if (dataDir !== ":memory:") {
+  setInterval(() => {
+    try {
+      walSizes.push([nowMs(), Deno.statSync(`${dataDir}/ops.db-wal`).size]);
+    } catch {
+      // not there yet
+    }
+  }, 50);
+}
+
 const INTERVAL_MS = 5;
 let expected = nowMs() + INTERVAL_MS;
 setInterval(() => {
@@ -142,6 +154,7 @@ Deno.addSignalListener("SIGTERM", async () => {
     JSON.stringify({
       frames: [...frames.subarray(0, used)],
       checkpoints,
+      walSizes,
       stalls,
       slowSql,
       origin: performance.timeOrigin,

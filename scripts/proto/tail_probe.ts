@@ -143,6 +143,7 @@ const trace = JSON.parse(await Deno.readTextFile(traceFile)) as {
   stalls: [number, number][];
   slowSql: [number, number, string][];
   checkpoints: number[];
+  walSizes: [number, number][];
   origin: number;
 };
 await Deno.remove(dir, { recursive: true });
@@ -344,7 +345,14 @@ if (flags.gc) {
 if (flags.json) {
   await Deno.writeTextFile(
     flags.json,
-    JSON.stringify({ start, deliveries, stalls: trace.stalls, clientStalls, sql: trace.slowSql }),
+    JSON.stringify({
+      start,
+      deliveries,
+      stalls: trace.stalls,
+      clientStalls,
+      sql: trace.slowSql,
+      walSizes: trace.walSizes,
+    }),
   );
 }
 Deno.exit(0);
