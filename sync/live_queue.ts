@@ -8,11 +8,43 @@
 import { utf8Length } from "../protocol/bytes.ts";
 import { encodedSize, type Operation } from "../crdt/operation.ts";
 
+/** Merged queues by their last chunk: sessions that queued the same chunks share one array. */
+const merges = new WeakMap<
+  readonly Operation[],
+  { readonly chunks: readonly (readonly Operation[])[]; readonly ops: readonly Operation[] }
+>();
+
+/**
+ * The operations of `chunks` in order, as one array that every caller with
+ * the same chunks (the same arrays, in the same order) gets too: a hub's
+ * sessions that batched the same live operations since their last sends
+ * then share one array, so `liveFrames` encodes their frame once.
+ */
+export function mergeChunks(chunks: readonly (readonly Operation[])[]): readonly Operation[] {
+  if (chunks.length === 0) return [];
+  if (chunks.length === 1) return chunks[0];
+  const last = chunks[chunks.length - 1];
+  const known = merges.get(last);
+  if (
+    known !== undefined && known.chunks.length === chunks.length &&
+    known.chunks.every((chunk, i) => chunk === chunks[i])
+  ) {
+    return known.ops;
+  }
+  const ops = chunks.flat();
+  merges.set(last, { chunks: [...chunks], ops });
+  return ops;
+}
+
 /** See the module doc. */
 export class LiveQueue {
-  #ops: Operation[] = [];
-  /** The caller's array when the queue holds exactly it, whose frames every peer shares. */
-  #batch: readonly Operation[] | undefined;
+  /**
+   * The queued operations, as the arrays given to {@link push} (each kept
+   * whole when every operation in it is wanted, so peers given the same
+   * arrays share their encoding) or the wanted part of one.
+   */
+  #chunks: (readonly Operation[])[] = [];
+  #count = 0;
   /** Frames sent ahead of the operations (fork proofs), already encoded. */
   #frames: string[] = [];
   #bytes = 0;
@@ -21,7 +53,7 @@ export class LiveQueue {
 
   /** Operations and frames queued. */
   get length(): number {
-    return this.#ops.length + this.#frames.length;
+    return this.#count + this.#frames.length;
   }
 
   /** UTF-8 bytes the queued operations take encoded (one separator each). */
@@ -31,14 +63,11 @@ export class LiveQueue {
 
   /** Queues the operations of `ops` that `wanted` keeps, in order. */
   push(ops: readonly Operation[], wanted: (op: Operation) => boolean): void {
-    if (ops.length === 0) return;
-    const wasEmpty = this.#ops.length === 0;
-    for (const op of ops) {
-      if (!wanted(op)) continue;
-      this.#ops.push(op);
-      this.#bytes += encodedSize(op) + 1;
-    }
-    this.#batch = wasEmpty && this.#ops.length === ops.length ? ops : undefined;
+    const kept = ops.every(wanted) ? ops : ops.filter(wanted);
+    if (kept.length === 0) return;
+    this.#chunks.push(kept);
+    this.#count += kept.length;
+    for (const op of kept) this.#bytes += encodedSize(op) + 1;
   }
 
   /** Queues an encoded frame (a fork proof), sent before the operations. */
@@ -49,18 +78,19 @@ export class LiveQueue {
 
   /** Drops everything queued (a catch-up covers it, or the session ended). */
   clear(): void {
-    this.#ops = [];
-    this.#batch = undefined;
+    this.#chunks = [];
+    this.#count = 0;
     this.#frames = [];
     this.#bytes = 0;
   }
 
   /**
-   * Takes everything queued, for sending at `now`. `ops` is the array given to
-   * {@link push} when the queue held exactly it (so its encoding is shared).
+   * Takes everything queued, for sending at `now`. `ops` is shared with every
+   * queue that holds the same chunks (see {@link mergeChunks}), so its
+   * encoding is too.
    */
   take(now: number): { frames: string[]; ops: readonly Operation[] } {
-    const taken = { frames: this.#frames, ops: this.#batch ?? this.#ops };
+    const taken = { frames: this.#frames, ops: mergeChunks(this.#chunks) };
     this.clear();
     this.lastSend = now;
     return taken;

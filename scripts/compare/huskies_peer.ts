@@ -28,12 +28,14 @@ export interface CountingPeer {
 /**
  * Connects a peer to `url` with the native WebSocket client and resolves once
  * the hub said `ready`. Each stamped value's latency (arrival minus stamp, ms)
- * goes to `latencies`.
+ * goes to `latencies`; `onStamp`, when given, also gets its stamp and arrival
+ * (ms since the epoch), for traces.
  */
 export function connectCountingPeer(
   url: string,
   expected: number,
   latencies: number[],
+  onStamp?: (sentAtMs: number, arrivedMs: number) => void,
 ): Promise<CountingPeer> {
   const ready = Promise.withResolvers<CountingPeer>();
   const done = Promise.withResolvers<void>();
@@ -62,7 +64,10 @@ export function connectCountingPeer(
     const data = typeof event.data === "string" ? event.data : new Uint8Array(event.data);
     if (typeof data === "string" && data.startsWith(PING_PREFIX)) socket.send(PONG_FRAME);
     if (data === READY) ready.resolve(peer);
-    seen += forEachStamp(data, (sentAt) => latencies.push(arrived - sentAt));
+    seen += forEachStamp(data, (sentAt) => {
+      latencies.push(arrived - sentAt);
+      onStamp?.(sentAt, arrived);
+    });
     if (seen >= expected) done.resolve();
   };
   socket.onerror = () => {};
