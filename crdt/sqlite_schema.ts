@@ -77,12 +77,14 @@ export function migrateFromV1(db: DatabaseSync): void {
 const CACHE_SIZE_KIB = 16384;
 
 /**
- * WAL pages between automatic checkpoints: SQLite's default, 1000. A checkpoint runs inside the
- * commit that crosses the mark and stalls the event loop for its fsync. 8192 pages (32 MiB) gave
- * bulk ingest 5-10 % more throughput but made each stall 8x longer: fan-out p99 with own writes on
- * SQLite went from 468 to 2,313 ms (`scripts/RESULTS.md`). Durability is `synchronous`'s either way.
+ * WAL pages between automatic checkpoints (SQLite's default is 1000). A checkpoint runs inside
+ * the commit that crosses the mark and stalls the event loop for as long as it copies and fsyncs:
+ * about 11-13 ms at 1000 pages, 2 ms at 100. That stall was the largest part of the fan-out
+ * tail: K=10 p99 6.1-7.6 ms at 1000 pages, 4.1-4.8 at 100; it costs 10-15 % of chain ingest
+ * (cold sync unchanged). 8192 pages made fan-out p99 five times worse. `scripts/RESULTS.md` has
+ * the runs. Durability is `synchronous`'s either way.
  */
-const WAL_AUTOCHECKPOINT_PAGES = 1000;
+const WAL_AUTOCHECKPOINT_PAGES = 100;
 
 /** Sets up a connection that writes: WAL (required), full sync by default, cache, checkpoints. */
 export function configureConnection(db: DatabaseSync): void {
