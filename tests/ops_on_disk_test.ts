@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
+import { grantMember, initMesh, revokeMember } from "../crdt/members_api.ts";
 import { encodeOperation, type Operation } from "../crdt/operation.ts";
 import { Replica } from "../crdt/replica.ts";
 import { SqliteStore, StoreCorruptError } from "../crdt/sqlite_store.ts";
@@ -313,6 +314,47 @@ Deno.test("after a restart a new operation depends on the same frontier as befor
       assert.deepEqual(op.deps, expected.deps);
     } finally {
       reopened.close();
+    }
+  });
+});
+
+Deno.test("in a mesh, a membership change stored after the saved document makes the open rebuild it", async () => {
+  await withDir((path) => {
+    const admin = identity(1);
+    const member = identity(2);
+    const hub = Replica.open({ identity: admin });
+    const mesh = initMesh(hub, "hub");
+    grantMember(hub, member.nodeId, "write", "m");
+    const node = Replica.open({ identity: member, mesh });
+    node.receive(hub.opsSince({}));
+    node.commit([setField("S-1", "stage", "coding")]);
+    hub.receive(node.opsSince(hub.clock(), hub.heads()));
+    const cut = hub.clock()[member.nodeId];
+    node.commit([setField("S-2", "stage", "coding")]); // past the cut to come
+
+    // A witness on disk saves its document with S-2 in it, then stores the revocation and
+    // stops before saving again (as a crash would).
+    const first = Replica.open({ identity: identity(3), mesh, store: SqliteStore.open(path) });
+    first.receive([...hub.opsSince({}), ...node.opsSince(hub.clock())]);
+    first.close();
+    assert.equal(cut, 1);
+    revokeMember(hub, member.nodeId);
+    const store = SqliteStore.open(path);
+    const second = Replica.open({ identity: identity(3), mesh, store });
+    assert.equal(second.document.get(["items", "S-2", "stage"]), "coding");
+    second.receive(hub.opsSince(second.clock(), second.heads()));
+    assert.equal(second.document.get(["items", "S-2", "stage"]), undefined, "past the cut");
+    store.close();
+
+    const reopened = Replica.open({ identity: identity(3), mesh, store: SqliteStore.open(path) });
+    try {
+      assert.equal(reopened.document.get(["items", "S-2", "stage"]), undefined);
+      assert.equal(reopened.document.get(["items", "S-1", "stage"]), "coding");
+      assert.equal(reopened.stateHash(), second.stateHash());
+    } finally {
+      reopened.close();
+      hub.close();
+      node.close();
     }
   });
 });
