@@ -305,7 +305,7 @@ export function parseOperation(value: unknown, options: ParseOptions = {}): Oper
 }
 
 /** The empty `deps` that parsed operations without dependencies share (frozen, like every op). */
-const NO_DEPS = Object.freeze([]) as unknown as OpId[];
+export const NO_DEPS = Object.freeze([]) as unknown as OpId[];
 
 /** The mutation with its keys in canonical order (hashing and encoding are then cheaper). */
 function sortedMutation(mutation: Mutation): Mutation {

@@ -2,14 +2,16 @@
  * A light reference to an operation kept on disk: the fields the log, the
  * clock and catch-up need (id, author, seq, prev, time, size) are held in
  * memory; the body (mutation, signature) is read from the store each time it
- * is asked for and never kept, so a hub holds tens of bytes per operation
- * instead of the operation. Catch-up sends the stored wire text as it is.
+ * is asked for and never kept, so a hub holds a few hundred bytes per
+ * operation instead of one to two kilobytes. Catch-up sends the stored wire
+ * text as it is.
  * @module
  */
 import type { NodeId } from "./identity.ts";
 import { touchesMembers } from "./membership_ops.ts";
 import {
   type Mutation,
+  NO_DEPS,
   type Operation,
   operationToWire,
   type OpId,
@@ -48,13 +50,12 @@ export interface StoredFields {
   members: boolean;
 }
 
-const NO_DEPS = Object.freeze([]) as unknown as OpId[];
-
 /**
- * An {@link Operation} whose body stays in the store. Reading `mutation`,
- * `sig` or `deps` reads and checks the row (its id, author, seq, prev and
- * time must match the index); a row that is gone or does not match throws
- * {@link StoreCorruptError}.
+ * An {@link Operation} whose body stays in the store. Reading `mutation` or
+ * `sig` reads the row: its id, author, seq, prev and time must match the
+ * index and its structure be an operation's (the full checks ran when it was
+ * written, and run again in the background); a row that is gone or does not
+ * match throws {@link StoreCorruptError}. `deps` come from the index.
  */
 export class StoredOperation implements Operation, StoredWire {
   /** The row's position in the store. */

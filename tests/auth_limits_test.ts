@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { AdmissionLimiter } from "../auth/mod.ts";
 import { addressKey } from "../auth/limits.ts";
 import { backoffDelay } from "../sync/backoff.ts";
+import { mulberry32 as seeded } from "../testing/sim_random.ts";
 
 Deno.test("admission limiter caps concurrent unauthenticated connections until released", () => {
   const limiter = new AdmissionLimiter({ maxUnauthenticated: 2, now: () => 0 });
@@ -128,16 +129,6 @@ Deno.test("admission limiter counts unfinished handshakes and failures, not succ
   clock = 59_999;
   assert.equal(limiter.tryAdmit("192.0.2.1").ok, false);
 });
-
-/** A small seeded random source (mulberry32), so the simulation is reproducible. */
-function seeded(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * Virtual-time model of a hub restart: `spokes` nodes behind one address

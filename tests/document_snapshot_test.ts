@@ -2,21 +2,10 @@ import assert from "node:assert/strict";
 import type { JsonValue } from "../crdt/canonical.ts";
 import { CrdtDocument, type DocumentOperation } from "../crdt/document.ts";
 import type { Mutation } from "../crdt/operation.ts";
+import { mulberry32 as seeded } from "../testing/sim_random.ts";
 
 const AUTHORS = ["a", "b", "c", "d"].map((c) => c.repeat(64));
 const KEYS = ["a", "b", "items", "log"];
-
-/** A small seeded generator (mulberry32), so every run checks the same histories. */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function docOf(ops: readonly DocumentOperation[]): CrdtDocument {
   const doc = new CrdtDocument();

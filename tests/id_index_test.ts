@@ -1,19 +1,10 @@
 import assert from "node:assert/strict";
 import { IdIndex } from "../crdt/id_index.ts";
-
-/** A seeded generator (mulberry32), so a failure replays. */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from "../testing/sim_random.ts";
 
 Deno.test("IdIndex answers like a Map through inserts, growth, deletes and collisions", () => {
   for (const seed of [1, 2, 3]) {
-    const next = random(seed);
+    const next = mulberry32(seed);
     // Ids share their first 8 characters in small groups, so whole probe runs collide.
     const idOf = (n: number) => `${(n % 37).toString(16).padStart(8, "0")}${n.toString(16)}`;
     const ids: string[] = []; // position -> id, as the log's apply order keeps them

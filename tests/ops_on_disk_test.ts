@@ -57,12 +57,17 @@ function openReplica(path: string): Replica {
   return Replica.open({ identity: identity(9), store: SqliteStore.open(path) });
 }
 
+/** A store at `path` holding `ops`, closed cleanly (so its document is saved). */
+function writeStore(path: string, ops: readonly Operation[]): void {
+  const replica = openReplica(path);
+  replica.receive(ops);
+  replica.close();
+}
+
 Deno.test("a replica over SQLite holds stored operations by reference and reads bodies on demand", async () => {
   await withDir((path) => {
     const ops = mixedOps(60);
-    const first = openReplica(path);
-    first.receive(ops);
-    first.close();
+    writeStore(path, ops);
 
     const replica = openReplica(path);
     try {
@@ -89,9 +94,7 @@ Deno.test("a replica over SQLite holds stored operations by reference and reads 
 Deno.test("the saved document is restored at open and what was stored after it is applied", async () => {
   await withDir((path) => {
     const ops = mixedOps(90);
-    const first = openReplica(path);
-    first.receive(ops.slice(0, 50));
-    first.close(); // saves the document covering 50 rows
+    writeStore(path, ops.slice(0, 50));
 
     // A crash: operations stored after the save, then the store closed without the replica.
     const store = SqliteStore.open(path);
@@ -132,9 +135,7 @@ Deno.test("a saved state that no longer describes the store is not used", async 
   for (const [name, damage, used] of cases) {
     await t.step(name, async () => {
       await withDir((path) => {
-        const first = openReplica(path);
-        first.receive(ops);
-        first.close();
+        writeStore(path, ops);
         const db = new DatabaseSync(path);
         db.exec(mark + damage);
         db.close();
@@ -203,9 +204,7 @@ Deno.test("a tampered row stops the node once the background check reaches it", 
 Deno.test("a row that disagrees with its index is refused when its body is read", async () => {
   await withDir((path) => {
     const ops = mixedOps(10);
-    const first = openReplica(path);
-    first.receive(ops);
-    first.close();
+    writeStore(path, ops);
     const db = new DatabaseSync(path);
     db.prepare("UPDATE ops SET body = ? WHERE seq_no = 4").run(encodeOperation(ops[0]));
     db.close();
@@ -248,9 +247,7 @@ Deno.test("operations received or signed are held by reference once stored", asy
 
 Deno.test("a catch-up that cannot read a stored operation closes that session with 1011", async () => {
   await withDir((path) => {
-    const first = openReplica(path);
-    first.receive(mixedOps(10));
-    first.close();
+    writeStore(path, mixedOps(10));
     const db = new DatabaseSync(path);
     db.exec(`UPDATE ops SET body = '{"not":"an operation"}' WHERE seq_no = 5`);
     db.close();
@@ -277,9 +274,7 @@ Deno.test("a catch-up that cannot read a stored operation closes that session wi
 Deno.test("a stored operation serialises like the operation it stands for", async () => {
   await withDir((path) => {
     const ops = mixedOps(5);
-    const first = openReplica(path);
-    first.receive(ops);
-    first.close();
+    writeStore(path, ops);
     const replica = openReplica(path);
     try {
       assert.deepEqual(
@@ -305,9 +300,7 @@ Deno.test("after a restart a new operation depends on the same frontier as befor
     live.close();
     assert.ok(expected.deps.length > 1, "the test needs a frontier of several operations");
 
-    const first = openReplica(path);
-    first.receive(ops);
-    first.close();
+    writeStore(path, ops);
     const reopened = openReplica(path);
     try {
       const [op] = reopened.commit([setField("s0", "stage", "done")]);

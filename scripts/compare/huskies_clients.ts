@@ -27,11 +27,10 @@ import { HuskiesNode } from "../../sync/node.ts";
 import { webSocketDialer } from "../../sync/websocket.ts";
 import { noDelayDialer } from "../../sync/ws_dialer.ts";
 import { connectCountingPeer, type CountingPeer } from "./huskies_peer.ts";
-import { clientTcpBytes, nowMs, quantile, stampedValue } from "./proc.ts";
+import { clientTcpBytes, nowMs, quantile, stampedValue, tick, writeAtRate } from "./proc.ts";
 
 const [mode, url, ...rest] = Deno.args;
 const print = (value: unknown) => console.log(JSON.stringify(value));
-const tick = () => new Promise((resolve) => setTimeout(resolve, 1));
 
 /** Resolves once `check` holds, polling each millisecond; throws after `ms`. */
 async function waitFor(check: () => boolean, what: string, ms = 60_000): Promise<void> {
@@ -66,18 +65,7 @@ async function fanout(subscribers: number, rate: number, updates: number, client
   const writer = await openWriter(client);
   print({ phase: "writing" });
   const start = nowMs();
-  let made = 0;
-  while (made < updates) {
-    const due = Math.min(updates, Math.floor((nowMs() - start) * rate / 1000));
-    for (; made < due; made++) {
-      writer.replica.commit([{
-        type: "update",
-        path: ["items", `F-${made % 100}`],
-        fields: { value: stampedValue(nowMs()) },
-      }]);
-    }
-    await tick();
-  }
+  await writeAtRate(writer.replica, updates, rate, start);
   await Promise.all(peers.map((peer) => peer.done));
   const wallMs = nowMs() - start;
   latencies.sort((a, b) => a - b);

@@ -4,6 +4,7 @@
  * that speaks one JSON object per stdout line.
  * @module
  */
+import type { Mutation } from "../../crdt/operation.ts";
 
 /** Clock ticks per second of /proc/<pid>/stat times (USER_HZ, 100 on Linux). */
 const TICKS_PER_SECOND = 100;
@@ -175,3 +176,31 @@ export function forEachStamp(
 
 /** The current time in milliseconds since the epoch, sub-millisecond precision. */
 export const nowMs = (): number => performance.timeOrigin + performance.now();
+
+/** Yields to the event loop for about a millisecond. */
+export const tick = (): Promise<unknown> => new Promise((resolve) => setTimeout(resolve, 1));
+
+/**
+ * Commits `updates` stamped 100-byte values through `replica` at `rate` per
+ * second from `start` (ms on {@link nowMs}), over 100 items: the writer of
+ * the fan-out workloads.
+ */
+export async function writeAtRate(
+  replica: { commit(mutations: Mutation[]): unknown },
+  updates: number,
+  rate: number,
+  start: number,
+): Promise<void> {
+  let made = 0;
+  while (made < updates) {
+    const due = Math.min(updates, Math.floor((nowMs() - start) * rate / 1000));
+    for (; made < due; made++) {
+      replica.commit([{
+        type: "update",
+        path: ["items", `F-${made % 100}`],
+        fields: { value: stampedValue(nowMs()) },
+      }]);
+    }
+    await tick();
+  }
+}

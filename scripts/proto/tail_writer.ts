@@ -12,7 +12,7 @@
 import { HuskiesNode } from "../../sync/node.ts";
 import { noDelayDialer } from "../../sync/ws_dialer.ts";
 import { WsClientConnection } from "../../sync/ws_client.ts";
-import { forEachStamp, nowMs, stampedValue } from "../compare/proc.ts";
+import { forEachStamp, nowMs, tick, writeAtRate } from "../compare/proc.ts";
 
 /** What {@link runWriter} saw: when writing began, and [stamp, socket send] pairs. */
 export interface WriterTrace {
@@ -39,8 +39,6 @@ WsClientConnection.prototype.send = function (this: WsClientConnection, data) {
   return wsSend.call(this, data);
 };
 
-const tick = () => new Promise((resolve) => setTimeout(resolve, 1));
-
 /** Connects a writer to `url`, commits `updates` updates at `rate`/s, closes it. */
 export async function runWriter(
   url: string,
@@ -58,18 +56,7 @@ export async function runWriter(
   writer.connect(url);
   while (!writer.sessions().some((s) => s.stats().state === "live")) await tick();
   t.start = nowMs();
-  let made = 0;
-  while (made < updates) {
-    const due = Math.min(updates, Math.floor((nowMs() - t.start) * rate / 1000));
-    for (; made < due; made++) {
-      writer.replica.commit([{
-        type: "update",
-        path: ["items", `F-${made % 100}`],
-        fields: { value: stampedValue(nowMs()) },
-      }]);
-    }
-    await tick();
-  }
+  await writeAtRate(writer.replica, updates, rate, t.start);
   // Until the last update is on the socket.
   while (t.used < 2 * updates) await tick();
   await writer.close();
