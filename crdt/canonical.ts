@@ -97,7 +97,11 @@ export function withSortedKeys<T extends JsonValue>(value: T): T {
   return keysSorted(value) ? value : JSON.parse(sortedJson(value));
 }
 
-function keysSorted(value: JsonValue): boolean {
+/**
+ * True when every object in `value` already lists its keys in canonical
+ * order, so that `JSON.stringify(value)` is its canonical encoding.
+ */
+export function keysSorted(value: JsonValue): boolean {
   if (value === null || typeof value !== "object") return true;
   if (Array.isArray(value)) {
     for (const item of value) if (!keysSorted(item)) return false;

@@ -10,7 +10,13 @@
  */
 import { createHash } from "node:crypto";
 import { fromHex, isHex128, isHex64, toHex, utf8Length } from "../protocol/bytes.ts";
-import { canonicalJson, checkJsonValue, type JsonValue, withSortedKeys } from "./canonical.ts";
+import {
+  canonicalJson,
+  checkJsonValue,
+  type JsonValue,
+  keysSorted,
+  withSortedKeys,
+} from "./canonical.ts";
 import type { Identity, NodeId, SignatureVerifier } from "./identity.ts";
 
 /** An operation id: lowercase hex SHA-256. */
@@ -97,6 +103,34 @@ const ID_PREFIX_HASH = createHash("sha256").update(ID_DOMAIN);
 /** Computes an operation's id from its unsigned fields. */
 export function operationId(op: UnsignedOperation): OpId {
   return ID_PREFIX_HASH.copy().update(canonicalBody(op)).digest("hex");
+}
+
+/**
+ * The id of `op` computed from its fields, with its wire encoding cached as
+ * {@link encodeOperation}'s from the same field encodings: the canonical body
+ * and the wire form hold the same members in other orders (plus `id` and
+ * `sig`), so each field, the mutation above all, is encoded once for both.
+ * `op.mutation` must have its keys sorted (`sortedMutation`); `op.id` may be
+ * a placeholder until the caller sets it to what this returns.
+ */
+function idAndWire(op: Operation, id?: OpId): OpId {
+  const author = JSON.stringify(op.author);
+  const deps = JSON.stringify(op.deps);
+  const prev = JSON.stringify(op.prev);
+  const wireMutation = JSON.stringify(op.mutation);
+  const mutation = keysSorted(op.mutation as unknown as JsonValue)
+    ? wireMutation
+    : canonicalJson(op.mutation as unknown as JsonValue);
+  const body = `{"author":${author},"deps":${deps},"mutation":${mutation},"prev":${prev},` +
+    `"seq":${op.seq},"time":${op.time}}`;
+  const computed = ID_PREFIX_HASH.copy().update(body).digest("hex");
+  const wireId = JSON.stringify(id ?? computed);
+  encodings.set(op, {
+    wire: `{"author":${author},"seq":${op.seq},"prev":${prev},"deps":${deps},"time":${op.time},` +
+      `"mutation":${wireMutation},"id":${wireId},"sig":${JSON.stringify(op.sig)}}`,
+    bytes: -1,
+  });
+  return computed;
 }
 
 /**
@@ -264,14 +298,16 @@ export interface ParseOptions {
   deriveId?: boolean;
 }
 
-/** Operations whose id {@link parseOperation} computed from their own body. */
-const derivedIds = new WeakSet<Operation>();
+/** Operations whose id {@link parseOperation} computed from their own body, or found right. */
+const checkedIds = new WeakSet<Operation>();
 
 /**
  * Parses one operation from its JSON wire form (a parsed object), checking
- * shape and limits but not the id or signature. Throws `SyntaxError` naming
- * the problem, {@link OperationTooLargeError} when its canonical encoding is
- * over the size limit.
+ * shape and limits, not the signature. Its id is computed here (so
+ * {@link hasValidId} answers without hashing again; operations are never
+ * mutated) together with its wire encoding. Throws `SyntaxError` naming the
+ * problem, {@link OperationTooLargeError} when its canonical encoding is over
+ * the size limit.
  */
 export function parseOperation(value: unknown, options: ParseOptions = {}): Operation {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
@@ -293,10 +329,10 @@ export function parseOperation(value: unknown, options: ParseOptions = {}): Oper
     (isHex128(op.sig) ? undefined : "sig must be 128 lowercase hex characters");
   if (problem) throw new SyntaxError(`Cannot parse operation: ${problem}`);
   op.mutation = sortedMutation(op.mutation);
-  if (options.deriveId) {
-    op.id = operationId(op);
-    derivedIds.add(op);
-  }
+  // The id is checked (or derived) here, sharing the field encodings with the wire form.
+  const computed = idAndWire(op, options.deriveId ? undefined : op.id);
+  if (options.deriveId) op.id = computed;
+  if (computed === op.id) checkedIds.add(op);
   const bytes = options.checkSize === false ? 0 : encodedSize(op);
   if (bytes > OPERATION_LIMITS.maxBytes) {
     throw new OperationTooLargeError("parse operation", bytes, op);
@@ -401,7 +437,7 @@ export function decodeOperation(text: string, options: ParseOptions = {}): Opera
 
 /** True when `op.id` is the hash of its unsigned fields. */
 export function hasValidId(op: Operation): boolean {
-  return derivedIds.has(op) || operationId(op) === op.id;
+  return checkedIds.has(op) || operationId(op) === op.id;
 }
 
 /** True when `op.sig` is a valid signature of `op.id` by `op.author`. */
