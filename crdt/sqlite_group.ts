@@ -19,10 +19,15 @@ export class GroupCommit {
   readonly #release: StatementSync;
   readonly #rollbackTo: StatementSync;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  readonly #onLost: () => void;
   #failure: Error | undefined;
 
-  /** Prepares the statements; `windowMs` is how long the transaction stays open. */
-  constructor(db: DatabaseSync, path: string, windowMs: number) {
+  /**
+   * Prepares the statements; `windowMs` is how long the transaction stays
+   * open; `onLost` is called when rows of earlier appends were rolled back.
+   */
+  constructor(db: DatabaseSync, path: string, windowMs: number, onLost: () => void = () => {}) {
+    this.#onLost = onLost;
     this.#db = db;
     this.#path = path;
     this.#windowMs = windowMs;
@@ -70,7 +75,10 @@ export class GroupCommit {
         if (this.#db.isTransaction) {
           this.#rollbackTo.run();
           this.#release.run();
-        } else this.#stop();
+        } else {
+          this.#stop();
+          this.#onLost(); // SQLite rolled back the whole group
+        }
       } catch {
         // SQLite may already have rolled back the whole transaction.
       }
@@ -93,6 +101,7 @@ export class GroupCommit {
       } catch {
         // Already failing; the first error is the one to report.
       }
+      this.#onLost();
       throw new Error(
         `Cannot commit received operations to store at ${this.#path}: ${messageOf(error)}; ` +
           "the last window of them was not stored (peers send them again)",

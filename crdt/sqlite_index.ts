@@ -87,7 +87,8 @@ export class SqliteIndex implements BodyReader {
   /**
    * The body of row `row`, or `undefined` when there is none. Reads in
    * sequence (a catch-up serving stored operations) are answered from one
-   * range query per {@link READ_AHEAD_ROWS} rows; rows never change once written.
+   * range query per {@link READ_AHEAD_ROWS} rows (forgotten at every append, see
+   * {@link forgetReadAhead}).
    */
   readBody(row: number): string | undefined {
     this.#ensureOpen();
@@ -114,6 +115,12 @@ export class SqliteIndex implements BodyReader {
     this.#aheadFrom = row;
     this.#ahead = run;
     return run[0];
+  }
+
+  /** Drops the bodies read ahead (rows of an append that may yet be rolled back). */
+  forgetReadAhead(): void {
+    this.#ahead = [];
+    this.#lastRead = -1;
   }
 
   /** Every stored operation in insertion order, as {@link StoredOperation}s. */

@@ -172,7 +172,10 @@ export class SqliteStore implements Store {
     groupCommitMs = 0,
   ) {
     this.path = path;
-    if (groupCommitMs > 0) this.#group = new GroupCommit(db, path, groupCommitMs);
+    if (groupCommitMs > 0) {
+      // A failed group commit loses rows the read-ahead may hold.
+      this.#group = new GroupCommit(db, path, groupCommitMs, () => this.#index?.forgetReadAhead());
+    }
     this.#db = db;
     this.#readOnly = readOnly;
     this.#head = head;

@@ -149,6 +149,8 @@ export class StoredOperation implements Operation, StoredWire {
   #body(): string {
     const body = this.#reader.readBody(this.row);
     if (body === undefined) throw this.#corrupt("is gone");
+    // A row written again after its first version was lost (a failed commit) holds another operation.
+    if (!body.includes(`"id":"${this.id}"`)) throw this.#corrupt("holds another operation");
     return body;
   }
 

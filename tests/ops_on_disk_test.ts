@@ -212,6 +212,8 @@ Deno.test("a row that disagrees with its index is refused when its body is read"
     try {
       const held = replica.operations()[3];
       assert.throws(() => held.mutation, StoreCorruptError);
+      // Its stored text is not sent for it either (a JSON catch-up sends the text as stored).
+      assert.throws(() => encodeOperation(held), /holds another operation/);
     } finally {
       replica.close();
     }
