@@ -350,7 +350,8 @@ export class OpLog extends LogView {
   #hold(op: Operation, work: Work): void {
     this.#held.push(op);
     work.held.push(op);
-    if (!this.#storedUnheld.delete(op.id)) work.store.push(op);
+    if (this.#loading) return; // loaded from the store: nothing to store again
+    if (this.#storedUnheld.size === 0 || !this.#storedUnheld.delete(op.id)) work.store.push(op);
   }
 
   /**
