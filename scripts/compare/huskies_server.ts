@@ -8,19 +8,10 @@
  *
  * Usage: deno run -A scripts/compare/huskies_server.ts <data dir> [live batch ms]
  */
-import { HuskiesNode } from "../../sync/node.ts";
+import { openBenchHub } from "./bench_hub.ts";
 
 const [dataDir, liveBatchMs] = Deno.args;
-const hub = await HuskiesNode.open({
-  dataDir,
-  ...(liveBatchMs !== undefined ? { liveBatchMs: Number(liveBatchMs) } : {}),
-  open: true,
-  admission: { attemptsPerMinutePerAddress: 100_000, maxUnauthenticated: 1000 },
-});
-const server = Deno.serve(
-  { hostname: "127.0.0.1", port: 0, onListen() {} },
-  (request, info) => hub.handleRequest(request, info) ?? new Response("not found", { status: 404 }),
-);
+const { hub, server } = await openBenchHub(dataDir, liveBatchMs);
 console.log(JSON.stringify({ port: server.addr.port }));
 Deno.addSignalListener("SIGTERM", async () => {
   await hub.close();

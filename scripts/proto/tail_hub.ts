@@ -13,7 +13,7 @@
  * Usage: deno run -A scripts/proto/tail_hub.ts <data dir|:memory:> <trace file> [live batch ms]
  */
 import { DatabaseSync, StatementSync } from "node:sqlite";
-import { HuskiesNode } from "../../sync/node.ts";
+import { openBenchHub } from "../compare/bench_hub.ts";
 import { forEachStamp, nowMs } from "../compare/proc.ts";
 
 const [dataDir, traceFile, liveBatchMs] = Deno.args;
@@ -132,15 +132,9 @@ setInterval(() => {
   expected = now + INTERVAL_MS;
 }, INTERVAL_MS);
 
-const hub = await HuskiesNode.open({
-  ...(dataDir === ":memory:" ? {} : { dataDir }),
-  ...(liveBatchMs !== undefined ? { liveBatchMs: Number(liveBatchMs) } : {}),
-  open: true,
-  admission: { attemptsPerMinutePerAddress: 100_000, maxUnauthenticated: 1000 },
-});
-const server = Deno.serve(
-  { hostname: "127.0.0.1", port: 0, onListen() {} },
-  (request, info) => hub.handleRequest(request, info) ?? new Response("not found", { status: 404 }),
+const { hub, server } = await openBenchHub(
+  dataDir === ":memory:" ? undefined : dataDir,
+  liveBatchMs,
 );
 if (checkpointEvery !== undefined && dataDir !== ":memory:") {
   const worker = new Worker(new URL("./checkpoint_worker.ts", import.meta.url), { type: "module" });
