@@ -67,3 +67,8 @@ export function utf8Length(text: string): number {
   }
   return bytes;
 }
+
+/** Bytes of a WebSocket frame: its UTF-8 length when text. */
+export function frameLength(data: string | Uint8Array): number {
+  return typeof data === "string" ? utf8Length(data) : data.byteLength;
+}

@@ -42,6 +42,11 @@ export class Hub<M extends HubMember> {
     this.#members.delete(member);
   }
 
+  /** How many sessions there are. */
+  get size(): number {
+    return this.#members.size;
+  }
+
   /** The sessions, in the order added. */
   members(): M[] {
     return [...this.#members];

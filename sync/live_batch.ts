@@ -1,9 +1,11 @@
 /**
  * When a session hands its queued live operations to the transport, as pure
  * functions of the time and the bytes the transport still holds: at once
- * while it holds at most a few frames (no added latency), batched while an earlier frame
- * is still buffered (a busy or slow peer gets many operations per frame),
- * and never more than the watermark ahead of what the peer has read.
+ * while it holds at most a few frames (no added latency) and the node is not
+ * busy, batched while an earlier frame is still buffered (a busy or slow peer
+ * gets many operations per frame) or within the pace of a busy node
+ * (`live_pace.ts`), and never more than the watermark ahead of what the peer
+ * has read.
  * @module
  */
 
@@ -37,25 +39,31 @@ export interface LiveBatchState {
   readonly lastSend: number;
   /** The batching window after a send, ms (`liveBatchMs`). */
   readonly windowMs: number;
+  /** The node's live pace, ms (`live_pace.ts`): 0 while it is not busy. */
+  readonly paceMs: number;
 }
 
 /**
  * True when queued live operations should go out now: the transport holds
- * at most {@link LIVE_AT_ONCE_BYTES}; or it holds no more than the watermark and either the window since
- * the last send has passed or the queue itself reached the watermark (so a
- * burst of incoming frames that starves timers cannot starve the peer).
+ * no more than the watermark, and either the queue itself reached it (so a
+ * burst of incoming frames that starves timers cannot starve the peer) or
+ * the time since the last send reached the pace (while the transport holds
+ * at most {@link LIVE_AT_ONCE_BYTES}) or the longer of the pace and the
+ * window (while it holds more).
  */
 export function liveSendDue(state: LiveBatchState): boolean {
-  const { now, buffered, queued, lastSend, windowMs } = state;
-  if (buffered <= LIVE_AT_ONCE_BYTES) return true;
+  const { now, buffered, queued, lastSend, windowMs, paceMs } = state;
   if (buffered > LIVE_BATCH_WATERMARK) return false;
-  return now >= lastSend + windowMs || queued >= LIVE_BATCH_WATERMARK;
+  if (queued >= LIVE_BATCH_WATERMARK) return true;
+  const wait = buffered <= LIVE_AT_ONCE_BYTES ? paceMs : Math.max(paceMs, windowMs);
+  return now >= lastSend + wait;
 }
 
 /** When to look again at queued live operations that are not due (see {@link liveSendDue}). */
 export function liveWakeAt(state: LiveBatchState): number {
-  const { now, buffered, lastSend, windowMs } = state;
+  const { now, buffered, lastSend, windowMs, paceMs } = state;
   if (liveSendDue(state)) return now;
   if (buffered > LIVE_BATCH_WATERMARK) return now + DRAIN_POLL_MS;
-  return Math.min(now + LIVE_RECHECK_MS, Math.max(now, lastSend + windowMs));
+  if (buffered <= LIVE_AT_ONCE_BYTES) return lastSend + paceMs;
+  return Math.min(now + LIVE_RECHECK_MS, Math.max(now, lastSend + Math.max(paceMs, windowMs)));
 }

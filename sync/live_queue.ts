@@ -7,6 +7,7 @@
  */
 import { utf8Length } from "../protocol/bytes.ts";
 import { encodedSize, type Operation } from "../crdt/operation.ts";
+import { LIVE_BATCH_WATERMARK } from "./live_batch.ts";
 
 /** Merged queues by their last chunk: sessions that queued the same chunks share one array. */
 const merges = new WeakMap<
@@ -63,11 +64,28 @@ export class LiveQueue {
 
   /** Queues the operations of `ops` that `wanted` keeps, in order. */
   push(ops: readonly Operation[], wanted: (op: Operation) => boolean): void {
+    this.#push(ops, wanted, Infinity);
+  }
+
+  /**
+   * Queues what {@link push} would, behind a send already due, if the queue
+   * then stays under {@link LIVE_BATCH_WATERMARK} (so the send need not come
+   * sooner); returns whether it did.
+   */
+  pushBehind(ops: readonly Operation[], wanted: (op: Operation) => boolean): boolean {
+    return this.#push(ops, wanted, LIVE_BATCH_WATERMARK);
+  }
+
+  #push(ops: readonly Operation[], wanted: (op: Operation) => boolean, limit: number): boolean {
     const kept = ops.every(wanted) ? ops : ops.filter(wanted);
-    if (kept.length === 0) return;
+    let bytes = 0;
+    for (const op of kept) bytes += encodedSize(op) + 1;
+    if (this.#bytes + bytes >= limit) return false;
+    if (kept.length === 0) return true;
     this.#chunks.push(kept);
     this.#count += kept.length;
-    for (const op of kept) this.#bytes += encodedSize(op) + 1;
+    this.#bytes += bytes;
+    return true;
   }
 
   /** Queues an encoded frame (a fork proof), sent before the operations. */

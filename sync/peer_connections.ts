@@ -23,6 +23,7 @@ import type { Channel, Dialer, DialResult } from "./channel.ts";
 import { type ConnectionOutcome, runConnection } from "./connection.ts";
 import type { Direction, NodeEventEmitter } from "./events.ts";
 import type { Hub } from "./hub.ts";
+import { livePaceMs } from "./live_pace.ts";
 import type { Logger } from "./logger.ts";
 import { emitSessionEvent, type NodeCounters } from "./node_wiring.ts";
 import type { RendezvousAttempt } from "./rendezvous_client.ts";
@@ -287,6 +288,7 @@ export class PeerConnections {
       legacy: this.#o.legacy,
       logger,
       now: timers.now(),
+      paceMs: () => livePaceMs(hub.size),
     });
     const runner = new SessionRunner({
       session,

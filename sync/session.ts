@@ -8,7 +8,7 @@
  * clock, sets a timer or polls.
  * @module
  */
-import { utf8Length } from "../protocol/bytes.ts";
+import { frameLength, utf8Length } from "../protocol/bytes.ts";
 import { clockLag, type VectorClock } from "../crdt/clock.ts";
 import type { NodeId } from "../crdt/identity.ts";
 import type { Operation } from "../crdt/operation.ts";
@@ -34,15 +34,17 @@ import { CLOCK_FLOOD_REASON, ClockGate, ClockResend } from "./clock_gate.ts";
 import { RefusalCounter, showsPeerHolds, tallyRefusals } from "./session_refusals.ts";
 import {
   type CatchUpCursor,
-  SESSION_DEFAULTS,
   type SessionLimits,
   type SessionOptions,
   type SessionOutput,
   type SessionPhase,
   type SessionStats,
+  withSessionDefaults,
 } from "./session_types.ts";
 
 export type * from "./session_types.ts";
+
+const everyOp = () => true;
 
 /**
  * One sync session. Create it after authentication, call {@link start}, pass
@@ -64,8 +66,8 @@ export class SyncSession {
   #peerSpoke = false;
   #peerAcceptsCompact = false; // the clock being answered listed `cbulk` (§6.9)
   readonly #queue = new LiveQueue();
-  /** What we know the peer holds: its clock, plus what we sent it since (filters what we send). */
-  #peerClock: VectorClock = {};
+  readonly #paceMs: () => number;
+  #peerClock: VectorClock = {}; // what we know the peer holds: its clock, plus what we sent since
   #reported: { clock: VectorClock; at: number } | undefined; // see `reported`
   readonly #heartbeat: Heartbeat;
   readonly #since: number;
@@ -76,10 +78,8 @@ export class SyncSession {
   readonly #forkFrames: ForkFrames;
   readonly #refusals: RefusalCounter;
   readonly #slow: SlowConsumerCheck;
-  /** The peer's clocks: one catch-up at a time, coalesced, rate-limited. */
-  readonly #clocks = new ClockGate<ClockFrame>();
-  /** When to send our clock again (operations were dropped). */
-  readonly #resend = new ClockResend();
+  readonly #clocks = new ClockGate<ClockFrame>(); // the peer's: one catch-up at a time, rate-limited
+  readonly #resend = new ClockResend(); // when to send our clock again (operations were dropped)
 
   /** Creates a session; nothing is sent until {@link start}. */
   constructor(options: SessionOptions) {
@@ -88,12 +88,9 @@ export class SyncSession {
     this.#replica = options.replica;
     this.#logger = options.logger ?? silentLogger;
     this.#actAsLegacy = options.legacy ?? false;
+    this.#paceMs = options.paceMs ?? (() => 0);
     this.#since = options.now;
-    const limits: Record<string, unknown> = { ...SESSION_DEFAULTS };
-    for (const key of Object.keys(SESSION_DEFAULTS) as (keyof SessionLimits)[]) {
-      if (options[key] !== undefined) limits[key] = options[key];
-    }
-    this.#limits = limits as Required<SessionLimits>;
+    this.#limits = withSessionDefaults(options);
     const { pingIntervalMs, pongTimeoutMs } = this.#limits;
     this.#heartbeat = new Heartbeat(options.now, pingIntervalMs, pongTimeoutMs);
     this.#forkFrames = new ForkFrames(this.#limits.maxFrameBytes, this.#logger, this.peer);
@@ -137,7 +134,7 @@ export class SyncSession {
   receive(data: string | Uint8Array, now: number): SessionOutput {
     if (this.isClosed) return this.#take(now);
     this.#heartbeat.lastReceived = now;
-    const size = typeof data === "string" ? utf8Length(data) : data.byteLength;
+    const size = frameLength(data);
     this.#stats.bytesIn += size;
     if (size > this.#limits.maxFrameBytes) {
       this.#close(CloseCode.TOO_BIG, "frame too big");
@@ -287,12 +284,10 @@ export class SyncSession {
   }
 
   /**
-   * Queues operations applied elsewhere for this peer. They are sent once the
-   * peer is ready, in the order given, batched into as few frames as fit.
-   * With `quarantined` (operations newly quarantined, with their anchors),
-   * the peer's clock does not filter them, and a legacy peer gets none.
-   * `bufferedAmount` is what the transport still holds; queue plus buffer
-   * over the limit drops the peer as too slow.
+   * Queues operations applied elsewhere for the peer, sent once it is ready,
+   * in order, in as few frames as fit. `quarantined` ones (with their anchors)
+   * skip the peer's clock; a legacy peer gets none. `bufferedAmount`: what the
+   * transport holds; queue plus buffer over the limit drops the peer as too slow.
    */
   enqueue(
     ops: readonly Operation[],
@@ -302,18 +297,24 @@ export class SyncSession {
   ): SessionOutput {
     if (this.isClosed) return this.#take(now);
     if (quarantined && (this.#peerLegacy || this.#actAsLegacy)) return this.#take(now);
-    this.#queue.push(ops, (op) => quarantined || (this.#peerClock[op.author] ?? 0) < op.seq);
-    // Hand the queue to the transport now when the rule says so, rather than on a timer that a
-    // burst of incoming frames can starve: only what the peer has not read counts below.
+    this.#queue.push(ops, quarantined ? everyOp : this.#lacks);
+    // Sent now when due, not on a timer a burst of incoming frames can starve.
     let buffered = bufferedAmount;
     if (this.#liveSendDue(now, buffered)) buffered += this.#flush(now);
     this.#checkSlow(buffered, now);
     return this.#take(now, buffered);
   }
 
+  /** Queues live operations behind a send already due, if that is all to do; false: call {@link enqueue}. */
+  queueBehind(ops: readonly Operation[]): boolean {
+    return this.isLive && this.#queue.length > 0 && this.#queue.pushBehind(ops, this.#lacks);
+  }
+
+  readonly #lacks = (op: Operation) => (this.#peerClock[op.author] ?? 0) < op.seq; // by its clock
+
   #batchState(now: number, buffered: number): LiveBatchState {
-    const { lastSend, bytes: queued } = this.#queue;
-    return { now, buffered, queued, lastSend, windowMs: this.#limits.liveBatchMs };
+    const { lastSend, bytes: queued } = this.#queue, paceMs = this.#paceMs();
+    return { now, buffered, queued, lastSend, windowMs: this.#limits.liveBatchMs, paceMs };
   }
 
   #liveSendDue(now: number, buffered: number): boolean {
@@ -444,8 +445,7 @@ export class SyncSession {
   #send(data: string | Uint8Array, bytes?: number): void {
     if (this.isClosed) return;
     this.#out.frames.push(data);
-    this.#stats.bytesOut += bytes ??
-      (typeof data === "string" ? utf8Length(data) : data.byteLength);
+    this.#stats.bytesOut += bytes ?? frameLength(data);
   }
 
   #close(code: number, reason: string): void {

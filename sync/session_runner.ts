@@ -122,6 +122,8 @@ export class SessionRunner implements PeerSession, HubMember {
 
   /** Queues operations for the peer (see {@link SyncSession.enqueue}). */
   enqueue(ops: readonly Operation[], quarantined: boolean): void {
+    // Behind a send already due later there is nothing else to do (a paced hub, per operation).
+    if (!quarantined && this.session.queueBehind(ops)) return;
     this.#run((now) => this.session.enqueue(ops, now, this.#channel.bufferedAmount, quarantined));
   }
 

@@ -1,6 +1,6 @@
 /**
- * The types of a sync session: its limits and options, its explicit state,
- * what each call returns, and its counters.
+ * The types of a sync session: its limits (and their defaults) and options,
+ * its explicit state, what each call returns, and its counters.
  * @module
  */
 import type { NodeId } from "../crdt/identity.ts";
@@ -52,6 +52,8 @@ export interface SessionOptions extends SessionLimits {
   logger?: Logger;
   /** When the session was authenticated (ms, the caller's clock). */
   now: number;
+  /** The node's live pace now, ms (`live_pace.ts`). @default always 0 */
+  paceMs?: () => number;
 }
 
 /** Counters and state of a session, as shown by `huskies status`. */
@@ -146,3 +148,12 @@ export const SESSION_DEFAULTS: Readonly<Required<SessionLimits>> = {
   liveBatchMs: 2,
   compactBulk: true,
 };
+
+/** `limits` with every field it leaves out set to its default. */
+export function withSessionDefaults(limits: SessionLimits): Required<SessionLimits> {
+  const all: Record<string, unknown> = { ...SESSION_DEFAULTS };
+  for (const key of Object.keys(SESSION_DEFAULTS) as (keyof SessionLimits)[]) {
+    if (limits[key] !== undefined) all[key] = limits[key];
+  }
+  return all as Required<SessionLimits>;
+}

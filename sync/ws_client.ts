@@ -8,7 +8,7 @@
  * @module
  */
 import type WebSocket from "ws";
-import { utf8Length } from "../protocol/bytes.ts";
+import { frameLength } from "../protocol/bytes.ts";
 
 /** The environment variables npm `ws` reads when it loads (it needs env access to them). */
 export const WS_ENV_VARIABLES = ["WS_NO_BUFFER_UTIL", "WS_NO_UTF_8_VALIDATE"] as const;
@@ -200,7 +200,7 @@ export class WsClientConnection {
   /** Sends a text frame (string) or a binary frame (bytes); throws unless open. */
   send(data: string | Uint8Array): void {
     if (!this.isOpen) throw new Error(`Cannot send to ${this.#url}: the connection is not open`);
-    const bytes = typeof data === "string" ? utf8Length(data) : data.byteLength;
+    const bytes = frameLength(data);
     this.#unwritten += bytes;
     this.#socket.send(data, { binary: typeof data !== "string" }, () => {
       this.#unwritten -= bytes;

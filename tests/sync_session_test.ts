@@ -124,6 +124,60 @@ Deno.test("live operations batch while frames are buffered: they wait for the dr
   );
 });
 
+Deno.test("a paced session sends once per pace: what comes meanwhile shares the next frame", () => {
+  const me = identity(4);
+  const replica = Replica.open({ identity: me });
+  let paceMs = 4;
+  const s = session(replica, { paceMs: () => paceMs, pingIntervalMs: 0, pongTimeoutMs: 0 });
+  s.start(0);
+  s.receive(JSON.stringify({ type: "clock", clock: {} }), 0);
+  s.tick(0, 0);
+  s.receive('{"type":"ready"}', 0);
+  const factory = new OpFactory();
+  const ops = [1, 2, 3, 4, 5].map((value) =>
+    factory.next(me, { type: "append", path: ["n"], value })
+  );
+  const op = (value: number) => ops[value - 1];
+  assert.deepEqual(
+    types(s.enqueue([op(1)], 100, 0)),
+    ["live"],
+    "the first after a quiet pace: at once",
+  );
+  assert.equal(s.queueBehind([op(2)]), false, "nothing is queued: the caller must enqueue");
+  const held = s.enqueue([op(2)], 101, 0);
+  assert.deepEqual(held.frames, [], "within the pace of the last send: wait");
+  assert.equal(held.wakeAt, 104, "until the pace since the last send has passed");
+  assert.equal(s.queueBehind([op(3)]), true, "behind a send already due: only queued");
+  assert.deepEqual(s.tick(103, 0).frames, []);
+  const paced = s.tick(104, 0);
+  assert.deepEqual(types(paced), ["bulk"]);
+  const sent = (parse(paced.frames[0]).ops as { id: string }[]).map((o) => o.id);
+  assert.deepEqual(sent, [op(2).id, op(3).id], "both, in one frame");
+  assert.deepEqual(types(s.enqueue([op(4)], 108, 0)), ["live"], "a pace later: at once");
+  paceMs = 0;
+  assert.deepEqual(types(s.enqueue([op(5)], 108, 0)), ["live"], "pace 0: at once again");
+});
+
+Deno.test("a paced session sends at once when its queue reaches the watermark", () => {
+  const me = identity(4);
+  const replica = Replica.open({ identity: me });
+  const s = session(replica, { paceMs: () => 8, pingIntervalMs: 0, pongTimeoutMs: 0 });
+  s.start(0);
+  s.receive(JSON.stringify({ type: "clock", clock: {} }), 0);
+  s.tick(0, 0);
+  s.receive('{"type":"ready"}', 0);
+  const factory = new OpFactory();
+  const big = () => factory.next(me, { type: "append", path: ["n"], value: "x".repeat(25_000) });
+  s.enqueue([big()], 100, 0);
+  assert.deepEqual(s.enqueue([big()], 101, 0).frames, [], "paced");
+  assert.equal(s.queueBehind([big()]), true, "50 KB queued: still under the watermark");
+  const last = big();
+  assert.equal(s.queueBehind([last]), false, "this one would reach it: not queued here");
+  const out = s.enqueue([last], 101, 0);
+  assert.deepEqual(types(out), ["bulk"], "the watermark overrides the pace");
+  assert.equal((parse(out.frames[0]).ops as unknown[]).length, 3);
+});
+
 Deno.test("peers given the same batch send the same frames, counted at their UTF-8 size", () => {
   const me = identity(4);
   const replica = Replica.open({ identity: me });
