@@ -33,10 +33,7 @@ import {
 import { type AppendOptions, type ForkProof, MemoryStore, type Store } from "./store.ts";
 import { WriteGuard, WriteRefusedError } from "./write_guard.ts";
 import { Listeners } from "./listeners.ts";
-import { loadStore, saveReplicaState } from "./replica_state.ts";
-
-/** Operations stored between two saves of the document (`replica_state.ts`), besides at close. */
-const SAVE_STATE_EVERY = 100_000;
+import { loadStore, SAVE_STATE_AT_MOST, SAVE_STATE_EVERY, StateSaver } from "./replica_state.ts";
 
 export {
   type AppliedListener,
@@ -82,8 +79,7 @@ export class Replica {
   readonly #forkListeners = new Listeners<Parameters<ForkListener>>();
   readonly #quarantineListeners = new Listeners<[readonly Operation[], unknown]>();
   #closed = false;
-  /** Operations stored (and other changes) since the state was last saved. */
-  #unsaved = 0;
+  readonly #saver: StateSaver;
   readonly #guard: WriteGuard;
   readonly #now: () => number;
 
@@ -105,6 +101,7 @@ export class Replica {
       quarantine: options.quarantine,
       forkProofs: options.forkProofs,
     });
+    this.#saver = new StateSaver(this.#store, this.#gated, this.#log);
   }
 
   /**
@@ -129,18 +126,18 @@ export class Replica {
     const replica = new Replica(options);
     const restored = loadStore(replica.#store, replica.#log, options.mesh);
     replica.#gated.start(options.mesh, replica.#log.all(), restored);
-    replica.#unsaved = restored === undefined ? 1 : restored.after.length;
+    replica.#saver.unsaved = restored === undefined ? 1 : restored.after.length;
     replica.#checkOwnHead(options.acceptLostHistory ?? false);
     return replica;
   }
 
-  /** Saves the document with the store ({@link Store.saveState}) once enough is unsaved, or `force`d. */
-  #saveState(stored: number, force = false): void {
-    this.#unsaved += stored;
-    const store = this.#store;
-    if (this.#unsaved === 0 || (!force && this.#unsaved < SAVE_STATE_EVERY)) return;
-    const context = { forks: this.#log.forks(), mesh: this.#gated.members?.mesh };
-    if (saveReplicaState(store, this.#gated.document, context)) this.#unsaved = 0;
+  /**
+   * Saves the document with the store once 100k operations were stored since
+   * the last save (else at close, or past 1M): a node calls this while no
+   * catch-up runs, so that a save (~2 ms per 1k items) does not hold one up.
+   */
+  saveStateIfDue(): void {
+    if (!this.#closed) this.#saver.add(0, SAVE_STATE_EVERY);
   }
 
   /** Stores newly held operations; a store on disk keeps them, and the log a reference. */
@@ -206,7 +203,7 @@ export class Replica {
       throw error;
     }
     this.#gated.apply(created, () => this.#log.all());
-    this.#saveState(created.length);
+    this.#saver.add(created.length, SAVE_STATE_AT_MOST);
     this.#applied.emit(created, LOCAL_ORIGIN);
     return created;
   }
@@ -227,7 +224,7 @@ export class Replica {
    */
   joinMesh(genesis: OpId): void {
     this.#gated.join(genesis, this.#log.all());
-    this.#unsaved++;
+    this.#saver.unsaved++;
   }
 
   /**
@@ -324,7 +321,7 @@ export class Replica {
       this.#gated.apply(result.applied, () => this.#log.all());
     }
     for (const proof of result.forks) this.#recordFork(proof, origin);
-    this.#saveState(result.held.length + result.forks.length);
+    this.#saver.add(result.held.length + result.forks.length, SAVE_STATE_AT_MOST);
     if (result.applied.length > 0) this.#applied.emit(result.applied, origin);
     if (result.quarantined.length > 0) this.#emitQuarantined(result.quarantined, origin);
   }
@@ -489,7 +486,7 @@ export class Replica {
   /** Closes the store. Safe to call twice. */
   close(): void {
     if (this.#closed) return;
-    this.#saveState(0, true);
+    this.#saver.add(0, 1);
     this.#closed = true;
     this.#applied.clear();
     this.#forkListeners.clear();

@@ -16,6 +16,7 @@
 import { CrdtDocument } from "./document.ts";
 import type { OpLog } from "./log.ts";
 import { hasValidId, type Operation, type OpId } from "./operation.ts";
+import type { GatedDocument } from "./replica_members.ts";
 import { ReplayError } from "./replica_types.ts";
 import type { ForkProof, Store } from "./store.ts";
 import { StoredOperation } from "./stored_operation.ts";
@@ -137,21 +138,37 @@ export function loadStore(
   return restoreReplicaState(saved, { forks: log.forks(), mesh }, log.held(), log.all());
 }
 
+/** Operations stored after which {@link Replica.saveStateIfDue} saves the document. */
+export const SAVE_STATE_EVERY = 100_000;
+/** Operations stored after which a receive or commit saves it itself (never asked, or never quiet). */
+export const SAVE_STATE_AT_MOST = 1_000_000;
+
 /**
- * Saves `document` with `store` when it can keep a state; false when it
- * cannot or the save failed (only start-up time depends on it: the next open
- * applies more operations).
+ * Counts what was stored since the document was last saved, and saves it
+ * with the store when enough is (a failed save only costs start-up time: the
+ * next open applies more operations).
  */
-export function saveReplicaState(
-  store: Store,
-  document: CrdtDocument,
-  context: StateContext,
-): boolean {
-  if (store.saveState === undefined) return false;
-  try {
-    store.saveState(encodeReplicaState(document, context, store.count()));
-    return true;
-  } catch {
-    return false;
+export class StateSaver {
+  /** Operations stored (and other changes) since the last save. */
+  unsaved = 0;
+
+  /** Saves to `store` the document of `gated`, with `log`'s fork proofs and the mesh. */
+  constructor(
+    readonly store: Store,
+    readonly gated: Pick<GatedDocument, "document" | "members">,
+    readonly log: Pick<OpLog, "forks">,
+  ) {}
+
+  /** Adds `stored` to what is unsaved, then saves if at least `due` is. */
+  add(stored: number, due: number): void {
+    this.unsaved += stored;
+    if (this.unsaved < due || this.store.saveState === undefined) return;
+    const context = { forks: this.log.forks(), mesh: this.gated.members?.mesh };
+    try {
+      this.store.saveState(encodeReplicaState(this.gated.document, context, this.store.count()));
+      this.unsaved = 0;
+    } catch {
+      // Kept unsaved: the next due save tries again.
+    }
   }
 }

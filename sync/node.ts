@@ -54,6 +54,7 @@ import {
   emitReplicaEvents,
   logCatchUps,
   reportWriteGateAtOpen,
+  saveStateWhenQuiet,
   summariseRefusals,
   watchStartup,
   watchTrust,
@@ -236,17 +237,14 @@ export class HuskiesNode {
     emitReplicaEvents(replica, this.#hub, this.#events, this.#counters, this.#logger);
     watchMembers(replica, policy, this.#hub, this.#events, this.#logger);
     reportWriteGateAtOpen(replica, this.#logger, this.timers.now());
+    const catchingUp = () =>
+      this.sessions().some((session) => !session.isLive && !session.isClosed);
     this.#stops = [
       watchStartup(replica, this.#events, this.timers, this.#logger, startupGraceMs),
       summariseRefusals(this.#events, this.timers, this.#logger),
       logCatchUps(this.#events, this.timers, this.#logger),
-      watchStoreCheck(
-        store,
-        this.timers,
-        this.#logger,
-        (error) => this.#storeCorrupt(error),
-        () => this.sessions().some((session) => !session.isLive && !session.isClosed),
-      ),
+      watchStoreCheck(store, this.timers, this.#logger, (e) => this.#storeCorrupt(e), catchingUp),
+      saveStateWhenQuiet(replica, this.timers, catchingUp),
     ];
     watchTrust(this.trust, policy, this.#hub, this.#logger, {
       signal: this.#abort.signal,

@@ -326,3 +326,26 @@ export function logCatchUps(events: NodeEventEmitter, timers: Timers, logger: Lo
   ];
   return () => stops.forEach((stop) => stop());
 }
+
+/** How often a node looks whether its document is due to be saved, ms. */
+export const STATE_SAVE_CHECK_MS = 1_000;
+
+/**
+ * Saves the replica's document when it is due ({@link Replica.saveStateIfDue})
+ * and no catch-up runs (`busy()` is false), looking every
+ * {@link STATE_SAVE_CHECK_MS}: a sync of many operations is not held up by
+ * the save they make due. Returns the function that stops it.
+ */
+export function saveStateWhenQuiet(
+  replica: Replica,
+  timers: Timers,
+  busy: () => boolean,
+): () => void {
+  let handle: ReturnType<Timers["setTimeout"]>;
+  const look = () => {
+    if (!busy()) replica.saveStateIfDue();
+    handle = timers.setTimeout(look, STATE_SAVE_CHECK_MS);
+  };
+  handle = timers.setTimeout(look, STATE_SAVE_CHECK_MS);
+  return () => timers.clearTimeout(handle);
+}
