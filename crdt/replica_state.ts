@@ -138,7 +138,7 @@ export function loadStore(
   return restoreReplicaState(saved, { forks: log.forks(), mesh }, log.held(), log.all());
 }
 
-/** Operations stored after which {@link Replica.saveStateIfDue} saves the document. */
+/** Operations stored after which `Replica.saveStateIfDue` saves the document. */
 export const SAVE_STATE_EVERY = 100_000;
 /** Operations stored after which a receive or commit saves it itself (never asked, or never quiet). */
 export const SAVE_STATE_AT_MOST = 1_000_000;

@@ -1,11 +1,11 @@
 /**
  * When a session hands its queued live operations to the transport, as pure
  * functions of the time and the bytes the transport still holds: at once
- * while it holds at most a few frames (no added latency) and the node is not
- * busy, batched while an earlier frame is still buffered (a busy or slow peer
- * gets many operations per frame) or within the pace of a busy node
- * (`live_pace.ts`), and never more than the watermark ahead of what the peer
- * has read.
+ * while it holds at most a few frames (no added latency) and the node's pace
+ * allows, batched while an earlier frame is still buffered (a busy or slow
+ * peer gets many operations per frame) or within the pace of a node with many
+ * sessions (`live_pace.ts`), and never more than the watermark ahead of what
+ * the peer has read.
  * @module
  */
 
@@ -39,7 +39,7 @@ export interface LiveBatchState {
   readonly lastSend: number;
   /** The batching window after a send, ms (`liveBatchMs`). */
   readonly windowMs: number;
-  /** The node's live pace, ms (`live_pace.ts`): 0 while it is not busy. */
+  /** The node's live pace, ms (`live_pace.ts`): 0 for a node with few sessions. */
   readonly paceMs: number;
 }
 
