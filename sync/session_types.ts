@@ -23,10 +23,12 @@ export interface SessionLimits {
   /** Silence after which the peer is dropped (4410), ms (0 disables). @default 15000 */
   pongTimeoutMs?: number;
   /**
-   * Live operations go out at once while the transport holds nothing; while
-   * an earlier frame is still buffered they wait for it to drain or for this
-   * window after the previous live send to end, and go out together, so a
-   * busy peer gets many operations per frame. ms, 0 disables. @default 2
+   * Live operations go out at once while the transport holds nothing (on a
+   * node with 40 or more sessions, once its live pace since the previous send
+   * has passed: `live_pace.ts`); while an earlier frame is still buffered they
+   * wait for it to drain or for this window after the previous live send to
+   * end, and go out together, so a busy peer gets many operations per frame.
+   * ms, 0 disables. @default 2
    */
   liveBatchMs?: number;
   /**
