@@ -10,11 +10,11 @@
  * more after the session's last send still goes out at once, so a quiet
  * stream gains no latency; a dense one waits at most the pace.
  *
- * The pace is a function of the session count rather than a measurement
- * (of CPU, or of frames sent) because a node too busy to keep up also sends
- * few frames: measured on this project's 2-core machine, a pace set from
- * either signal rose too late in a burst and fell while the hub was still
- * behind. There (`scripts/compare_yjs.ts`, one writer at 1000 updates/s),
+ * The pace is a function of the session count rather than a measurement.
+ * Measured on this project's 2-core machine, a pace set from the process's
+ * CPU also paced a writer's one session (its process busy with other work)
+ * and stuck at its longest; one set from the frames sent fell during the
+ * burst it was for, since a node too busy to keep up sends few frames. There (`scripts/compare_yjs.ts`, one writer at 1000 updates/s),
  * 100k live frames a second took 85 % of the hub's core; at 300 subscribers
  * a pace of 0 kept it at 95 % with a p99 of 180-340 ms, 8 ms brought it to
  * 52 % and 27 ms; at 100, 2 ms halved it (85 to 41 %).

@@ -305,7 +305,7 @@ export class SyncSession {
     return this.#take(now, buffered);
   }
 
-  /** Queues live operations behind a send already due, if that is all to do; false: call {@link enqueue}. */
+  /** Queues live operations behind a send already due, if that is all; false: use {@link enqueue}. */
   queueBehind(ops: readonly Operation[]): boolean {
     return this.isLive && this.#queue.length > 0 && this.#queue.pushBehind(ops, this.#lacks);
   }
