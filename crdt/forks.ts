@@ -29,8 +29,8 @@ import {
   type Operation,
   OPERATION_LIMITS,
   type OpId,
-  verifyOperation,
 } from "./operation.ts";
+import { verifyOperation } from "./signatures.ts";
 import { DEFAULT_MAX_BYTES, DEFAULT_MAX_COUNT, type PendingLimits } from "./pending_buffer.ts";
 import type { ForkProof } from "./store.ts";
 

@@ -28,7 +28,9 @@ ed.hashes.sha512 = (message: Uint8Array) =>
   new Uint8Array(createHash("sha512").update(message).digest());
 
 const PKCS8_PREFIX = fromHex("302e020100300506032b657004220420");
-const SPKI_PREFIX = fromHex("302a300506032b6570032100");
+/** The DER prefix of an Ed25519 public key in SubjectPublicKeyInfo form. */
+export const ED25519_SPKI_PREFIX_HEX = "302a300506032b6570032100";
+const SPKI_PREFIX = fromHex(ED25519_SPKI_PREFIX_HEX);
 
 /** A node id: the lowercase hex of a 32-byte Ed25519 public key. */
 export type NodeId = string;
@@ -199,10 +201,24 @@ export class SignatureVerifier {
     return this.#key(nodeId) !== null;
   }
 
+  /** The Ed25519 implementation used. */
+  get engine(): VerifyEngine {
+    return this.#engine;
+  }
+
+  /**
+   * False when {@link verify} refuses `signature` by `nodeId` before the
+   * Ed25519 equation: the key breaks the pinned rule, the signature is not 64
+   * bytes or its R is of small order. What passes is decided by the equation alone.
+   */
+  mayVerify(nodeId: NodeId, signature: Uint8Array): boolean {
+    return this.#key(nodeId) !== null && signature.length === 64 && !hasSmallOrderR(signature);
+  }
+
   /** True when `signature` is a valid signature of `message` by `nodeId`. */
   verify(nodeId: NodeId, message: Uint8Array, signature: Uint8Array): boolean {
-    const key = this.#key(nodeId);
-    if (key === null || signature.length !== 64 || hasSmallOrderR(signature)) return false;
+    if (!this.mayVerify(nodeId, signature)) return false;
+    const key = this.#key(nodeId)!;
     if (key instanceof Uint8Array) {
       try {
         return ed.verify(signature, message, key, { zip215: false });

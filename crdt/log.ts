@@ -29,14 +29,8 @@ import {
 } from "./log_recovery.ts";
 import { LogView } from "./log_view.ts";
 import { AppliedChains } from "./op_log.ts";
-import {
-  encodedSize,
-  type Operation,
-  OPERATION_LIMITS,
-  type OpId,
-  verifyBatch,
-  verifyOperation,
-} from "./operation.ts";
+import { encodedSize, type Operation, OPERATION_LIMITS, type OpId } from "./operation.ts";
+import { verifyBatch, verifyOperation } from "./signatures.ts";
 import { PendingBuffer, type PendingLimits } from "./pending_buffer.ts";
 import type { ForkProof } from "./store.ts";
 import {

@@ -17,7 +17,7 @@ import {
   keysSorted,
   withSortedKeys,
 } from "./canonical.ts";
-import type { Identity, NodeId, SignatureVerifier } from "./identity.ts";
+import type { Identity, NodeId } from "./identity.ts";
 
 /** An operation id: lowercase hex SHA-256. */
 export type OpId = string;
@@ -438,61 +438,4 @@ export function decodeOperation(text: string, options: ParseOptions = {}): Opera
 /** True when `op.id` is the hash of its unsigned fields. */
 export function hasValidId(op: Operation): boolean {
   return checkedIds.has(op) || operationId(op) === op.id;
-}
-
-/** True when `op.sig` is a valid signature of `op.id` by `op.author`. */
-export function hasValidSignature(op: Operation, verifier: SignatureVerifier): boolean {
-  return verifier.verify(op.author, fromHex(op.id), fromHex(op.sig));
-}
-
-/** Checks a single operation's id and signature. */
-export function verifyOperation(op: Operation, verifier: SignatureVerifier): boolean {
-  return hasValidId(op) && hasValidSignature(op, verifier);
-}
-
-/**
- * Verifies a batch with amortised signature checks. The batch is split into
- * runs: maximal sequences of one author's operations where each names the
- * previous one as `prev` with consecutive `seq`. In a run, every id is checked
- * and the last operation's signature authenticates the whole run, since each
- * id covers its predecessor's id. When that signature fails, each operation is
- * checked on its own and the valid prefix is kept.
- *
- * Returns a boolean per operation, in input order.
- */
-export function verifyBatch(ops: readonly Operation[], verifier: SignatureVerifier): boolean[] {
-  const valid = new Array<boolean>(ops.length).fill(false);
-  // Group positions into runs by author chain, preserving input order.
-  const openRun = new Map<OpId, number[]>(); // last id of an open run -> positions
-  const runs: number[][] = [];
-  for (let i = 0; i < ops.length; i++) {
-    const op = ops[i];
-    const run = op.prev === null ? undefined : openRun.get(op.prev);
-    const last = run ? ops[run[run.length - 1]] : undefined;
-    if (run && last && last.author === op.author && last.seq + 1 === op.seq) {
-      openRun.delete(op.prev!);
-      run.push(i);
-      openRun.set(op.id, run);
-    } else {
-      const fresh = [i];
-      runs.push(fresh);
-      openRun.set(op.id, fresh);
-    }
-  }
-  for (const run of runs) {
-    // Ids must be right for the chain to mean anything; a bad id ends the run.
-    let end = 0;
-    while (end < run.length && hasValidId(ops[run[end]])) end++;
-    if (end === 0) continue;
-    const tail = ops[run[end - 1]];
-    if (hasValidSignature(tail, verifier)) {
-      for (let k = 0; k < end; k++) valid[run[k]] = true;
-      continue;
-    }
-    for (let k = 0; k < end; k++) {
-      if (!hasValidSignature(ops[run[k]], verifier)) break;
-      valid[run[k]] = true;
-    }
-  }
-  return valid;
 }

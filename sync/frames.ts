@@ -4,7 +4,7 @@
  * @module
  */
 import { type ClockHeads, parseClock, parseHeads, type VectorClock } from "../crdt/clock.ts";
-import { utf8Length } from "../protocol/bytes.ts";
+import { frameLength, utf8Length } from "../protocol/bytes.ts";
 import { encodedSize, encodeOperation, type Operation, parseOperation } from "../crdt/operation.ts";
 import type { ForkProof } from "../crdt/store.ts";
 import { COMPACT_BULK_FORM, CompactFormError, decodeCompactBulk } from "./compact_bulk.ts";
@@ -165,6 +165,44 @@ export function decodeBinaryFrame(bytes: Uint8Array): Operation | undefined {
     throw new ProtocolError("unsupported live envelope version");
   }
   return parseOp(envelope.op);
+}
+
+/**
+ * A frame from the peer, decoded before it is handled (so that its
+ * signatures can be checked meanwhile, see `session_runner.ts`). `size` is
+ * its length in bytes; a frame over the limit is not decoded, and a decoding
+ * error is kept for when the frame's turn comes.
+ */
+export type InboundFrame =
+  | { kind: "text"; size: number; frame: SyncFrame }
+  | { kind: "binary"; size: number; op: Operation | undefined }
+  | { kind: "too-big"; size: number }
+  | { kind: "broken"; size: number; error: unknown };
+
+/** Decodes a frame from the peer of at most `maxFrameBytes`. */
+export function decodeInbound(data: string | Uint8Array, maxFrameBytes: number): InboundFrame {
+  const size = frameLength(data);
+  if (size > maxFrameBytes) return { kind: "too-big", size };
+  try {
+    return typeof data === "string"
+      ? { kind: "text", size, frame: decodeTextFrame(data) }
+      : { kind: "binary", size, op: decodeBinaryFrame(data) };
+  } catch (error) {
+    return { kind: "broken", size, error };
+  }
+}
+
+/**
+ * The operations whose signatures handling `inbound` checks, and whether it
+ * amortises them over chain runs (bulk frames do, §6.4): none but a bulk's
+ * are worth checking ahead.
+ */
+export function inboundOps(
+  inbound: InboundFrame,
+): { ops: readonly Operation[]; amortise: boolean } {
+  return inbound.kind === "text" && inbound.frame.type === "bulk"
+    ? { ops: inbound.frame.ops, amortise: true }
+    : { ops: [], amortise: false };
 }
 
 const binaryCache = new WeakMap<Operation, Uint8Array>();

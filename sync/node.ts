@@ -46,6 +46,7 @@ import {
   PING_INTERVAL_SECS,
   sessionLimitsOf,
   STARTUP_GRACE_SECS,
+  verifyPoolOf,
 } from "./node_options.ts";
 import type { SessionLimits } from "./session.ts";
 import type { PeerSession, SessionRunner } from "./session_runner.ts";
@@ -211,12 +212,14 @@ export class HuskiesNode {
       (error) =>
         this.#logger.log("error", "event listener failed", { error: (error as Error).message }),
     );
+    const verifyPool = verifyPoolOf(options, verifier);
     this.#peers = new PeerConnections({
       replica,
       policy,
       trust: this.trust,
       tokens,
       verifier,
+      verifyPool,
       timers: this.timers,
       logger: this.#logger,
       limits: this.#limits,
@@ -245,6 +248,7 @@ export class HuskiesNode {
       logCatchUps(this.#events, this.timers, this.#logger),
       watchStoreCheck(store, this.timers, this.#logger, (e) => this.#storeCorrupt(e), catchingUp),
       saveStateWhenQuiet(replica, this.timers, catchingUp),
+      () => verifyPool.close(),
     ];
     watchTrust(this.trust, policy, this.#hub, this.#logger, {
       signal: this.#abort.signal,

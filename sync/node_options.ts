@@ -1,11 +1,12 @@
 /**
- * The options and status types of a `HuskiesNode`.
+ * The options and status types of a `HuskiesNode`, and what it builds from its options.
  * @module
  */
 import type { AdmissionLimiterOptions, TokenStore, TrustStore } from "../auth/mod.ts";
-import type { Identity, NodeId } from "../crdt/identity.ts";
+import type { Identity, NodeId, SignatureVerifier } from "../crdt/identity.ts";
 import type { PendingLimits } from "../crdt/log.ts";
 import type { Store } from "../crdt/store.ts";
+import { VerifyPool } from "../crdt/verify_pool.ts";
 import type { Dialer } from "./channel.ts";
 import type { Logger } from "./logger.ts";
 import type { RendezvousInfo, RendezvousOptions } from "./rendezvous_client.ts";
@@ -58,6 +59,12 @@ export interface NodeOptions extends SessionLimits {
   open?: boolean | "when-empty";
   /** Handshake timeout, ms. @default 10000 */
   authTimeoutMs?: number;
+  /**
+   * Worker threads that check the signatures of received bulk frames while
+   * the node stores the frames before them; 0 checks them on the event loop.
+   * @default the number of cores, at most 4 (0 on one core)
+   */
+  verifyWorkers?: number;
   /**
    * Time an outbound connection may take to open, ms; a dial into a dead
    * link fails after this instead of waiting on TCP. @default 5000
@@ -206,4 +213,10 @@ export function sessionLimitsOf(options: SessionLimits): SessionLimits {
     liveBatchMs: options.liveBatchMs,
     compactBulk: options.compactBulk,
   };
+}
+
+/** The pool of verification Workers a node uses (see {@link NodeOptions.verifyWorkers}). */
+export function verifyPoolOf(options: NodeOptions, verifier: SignatureVerifier): VerifyPool {
+  const cores = navigator.hardwareConcurrency ?? 1;
+  return new VerifyPool(verifier, options.verifyWorkers ?? (cores >= 2 ? Math.min(4, cores) : 0));
 }

@@ -17,6 +17,7 @@ import { PreauthClient } from "../auth/preauth.ts";
 import { preauthenticate, type PreauthUpgrade } from "../auth/preauth_http.ts";
 import type { AccessPolicy, TokenStore, TrustStore } from "../auth/mod.ts";
 import type { NodeId, SignatureVerifier } from "../crdt/identity.ts";
+import type { VerifyPool } from "../crdt/verify_pool.ts";
 import type { Replica } from "../crdt/replica.ts";
 import { CloseCode } from "../protocol/close_codes.ts";
 import type { Channel, Dialer, DialResult } from "./channel.ts";
@@ -46,6 +47,8 @@ export interface PeerConnectionsOptions {
   tokens: TokenStore;
   /** Shared signature verifier. */
   verifier: SignatureVerifier;
+  /** Where sessions check received signatures ahead, off the event loop. */
+  verifyPool?: VerifyPool;
   /** The clock and timers. */
   timers: Timers;
   /** The logger. */
@@ -296,6 +299,7 @@ export class PeerConnections {
       remote,
       timers,
       logger,
+      verifyPool: this.#o.verifyPool,
       onEvent: (_, event) => emitSessionEvent(events, counters, event, peer, direction),
       onClosed: (closed, code, reason) => {
         hub.delete(closed);

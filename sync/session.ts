@@ -17,9 +17,9 @@ import type { ForkProof } from "../crdt/store.ts";
 import { CloseCode } from "../protocol/close_codes.ts";
 import {
   type ClockFrame,
-  decodeBinaryFrame,
-  decodeTextFrame,
+  decodeInbound,
   encodeClockFrame,
+  type InboundFrame,
   liveFrames,
   pingFrame,
   PONG_FRAME,
@@ -130,18 +130,23 @@ export class SyncSession {
     this.#send(encodeClockFrame(this.#replica.clock(), this.#replica.heads(), compactBulk));
   }
 
-  /** Handles one frame from the peer. */
-  receive(data: string | Uint8Array, now: number): SessionOutput {
+  /** Decodes a frame from the peer ahead of {@link receive} (which also takes it as it came). */
+  decode(data: string | Uint8Array): InboundFrame {
+    return decodeInbound(data, this.#limits.maxFrameBytes);
+  }
+
+  /** Handles one frame from the peer, as it came or from {@link decode}. */
+  receive(data: string | Uint8Array | InboundFrame, now: number): SessionOutput {
     if (this.isClosed) return this.#take(now);
     this.#heartbeat.lastReceived = now;
-    const size = frameLength(data);
-    this.#stats.bytesIn += size;
-    if (size > this.#limits.maxFrameBytes) {
-      this.#close(CloseCode.TOO_BIG, "frame too big");
-      return this.#take(now);
-    }
+    const inbound = typeof data === "string" || data instanceof Uint8Array
+      ? this.decode(data)
+      : data;
+    this.#stats.bytesIn += inbound.size;
     try {
-      this.#handle(data, now);
+      if (inbound.kind === "too-big") this.#close(CloseCode.TOO_BIG, "frame too big");
+      else if (inbound.kind === "broken") throw inbound.error;
+      else this.#handle(inbound, now);
     } catch (error) {
       if (error instanceof ProtocolError) {
         this.#close(CloseCode.PROTOCOL_ERROR, `protocol violation: ${error.message}`);
@@ -150,13 +155,13 @@ export class SyncSession {
     return this.#take(now);
   }
 
-  #handle(data: string | Uint8Array, now: number): void {
-    if (typeof data !== "string") {
-      const op = decodeBinaryFrame(data);
+  #handle(inbound: InboundFrame & { kind: "text" | "binary" }, now: number): void {
+    if (inbound.kind === "binary") {
+      const op = inbound.op;
       this.#applyOps(op ? [op] : [], false, op ? 0 : 1, now);
       return;
     }
-    const frame = decodeTextFrame(data);
+    const frame = inbound.frame;
     switch (frame.type) {
       case "clock": {
         this.#peerSpoke = true;
@@ -324,11 +329,8 @@ export class SyncSession {
   /** Drops the peer when what it has not read stays over the limit (see SlowConsumerCheck). */
   #checkSlow(buffered: number, now: number): void {
     if (!this.#slow.tooSlow(this.#queue.bytes + buffered, now)) return;
-    this.#logger.log("warn", "peer fell too far behind; disconnecting", {
-      peer: this.peer,
-      queued: this.#queue.length,
-      buffered,
-    });
+    const queued = this.#queue.length, message = "peer fell too far behind; disconnecting";
+    this.#logger.log("warn", message, { peer: this.peer, queued, buffered });
     this.#close(CloseCode.SLOW_CONSUMER, "outbound buffer over limit; reconnect to catch up");
   }
 
@@ -398,10 +400,8 @@ export class SyncSession {
 
   /** Closes on an unexpected error, logged (a stored operation that cannot be read, a bug). */
   #fail(error: unknown): void {
-    this.#logger.log("error", "sync session failed", {
-      peer: this.peer,
-      error: (error as Error).message,
-    });
+    const message = (error as Error).message;
+    this.#logger.log("error", "sync session failed", { peer: this.peer, error: message });
     this.#close(CloseCode.INTERNAL_ERROR, "internal error");
   }
 

@@ -7,8 +7,10 @@
 import type { NodeId } from "../crdt/identity.ts";
 import type { Operation } from "../crdt/operation.ts";
 import type { ForkProof } from "../crdt/store.ts";
+import { PrecheckedQueue, type VerifyPool } from "../crdt/verify_pool.ts";
 import { CloseCode } from "../protocol/close_codes.ts";
 import type { Channel } from "./channel.ts";
+import { type InboundFrame, inboundOps } from "./frames.ts";
 import type { HubMember } from "./hub.ts";
 import type { Logger } from "./logger.ts";
 import type { SessionEvent, SessionOutput, SessionStats, SyncSession } from "./session.ts";
@@ -49,6 +51,8 @@ export interface SessionRunnerOptions {
   onEvent: (runner: SessionRunner, event: SessionEvent) => void;
   /** Called once when the session ends, with the close code and reason. */
   onClosed: (runner: SessionRunner, code: number, reason: string) => void;
+  /** Where received frames' signatures are checked ahead (the frames kept in order); none: inline. */
+  verifyPool?: VerifyPool;
 }
 
 /** Most ticks run back to back before yielding to a timer (bounds one call's work). */
@@ -66,6 +70,7 @@ export class SessionRunner implements PeerSession, HubMember {
   readonly #onEvent: SessionRunnerOptions["onEvent"];
   readonly #onClosed: SessionRunnerOptions["onClosed"];
   readonly #wakeups: SharedWakeups;
+  readonly #inbound: PrecheckedQueue<InboundFrame> | undefined;
   #cancelTimer: (() => void) | undefined;
   #timerAt = Infinity;
   #depth = 0;
@@ -83,6 +88,10 @@ export class SessionRunner implements PeerSession, HubMember {
     this.#logger = options.logger;
     this.#onEvent = options.onEvent;
     this.#onClosed = options.onClosed;
+    const pool = options.verifyPool;
+    this.#inbound = pool && pool.size > 0
+      ? new PrecheckedQueue(pool, (frame) => this.#run((now) => this.session.receive(frame, now)))
+      : undefined;
   }
 
   /** The peer's node id. */
@@ -115,9 +124,16 @@ export class SessionRunner implements PeerSession, HubMember {
     this.#run((now) => this.session.start(now));
   }
 
-  /** Passes one received frame to the session. */
+  /**
+   * Passes one received frame to the session; with a verify pool, once the
+   * signatures it carries are checked (frames stay in order).
+   */
   frame(data: string | Uint8Array): void {
-    this.#run((now) => this.session.receive(data, now));
+    if (this.#inbound === undefined) return this.#run((now) => this.session.receive(data, now));
+    if (this.#ended) return;
+    const inbound = this.session.decode(data);
+    const { ops, amortise } = inboundOps(inbound);
+    this.#inbound.push(inbound, ops, amortise, inbound.size);
   }
 
   /** Queues operations for the peer (see {@link SyncSession.enqueue}). */

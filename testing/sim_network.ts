@@ -347,6 +347,7 @@ export class SimNetwork {
       mesh: options.mesh,
       pending: this.#pending,
       logger: this.#logger(name),
+      verifyWorkers: 0, // Worker threads answer in real time: a seed would not replay
     });
     this.nodes.push(node);
     await this.#open(node, [], []);

@@ -28,8 +28,8 @@ import {
   type Operation,
   type OpId,
   signOperation,
-  verifyOperation,
 } from "../crdt/operation.ts";
+import { verifyOperation } from "../crdt/signatures.ts";
 import { identity, setField } from "./helpers.ts";
 import vectors from "./membership_vectors.json" with { type: "json" };
 

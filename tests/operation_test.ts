@@ -13,9 +13,8 @@ import {
   operationToWire,
   parseOperation,
   signOperation,
-  verifyBatch,
-  verifyOperation,
 } from "../crdt/operation.ts";
+import { verifyBatch, verifyOperation } from "../crdt/signatures.ts";
 import { canonicalJson, type JsonValue } from "../crdt/canonical.ts";
 import fc from "fast-check";
 import { utf8Length } from "../protocol/bytes.ts";

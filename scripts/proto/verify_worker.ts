@@ -7,7 +7,8 @@
  */
 /// <reference lib="deno.worker" />
 import { SignatureVerifier } from "../../crdt/identity.ts";
-import { parseOperation, verifyOperation } from "../../crdt/operation.ts";
+import { parseOperation } from "../../crdt/operation.ts";
+import { verifyOperation } from "../../crdt/signatures.ts";
 
 const verifier = new SignatureVerifier();
 self.onmessage = (event: MessageEvent<{ batch: number; ops: string[] }>) => {

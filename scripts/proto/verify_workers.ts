@@ -14,8 +14,8 @@ import {
   type Operation,
   parseOperation,
   signOperation,
-  verifyOperation,
 } from "../../crdt/operation.ts";
+import { verifyOperation } from "../../crdt/signatures.ts";
 
 const { values: flags } = parseArgs({
   args: Deno.args,
