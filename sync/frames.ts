@@ -194,7 +194,7 @@ export function decodeInbound(data: string | Uint8Array, maxFrameBytes: number):
 
 /**
  * The operations whose signatures handling `inbound` checks, and whether it
- * amortises them over chain runs (bulk frames do, §6.4): none but a bulk's
+ * amortises them over chain runs (bulk frames do, PROTOCOL.md §2.5): none but a bulk's
  * are worth checking ahead.
  */
 export function inboundOps(

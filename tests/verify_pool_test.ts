@@ -2,7 +2,12 @@ import assert from "node:assert/strict";
 import { SignatureVerifier } from "../crdt/identity.ts";
 import { decodeOperation, encodeOperation, type Operation } from "../crdt/operation.ts";
 import { hasValidSignature, signaturesToCheck } from "../crdt/signatures.ts";
-import { POOLED_MIN_SIGNATURES, PrecheckedQueue, VerifyPool } from "../crdt/verify_pool.ts";
+import {
+  POOLED_MIN_SIGNATURES,
+  PrecheckedQueue,
+  type PrecheckLimits,
+  VerifyPool,
+} from "../crdt/verify_pool.ts";
 import { CloseCode } from "../protocol/close_codes.ts";
 import { identity, OpFactory } from "./helpers.ts";
 import { eventually, RawPeer, serveNode } from "./net_helpers.ts";
@@ -31,6 +36,17 @@ function countingVerifier(): { verifier: SignatureVerifier; calls: () => number 
   let calls = 0;
   verifier.verify = (...args) => (calls++, verify(...args));
   return { verifier, calls: () => calls };
+}
+
+/** A queue on `pool` recording the names it applies; `done` resolves once `count` are. */
+function recordingQueue(pool: VerifyPool, count: number, limits?: PrecheckLimits) {
+  const applied: string[] = [];
+  const done = Promise.withResolvers<void>();
+  const queue = new PrecheckedQueue<string>(pool, (name) => {
+    applied.push(name);
+    if (applied.length === count) done.resolve();
+  }, limits);
+  return { queue, applied, done: done.promise };
 }
 
 /** `op` with the signature of `other` (a forgery the pool must not vouch for). */
@@ -93,12 +109,7 @@ Deno.test("too few signatures, or a pool of none, are not sent to Workers", () =
 
 Deno.test("queued batches are applied in order, a small one waiting behind one being checked", async () => {
   const pool = new VerifyPool(new SignatureVerifier(), 2);
-  const applied: string[] = [];
-  const done = Promise.withResolvers<void>();
-  const queue = new PrecheckedQueue<string>(pool, (name) => {
-    applied.push(name);
-    if (applied.length === 3) done.resolve();
-  });
+  const { queue, applied, done } = recordingQueue(pool, 3);
   try {
     queue.push("small first", interleaved(1, 1), true, 100);
     assert.deepEqual(applied, ["small first"], "nothing waited: applied at once");
@@ -107,7 +118,7 @@ Deno.test("queued batches are applied in order, a small one waiting behind one b
     queue.push("small after", interleaved(1, 1), true, 100);
     assert.deepEqual(applied, ["small first"]);
     assert.equal(queue.waiting, 2);
-    await done.promise;
+    await done;
     assert.deepEqual(applied, ["small first", "big", "small after"]);
     const { verifier, calls } = countingVerifier();
     assert.ok(big.every((op) => hasValidSignature(op, verifier)));
@@ -119,11 +130,7 @@ Deno.test("queued batches are applied in order, a small one waiting behind one b
 
 Deno.test("past the hard limit everything waiting is applied at once", () => {
   const pool = new VerifyPool(new SignatureVerifier(), 1);
-  const applied: string[] = [];
-  const queue = new PrecheckedQueue<string>(pool, (name) => applied.push(name), {
-    softBytes: 1_000,
-    hardBytes: 5_000,
-  });
+  const { queue, applied } = recordingQueue(pool, 2, { softBytes: 1_000, hardBytes: 5_000 });
   try {
     queue.push("a", interleaved(20, 1), false, 3_000);
     queue.push("b", interleaved(20, 1), false, 3_000);
@@ -136,12 +143,10 @@ Deno.test("past the hard limit everything waiting is applied at once", () => {
 
 Deno.test("over the soft limit, the newest batch is checked on the caller's thread", async () => {
   const pool = new VerifyPool(new SignatureVerifier(), 1);
-  const applied: string[] = [];
-  const done = Promise.withResolvers<void>();
-  const queue = new PrecheckedQueue<string>(pool, (name) => {
-    applied.push(name);
-    if (applied.length === 2) done.resolve();
-  }, { softBytes: 1_000, hardBytes: 1_000_000 });
+  const { queue, applied, done } = recordingQueue(pool, 2, {
+    softBytes: 1_000,
+    hardBytes: 1_000_000,
+  });
   // A pool with no room makes the second batch wait unchecked behind the first.
   const first = interleaved(5000, 1).slice(0, 4096);
   const second = interleaved(20, 1);
@@ -153,7 +158,7 @@ Deno.test("over the soft limit, the newest batch is checked on the caller's thre
     assert.deepEqual(applied, [], "the first is still with the Workers");
     assert.ok(second.every((op) => hasValidSignature(op, verifier)));
     assert.equal(calls(), 0, "the second was checked here, at once");
-    await done.promise;
+    await done;
     assert.deepEqual(applied, ["first", "second"]);
   } finally {
     pool.close();
