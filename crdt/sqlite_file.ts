@@ -98,6 +98,32 @@ export function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/** The {@link StoreLockedError} for `path`, `holder` saying who has it open. */
+export function lockedError(path: string, holder: string, cause?: unknown): StoreLockedError {
+  return new StoreLockedError(
+    path,
+    `Cannot open store at ${path}: ${holder}. ` +
+      "Only one huskies-sync process may use a data folder at a time: stop the other " +
+      "process, or give this one its own data folder.",
+    cause === undefined ? undefined : { cause },
+  );
+}
+
+/**
+ * Checks the `path` given to `SqliteStore.open`: a file path, not SQLite's
+ * `:memory:` or a `file:` URI.
+ */
+export function checkStorePath(path: unknown): void {
+  if (typeof path !== "string" || path.length === 0) {
+    throw new TypeError("Cannot open store: path must be a non-empty string");
+  }
+  if (path === ":memory:" || path.startsWith("file:")) {
+    throw new TypeError(
+      `Cannot open store at ${path}: give a file path (use MemoryStore for an in-memory store)`,
+    );
+  }
+}
+
 /** Translates an error raised while opening into one of the named errors where it fits. */
 export function openError(path: string, error: unknown): Error {
   if (error instanceof StoreLockedError || error instanceof StoreCorruptError) return error;
@@ -105,13 +131,7 @@ export function openError(path: string, error: unknown): Error {
   const primary = code === undefined ? undefined : code & 0xff;
   const prefix = `Cannot open store at ${path}`;
   if (primary === SQLITE_BUSY || primary === SQLITE_LOCKED) {
-    return new StoreLockedError(
-      path,
-      `${prefix}: another process has it open (SQLite: ${messageOf(error)}). ` +
-        "Only one huskies-sync process may use a data folder at a time: stop the other " +
-        "process, or give this one its own data folder.",
-      { cause: error },
-    );
+    return lockedError(path, `another process has it open (SQLite: ${messageOf(error)})`, error);
   }
   if (primary === SQLITE_NOTADB || primary === SQLITE_CORRUPT) {
     return new StoreCorruptError(
@@ -304,7 +324,7 @@ export function exists(path: string): boolean {
 }
 
 /** Owner-only access for the store and the files SQLite makes beside it. */
-const STORE_FILE_MODE = 0o600;
+export const STORE_FILE_MODE = 0o600;
 
 /**
  * Makes `path` (created empty when missing) and its `-wal` and `-shm` files,

@@ -20,14 +20,23 @@ export class GroupCommit {
   readonly #rollbackTo: StatementSync;
   #timer: ReturnType<typeof setTimeout> | undefined;
   readonly #onLost: () => void;
+  readonly #onCommitted: () => void;
   #failure: Error | undefined;
 
   /**
    * Prepares the statements; `windowMs` is how long the transaction stays
-   * open; `onLost` is called when rows of earlier appends were rolled back.
+   * open; `onLost` is called when rows of earlier appends were rolled back,
+   * `onCommitted` after each commit (outside any transaction).
    */
-  constructor(db: DatabaseSync, path: string, windowMs: number, onLost: () => void = () => {}) {
+  constructor(
+    db: DatabaseSync,
+    path: string,
+    windowMs: number,
+    onLost: () => void = () => {},
+    onCommitted: () => void = () => {},
+  ) {
     this.#onLost = onLost;
+    this.#onCommitted = onCommitted;
     this.#db = db;
     this.#path = path;
     this.#windowMs = windowMs;
@@ -108,6 +117,7 @@ export class GroupCommit {
         { cause: error },
       );
     }
+    this.#onCommitted();
   }
 
   #stop(): void {

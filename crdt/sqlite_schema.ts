@@ -7,6 +7,32 @@
  * `deps`, `bytes`, `members`), so a replica can hold light references to
  * stored operations and read a body only when it needs it, and a `state`
  * table for the replica's saved document (see `replica_state.ts`).
+ *
+ * Schema (version 2):
+ *
+ * ```sql
+ * CREATE TABLE ops (
+ *   seq_no  INTEGER PRIMARY KEY AUTOINCREMENT, -- insertion order
+ *   id      TEXT NOT NULL,    -- operation id (the log keeps ids unique)
+ *   author  TEXT NOT NULL,
+ *   seq     INTEGER NOT NULL,
+ *   body    TEXT NOT NULL,    -- encodeOperation(op)
+ *   time    INTEGER NOT NULL, -- version 2: what start-up needs without reading body
+ *   prev    TEXT,             -- null at seq 1
+ *   deps    TEXT,             -- JSON array of ids, null when empty
+ *   bytes   INTEGER NOT NULL, -- UTF-8 bytes of body
+ *   members INTEGER NOT NULL  -- 1 when the mutation touches ["members"]
+ * );
+ * CREATE TABLE forks (
+ *   author TEXT PRIMARY KEY,
+ *   proof  TEXT NOT NULL  -- JSON {author, seq, a, b}, a and b in wire form
+ * );
+ * CREATE TABLE state (    -- version 2: the replica's saved document
+ *   name  TEXT PRIMARY KEY,
+ *   up_to INTEGER NOT NULL, -- the last ops row it covers
+ *   body  TEXT NOT NULL
+ * );
+ * ```
  * @module
  */
 import type { DatabaseSync } from "node:sqlite";
@@ -77,12 +103,13 @@ export function migrateFromV1(db: DatabaseSync): void {
 const CACHE_SIZE_KIB = 16384;
 
 /**
- * WAL pages between automatic checkpoints (SQLite's default is 1000). A checkpoint runs inside
- * the commit that crosses the mark and stalls the event loop for as long as it copies and fsyncs:
- * about 11-13 ms at 1000 pages, 2 ms at 100. That stall was the largest part of the fan-out
- * tail: K=10 p99 6.1-7.6 ms at 1000 pages, 4.1-4.8 at 100; it costs 10-15 % of chain ingest
- * (cold sync unchanged). 8192 pages made fan-out p99 five times worse. `scripts/RESULTS.md` has
- * the runs. Durability is `synchronous`'s either way.
+ * WAL pages between automatic checkpoints (SQLite's default is 1000), where no checkpoint Worker
+ * runs (`sqlite_checkpointer.ts`: on Windows, or once the Worker failed). Such a checkpoint runs
+ * inside the commit that crosses the mark and stalls the event loop for as long as it copies and
+ * fsyncs: about 11-13 ms at 1000 pages, 2 ms at 100. That stall was the largest part of the
+ * fan-out tail: K=10 p99 6.1-7.6 ms at 1000 pages, 4.1-4.8 at 100; it costs 10-15 % of chain
+ * ingest (cold sync unchanged). 8192 pages made fan-out p99 five times worse.
+ * `scripts/RESULTS.md` has the runs. Durability is `synchronous`'s either way.
  */
 const WAL_AUTOCHECKPOINT_PAGES = 100;
 
@@ -100,8 +127,7 @@ export function configureConnection(db: DatabaseSync): void {
 
 /**
  * Creates the schema in a fresh file, or (with `upgrade`) brings a version 1
- * file to version 2, under the write lock (which `locking_mode=EXCLUSIVE`
- * then keeps until close); nothing for a current file.
+ * file to version 2, in one write transaction; nothing for a current file.
  */
 export function createOrUpgrade(
   db: DatabaseSync,

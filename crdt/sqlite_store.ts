@@ -10,34 +10,10 @@
  * {@link StoreCorruptError}.
  *
  * The file is created (and an existing one tightened to) mode 0600, owner
- * only; SQLite gives its `-wal` file the same mode.
+ * only; SQLite gives its `-wal` and `-shm` files the same mode.
  *
- * Schema (version 2; a version 1 file is upgraded in place at its first
- * read-write open, see `sqlite_schema.ts`):
- *
- * ```sql
- * CREATE TABLE ops (
- *   seq_no  INTEGER PRIMARY KEY AUTOINCREMENT, -- insertion order
- *   id      TEXT NOT NULL,    -- operation id (the log keeps ids unique)
- *   author  TEXT NOT NULL,
- *   seq     INTEGER NOT NULL,
- *   body    TEXT NOT NULL,    -- encodeOperation(op)
- *   time    INTEGER NOT NULL, -- version 2: what start-up needs without reading body
- *   prev    TEXT,             -- null at seq 1
- *   deps    TEXT,             -- JSON array of ids, null when empty
- *   bytes   INTEGER NOT NULL, -- UTF-8 bytes of body
- *   members INTEGER NOT NULL  -- 1 when the mutation touches ["members"]
- * );
- * CREATE TABLE forks (
- *   author TEXT PRIMARY KEY,
- *   proof  TEXT NOT NULL  -- JSON {author, seq, a, b}, a and b in wire form
- * );
- * CREATE TABLE state (    -- version 2: the replica's saved document
- *   name  TEXT PRIMARY KEY,
- *   up_to INTEGER NOT NULL, -- the last ops row it covers
- *   body  TEXT NOT NULL
- * );
- * ```
+ * The schema (three tables: `ops`, `forks`, `state`) is described in
+ * `sqlite_schema.ts`.
  * @module
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
@@ -46,6 +22,7 @@ import { OwnHeadFile, readOwnHead } from "./own_head_file.ts";
 import type { AppendOptions, ForkProof, OwnHead, Store } from "./store.ts";
 import {
   checkHeader,
+  checkStorePath,
   decodeForkProof,
   decodeRows,
   encodeForkProof,
@@ -59,6 +36,8 @@ import {
   restrictMode,
   StoreCorruptError,
 } from "./sqlite_file.ts";
+import { claimStoreFile, type StoreClaim } from "./sqlite_lock.ts";
+import { Checkpointer } from "./sqlite_checkpointer.ts";
 import { GroupCommit } from "./sqlite_group.ts";
 import type { SqliteStoreOptions } from "./sqlite_options.ts";
 import { SqliteIndex } from "./sqlite_index.ts";
@@ -108,11 +87,14 @@ type ArrayRowStatement = StatementSync & { setReturnArrays(enabled: boolean): vo
  * again. Each append is one transaction, so callers batch every received
  * frame into one call (or set {@link SqliteStoreOptions.groupCommitMs}).
  *
- * Exclusive use: the file is opened with `locking_mode=EXCLUSIVE` and the
- * write lock is taken at open and held until {@link SqliteStore.close}, so a
- * second process opening the same data folder fails within
- * {@link SqliteStoreOptions.busyTimeoutMs} with {@link StoreLockedError}
- * instead of both writing.
+ * Exclusive use: a store opened for writing holds an exclusive `flock` on
+ * the file until {@link SqliteStore.close}, so a second process opening the
+ * same data folder fails at once with {@link StoreLockedError} instead of
+ * both writing. Its log is checkpointed by a Worker thread with a second
+ * connection (`sqlite_checkpointer.ts`), off the event loop. A read-only
+ * open uses `locking_mode=EXCLUSIVE`, so it too is refused while a node has
+ * the store open (on Windows, where locks are mandatory, the writer does the
+ * same and checkpoints on its own connection).
  *
  * Safety: a file that is not a huskies-sync store, is corrupt, or was written
  * by a newer schema fails with {@link StoreCorruptError} and is left as it is.
@@ -162,6 +144,10 @@ export class SqliteStore implements Store {
   readonly #index: SqliteIndex | undefined;
   /** Non-durable appends' shared transaction; undefined without group commit. */
   readonly #group: GroupCommit | undefined;
+  /** The writer's lock on the file (see the class doc); undefined when read-only. */
+  readonly #claim: StoreClaim | undefined;
+  /** Checkpoints on a Worker; undefined when read-only (and on Windows). */
+  readonly #checkpointer: Checkpointer | undefined;
 
   private constructor(
     path: string,
@@ -170,11 +156,20 @@ export class SqliteStore implements Store {
     head: OwnHead | null,
     version: number,
     groupCommitMs = 0,
+    claim?: StoreClaim,
   ) {
     this.path = path;
+    this.#claim = claim;
+    if (claim !== undefined) this.#checkpointer = new Checkpointer(db, path);
     if (groupCommitMs > 0) {
       // A failed group commit loses rows the read-ahead may hold.
-      this.#group = new GroupCommit(db, path, groupCommitMs, () => this.#index?.forgetReadAhead());
+      this.#group = new GroupCommit(
+        db,
+        path,
+        groupCommitMs,
+        () => this.#index?.forgetReadAhead(),
+        () => this.#checkpointer?.committed(),
+      );
     }
     this.#db = db;
     this.#readOnly = readOnly;
@@ -207,14 +202,7 @@ export class SqliteStore implements Store {
    * permission).
    */
   static open(path: string, options: SqliteStoreOptions = {}): SqliteStore {
-    if (typeof path !== "string" || path.length === 0) {
-      throw new TypeError("Cannot open store: path must be a non-empty string");
-    }
-    if (path === ":memory:" || path.startsWith("file:")) {
-      throw new TypeError(
-        `Cannot open store at ${path}: give a file path (use MemoryStore for an in-memory store)`,
-      );
-    }
+    checkStorePath(path);
     const busyTimeoutMs = options.busyTimeoutMs ?? 50;
     if (!Number.isSafeInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
       throw new RangeError(
@@ -222,26 +210,28 @@ export class SqliteStore implements Store {
       );
     }
     const readOnly = options.readOnly ?? false;
-    checkHeader(path);
-    prereadFile(path);
+    const claim = claimStoreFile(path, readOnly); // first: see its doc
     // Read-only with no write-ahead log: the file is complete (the node closed it), so read it as
     // immutable, which needs no lock or -shm/-wal file and so works in a read-only folder. With a
     // log present (a running node, or one that did not close the store), only a connection that
     // may write can read it correctly: a normal one, made query-only.
     const immutable = readOnly && !exists(`${path}-wal`);
-    if (!readOnly) restrictMode(path);
     let db: DatabaseSync;
     try {
+      checkHeader(path);
+      prereadFile(path);
+      if (!readOnly) restrictMode(path);
       db = immutable
         ? new DatabaseSync(immutableUri(path), { readOnly: true })
         : new DatabaseSync(path, { timeout: busyTimeoutMs });
     } catch (error) {
+      claim?.release();
       throw openError(path, error);
     }
     try {
       // Before the first read, so no shared-memory index is ever created and
       // every lock, once taken, is kept until close.
-      db.exec("PRAGMA locking_mode=EXCLUSIVE");
+      if (claim === undefined) db.exec("PRAGMA locking_mode=EXCLUSIVE");
       // Identify the file before changing anything in it.
       const { fresh, version } = identifyStoreFile(db, path, {
         applicationId: SQLITE_STORE_APPLICATION_ID,
@@ -262,13 +252,15 @@ export class SqliteStore implements Store {
         db.exec("PRAGMA query_only=ON");
         return new SqliteStore(path, db, true, head, version);
       }
-      return new SqliteStore(path, db, false, head, SCHEMA_VERSION, options.groupCommitMs ?? 0);
+      const groupMs = options.groupCommitMs ?? 0;
+      return new SqliteStore(path, db, false, head, SCHEMA_VERSION, groupMs, claim);
     } catch (error) {
       try {
         db.close();
       } catch {
         // Already failing; the first error is the one to report.
       }
+      claim?.release();
       throw openError(path, error);
     }
   }
@@ -311,6 +303,7 @@ export class SqliteStore implements Store {
         this.#begin.run();
         this.#insert(ops);
         this.#commit.run();
+        this.#checkpointer?.committed();
       }
     } catch (error) {
       if (group === undefined) this.#rollbackQuietly();
@@ -344,16 +337,23 @@ export class SqliteStore implements Store {
       values.length = 0;
       for (let k = index; k < index + INSERT_ROWS; k++) {
         const op = ops[k];
-        values.push(...rowValues(op, encodeForStore(op, k)));
+        values.push(...rowValues(op, this.#body(op, k)));
       }
       this.#lastRow = Number(this.#insertMany.run(...values).lastInsertRowid);
     }
     for (; index < ops.length; index++) {
       const op = ops[index];
       this.#lastRow = Number(
-        this.#insertOp.run(...rowValues(op, encodeForStore(op, index))).lastInsertRowid,
+        this.#insertOp.run(...rowValues(op, this.#body(op, index))).lastInsertRowid,
       );
     }
+  }
+
+  /** The `body` column of `op`, counted toward the log's next checkpoint. */
+  #body(op: Operation, index: number): string {
+    const body = encodeForStore(op, index);
+    this.#checkpointer?.wrote(body.length);
+    return body;
   }
 
   /**
@@ -426,6 +426,7 @@ export class SqliteStore implements Store {
     }
     this.#group?.commit();
     index.saveState(body);
+    this.#checkpointer?.committed();
   }
 
   #indexOf(action: string): SqliteIndex {
@@ -486,6 +487,8 @@ export class SqliteStore implements Store {
     }
     this.#closed = true;
     this.#headFile?.close();
+    this.#checkpointer?.close(); // first, so that this connection is the last and cleans up
     this.#db.close();
+    this.#claim?.release();
   }
 }

@@ -74,11 +74,11 @@ async function runChild(code: string): Promise<{ code: number; stdout: string; s
 }
 
 /** A child script that opens the store at `path` and reports how that went. */
-function openInChild(path: string): string {
+function openInChild(path: string, readOnly = false): string {
   return `
     import { SqliteStore, StoreLockedError } from ${JSON.stringify(STORE_MODULE)};
     try {
-      SqliteStore.open(${JSON.stringify(path)}).close();
+      SqliteStore.open(${JSON.stringify(path)}, { readOnly: ${readOnly} }).close();
       console.log("opened");
     } catch (error) {
       console.log(error.name);
@@ -147,7 +147,9 @@ Deno.test("SqliteStore refuses a second open in the same process with StoreLocke
       () => SqliteStore.open(path),
       (error: unknown) =>
         error instanceof StoreLockedError && error.path === path &&
-        error.message.startsWith(`Cannot open store at ${path}: another process has it open`),
+        error.message.startsWith(
+          `Cannot open store at ${path}: it is already open in this process`,
+        ),
     );
     // The first store is unaffected and keeps working.
     first.append([ops[1]]);
@@ -157,6 +159,23 @@ Deno.test("SqliteStore refuses a second open in the same process with StoreLocke
     const second = SqliteStore.open(path);
     assert.equal(second.count(), 2);
     second.close();
+  }));
+
+Deno.test("a second open refused in this process leaves the store locked against other processes", () =>
+  withDir(async (_dir, path) => {
+    const store = SqliteStore.open(path);
+    try {
+      store.append(makeChain(testIdentity(1), 1));
+      // Refused without opening the file: closing a descriptor of it would drop SQLite's locks.
+      assert.throws(() => SqliteStore.open(path, { readOnly: true }), StoreLockedError);
+      assert.throws(() => SqliteStore.open(path), StoreLockedError);
+      for (const readOnly of [true, false]) {
+        const child = await runChild(openInChild(path, readOnly));
+        assert.equal(child.code, 3, `read-only ${readOnly}: ${child.stdout} ${child.stderr}`);
+      }
+    } finally {
+      store.close();
+    }
   }));
 
 Deno.test("SqliteStore refuses an open from another process with StoreLockedError", () =>
@@ -528,3 +547,29 @@ Deno.test("group commit: a batch that fails is undone alone; the group's other b
     }
   });
 });
+
+Deno.test("SqliteStore checkpoints its log while it is written: a long run of appends keeps the -wal file bounded", () =>
+  withDir((dir, path) => {
+    // About 70 MB of rows in batches, with no turn of the event loop between them (about 130 MB
+    // of log if it were never reused): the log is checkpointed and starts over as it goes.
+    const ops = makeChain(testIdentity(1), 150_000);
+    const store = SqliteStore.open(path);
+    let written = 0;
+    let largestLog = 0;
+    for (let i = 0; i < ops.length; i += 500) {
+      const batch = ops.slice(i, i + 500);
+      store.append(batch, { durable: false });
+      written += batch.reduce((sum, op) => sum + encodeOperation(op).length, 0);
+      largestLog = Math.max(largestLog, Deno.statSync(`${path}-wal`).size);
+    }
+    assert.ok(written > 64 * 2 ** 20, `${written}`);
+    assert.ok(
+      largestLog < 32 * 2 ** 20, // about twice MAX_UNCHECKED_BYTES (8 MiB) at most
+      `the -wal file reached ${largestLog} bytes for ${written} bytes of operations`,
+    );
+    store.close();
+    assert.deepEqual(listDir(dir), ["ops.db"]); // the last connection folded the log in
+    const reopened = SqliteStore.open(path);
+    assert.equal(reopened.count(), ops.length);
+    reopened.close();
+  }));

@@ -1,0 +1,192 @@
+/**
+ * WAL checkpoints off the node's thread. SQLite's automatic checkpoint runs
+ * inside the commit that crosses its mark and stops the event loop while it
+ * copies the log into the database and fsyncs both (2 ms at 100 pages, 11-13
+ * ms at 1000, far more when other writes share the disk), and took about half
+ * of chain ingest's time (`scripts/RESULTS.md`). Here a Worker thread holds a
+ * second connection to the store and runs `PRAGMA wal_checkpoint(PASSIVE)`
+ * when asked, which never blocks the writer.
+ *
+ * The writer and the Worker share three words of memory: whether a request
+ * is pending, the log's length at the last checkpoint, and whether the
+ * Worker has closed its connection. So the writer asks, and learns the
+ * answer, without waiting for its own event loop: a long run of commits with
+ * no turn of the loop between them is checkpointed too.
+ *
+ * A passive checkpoint copies what was committed when it started; the log is
+ * reused from its start only when a write begins after a checkpoint that
+ * copied all of it. Under a steady stream of writes that may never happen,
+ * so the next commit checkpoints on the writer's own connection (copying
+ * what the Worker has not, then the log starts over) once the Worker finds a
+ * log of {@link MAX_LOG_PAGES} or more, and in any case once
+ * {@link MAX_UNCHECKED_BYTES} of rows were written since the writer's last
+ * complete checkpoint: that bounds the log whatever the Worker's pace.
+ *
+ * Durability is unchanged: a checkpoint only moves committed pages from the
+ * log into the database, and fsyncs both as SQLite's own does. When the
+ * Worker fails, the connection goes back to automatic checkpoints.
+ * @module
+ */
+import { Worker } from "node:worker_threads";
+import type { DatabaseSync, StatementSync } from "node:sqlite";
+
+/**
+ * Fewest milliseconds between two checkpoint requests: each costs the disk
+ * two fsyncs, so a live stream of small commits is checkpointed up to ten
+ * times a second, not once per commit.
+ */
+export const CHECKPOINT_INTERVAL_MS = 100;
+
+/** Log size (4 KiB pages) the Worker found at which the writer checkpoints itself: 4 MiB. */
+export const MAX_LOG_PAGES = 1024;
+
+/**
+ * Bytes of rows written since the writer's last complete checkpoint at which
+ * it checkpoints itself: the log then holds at most about twice this (pages
+ * of the table and its index), 16 MiB.
+ */
+export const MAX_UNCHECKED_BYTES = 8 * 2 ** 20;
+
+/** What SQLite's automatic checkpoint is set back to when the Worker fails. */
+const FALLBACK_AUTOCHECKPOINT_PAGES = 100;
+
+/** How long {@link Checkpointer.close} waits for the Worker to close its connection. */
+const CLOSE_WAIT_MS = 10_000;
+
+/** The shared words: 1 while a request is pending, the log's pages last seen, 1 once closed. */
+const PENDING = 0;
+const LOG_PAGES = 1;
+const CLOSED = 2;
+
+/**
+ * The Worker's source (CommonJS, evaluated): a connection that checkpoints on
+ * each message, stores the log's length and clears the pending word, and on
+ * "close" (or a failure to open) closes and sets the closed word.
+ */
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require("node:worker_threads");
+const { DatabaseSync } = require("node:sqlite");
+const shared = new Int32Array(workerData.shared);
+const closed = () => {
+  Atomics.store(shared, ${CLOSED}, 1);
+  Atomics.notify(shared, ${CLOSED});
+};
+let db;
+try {
+  db = new DatabaseSync(workerData.path, { timeout: 1000 });
+  db.exec("PRAGMA synchronous=FULL");
+  db.exec("PRAGMA wal_autocheckpoint=0");
+} catch (error) {
+  closed();
+  throw error;
+}
+const checkpoint = db.prepare("PRAGMA wal_checkpoint(PASSIVE)");
+parentPort.on("message", (message) => {
+  if (message === "close") {
+    db.close();
+    closed();
+    return;
+  }
+  try {
+    Atomics.store(shared, ${LOG_PAGES}, checkpoint.get().log);
+  } finally {
+    Atomics.store(shared, ${PENDING}, 0);
+  }
+});
+`;
+
+/** SQLite's answer to `wal_checkpoint`: frames in the log, and how many are in the database. */
+interface CheckpointCounts {
+  log: number;
+  checkpointed: number;
+}
+
+/** Checkpoints of one store's log on a Worker thread; see the module doc. */
+export class Checkpointer {
+  readonly #db: DatabaseSync;
+  readonly #worker: Worker;
+  readonly #shared = new Int32Array(new SharedArrayBuffer(3 * 4));
+  readonly #checkpointHere: StatementSync;
+  #lastRequest = -Infinity;
+  #failed = false;
+  /** Bytes of rows written since this connection's last complete checkpoint. */
+  #unchecked = 0;
+
+  /**
+   * Takes over the checkpoints of the store at `path`, whose writing
+   * connection is `db` (its automatic checkpoints are turned off), and starts
+   * the Worker now: creating it holds this thread for 25-60 ms, which at the
+   * first commit of a live stream would be a stall of its own.
+   */
+  constructor(db: DatabaseSync, path: string) {
+    this.#db = db;
+    this.#checkpointHere = db.prepare("PRAGMA wal_checkpoint(PASSIVE)");
+    db.exec("PRAGMA wal_autocheckpoint=0");
+    this.#worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData: { path, shared: this.#shared.buffer },
+    });
+    this.#worker.on("error", () => this.#fail());
+    this.#worker.unref();
+  }
+
+  /** Counts `bytes` of rows written in the open transaction (see {@link MAX_UNCHECKED_BYTES}). */
+  wrote(bytes: number): void {
+    this.#unchecked += bytes;
+  }
+
+  /**
+   * Called after each commit on the writing connection, outside any
+   * transaction: checkpoints here when the log may be too long (see the
+   * module doc), else asks the Worker when no request is pending and the
+   * last is old enough.
+   */
+  committed(): void {
+    if (this.#failed) return;
+    if (
+      this.#unchecked >= MAX_UNCHECKED_BYTES ||
+      Atomics.load(this.#shared, LOG_PAGES) >= MAX_LOG_PAGES
+    ) {
+      Atomics.store(this.#shared, LOG_PAGES, 0);
+      try {
+        // Busy (nothing done) while the Worker is in one: then again at the next commit.
+        const { log, checkpointed } = this.#checkpointHere.get() as unknown as CheckpointCounts;
+        if (log === checkpointed) this.#unchecked = 0;
+      } catch {
+        // A checkpoint that fails loses nothing: the pages stay in the log for the next one.
+      }
+      return;
+    }
+    if (Atomics.load(this.#shared, PENDING) === 1) return;
+    const now = performance.now();
+    if (now - this.#lastRequest < CHECKPOINT_INTERVAL_MS) return;
+    this.#lastRequest = now;
+    Atomics.store(this.#shared, PENDING, 1);
+    this.#worker.postMessage("checkpoint");
+  }
+
+  /**
+   * Closes the Worker's connection and waits for it (up to 10 s), so that
+   * the writer's connection, closed next, is the last one: SQLite then
+   * checkpoints the whole log and removes the `-wal` and `-shm` files.
+   */
+  close(): void {
+    if (!this.#failed) {
+      this.#worker.postMessage("close");
+      Atomics.wait(this.#shared, CLOSED, 0, CLOSE_WAIT_MS);
+    }
+    this.#failed = true;
+    void this.#worker.terminate();
+  }
+
+  #fail(): void {
+    if (this.#failed) return;
+    this.#failed = true;
+    void this.#worker.terminate();
+    try {
+      this.#db.exec(`PRAGMA wal_autocheckpoint=${FALLBACK_AUTOCHECKPOINT_PAGES}`);
+    } catch {
+      // The connection is closed or failing; its own errors report that.
+    }
+  }
+}
