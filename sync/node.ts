@@ -11,8 +11,6 @@ import { clockLag } from "../crdt/clock.ts";
 import type { Operation } from "../crdt/operation.ts";
 import type { Store } from "../crdt/store.ts";
 import { watchStoreCheck } from "./store_check.ts";
-import { join } from "node:path";
-import { STORE_FILE_NAME } from "../data_dir.ts";
 import { joinerAdmitter, NodeMembers, readMeshId, watchMembers, writeMeshId } from "./members.ts";
 import { AccessPolicy, AdmissionLimiter, TokenStore, TrustStore } from "../auth/mod.ts";
 import { loadOrCreateIdentity } from "../auth/keystore.ts";
@@ -21,7 +19,6 @@ import { PreauthServer } from "../auth/preauth.ts";
 import { Identity, type NodeId, SignatureVerifier } from "../crdt/identity.ts";
 import { Pipeline } from "../crdt/pipeline.ts";
 import { Replica } from "../crdt/replica.ts";
-import { SqliteStore } from "../crdt/sqlite_store.ts";
 import { CloseCode } from "../protocol/close_codes.ts";
 import type { Channel, Dialer } from "./channel.ts";
 import type { ConnectionOutcome } from "./connection.ts";
@@ -43,6 +40,7 @@ import {
   MAX_IN_BAND_HANDSHAKES,
   type NodeOptions,
   type NodeStatus,
+  openDataDirStore,
   PING_INTERVAL_SECS,
   sessionLimitsOf,
   STARTUP_GRACE_SECS,
@@ -272,8 +270,8 @@ export class HuskiesNode {
         ? TrustStore.open(dir, { configKeys: options.trustedKeys })
         : TrustStore.memory(options.trustedKeys));
     const tokens = options.tokens ?? (dir ? TokenStore.open(dir) : TokenStore.memory());
-    const store = options.store ??
-      (dir ? SqliteStore.open(join(dir, STORE_FILE_NAME), { groupCommitMs: 5 }) : undefined);
+    const opened = options.store || !dir ? undefined : openDataDirStore(dir);
+    const store = options.store ?? opened;
     const verifier = new SignatureVerifier();
     const policy = new AccessPolicy(trust, { open: options.open ?? "when-empty" });
     let replica: Replica;
@@ -290,9 +288,11 @@ export class HuskiesNode {
         claimTimeoutMs: options.claimTimeoutMs,
         now: () => timers.now(),
       });
+      await opened?.integrity(); // before anything is written to it
     } catch (error) {
+      const corrupt = await opened?.integrity().then(() => undefined, (e: Error) => e);
       store?.close();
-      throw error;
+      throw corrupt ?? error;
     }
     if (options.startupGraceMs === undefined && startupGraceMs > 0 && !hasOwnHistory(replica)) {
       // A key that never signed here (`huskies keys create`, then a first start) has nothing

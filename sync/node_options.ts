@@ -5,8 +5,11 @@
 import type { AdmissionLimiterOptions, TokenStore, TrustStore } from "../auth/mod.ts";
 import type { Identity, NodeId, SignatureVerifier } from "../crdt/identity.ts";
 import type { PendingLimits } from "../crdt/log.ts";
+import { join } from "node:path";
+import { SqliteStore } from "../crdt/sqlite_store.ts";
 import type { Store } from "../crdt/store.ts";
 import { VerifyPool } from "../crdt/verify_pool.ts";
+import { STORE_FILE_NAME } from "../data_dir.ts";
 import type { Dialer } from "./channel.ts";
 import type { Logger } from "./logger.ts";
 import type { RendezvousInfo, RendezvousOptions } from "./rendezvous_client.ts";
@@ -219,4 +222,16 @@ export function sessionLimitsOf(options: SessionLimits): SessionLimits {
 export function verifyPoolOf(options: NodeOptions, verifier: SignatureVerifier): VerifyPool {
   const cores = navigator.hardwareConcurrency ?? 1;
   return new VerifyPool(verifier, options.verifyWorkers ?? (cores >= 2 ? Math.min(4, cores) : 0));
+}
+
+/**
+ * Opens the store of the data folder `dir`: received operations group-committed every 5 ms, and
+ * the integrity check run on its Worker while the node loads (the node waits for it before it
+ * goes on: see `SqliteStore.integrity`).
+ */
+export function openDataDirStore(dir: string): SqliteStore {
+  return SqliteStore.open(join(dir, STORE_FILE_NAME), {
+    groupCommitMs: 5,
+    quickCheck: "background",
+  });
 }

@@ -11,6 +11,7 @@ import {
 } from "../crdt/sqlite_store.ts";
 import { INSERT_COLUMNS, ROW_PLACEHOLDERS, rowValues } from "../crdt/sqlite_schema.ts";
 import { MemoryStore } from "../crdt/store.ts";
+import { HuskiesNode } from "../sync/node.ts";
 import { makeChain, storeConformance, testIdentity } from "../testing/store_conformance.ts";
 import { handSigned } from "./helpers.ts";
 
@@ -288,22 +289,30 @@ Deno.test("SqliteStore refuses a store written by a newer schema version", () =>
     assert.deepEqual(Deno.readFileSync(path), before);
   }));
 
+/**
+ * Writes a store of 200 operations at `path` and returns two damaged copies of its file: a page in
+ * the middle of the ops table with its cells zeroed (the integrity check reports it), and the same
+ * page overwritten (SQLite fails to read it).
+ */
+function damagedStores(path: string): { zeroed: Uint8Array; garbage: Uint8Array } {
+  const store = SqliteStore.open(path);
+  store.append(makeChain(testIdentity(1), 200));
+  store.close(); // checkpoints the WAL into the main file
+  const intact = Deno.readFileSync(path);
+  const pageSize = new DataView(intact.buffer).getUint16(16);
+  const pages = intact.length / pageSize;
+  assert.ok(pages > 10);
+  const start = Math.floor(pages / 2) * pageSize;
+  const zeroed = intact.slice();
+  zeroed.fill(0, start + 100, start + pageSize);
+  const garbage = intact.slice();
+  garbage.fill(0xa5, start, start + pageSize);
+  return { zeroed, garbage };
+}
+
 Deno.test("SqliteStore refuses a store whose pages are damaged and leaves it alone", () =>
   withDir((_dir, path) => {
-    const store = SqliteStore.open(path);
-    store.append(makeChain(testIdentity(1), 200));
-    store.close(); // checkpoints the WAL into the main file
-    const intact = Deno.readFileSync(path);
-    const pageSize = new DataView(intact.buffer).getUint16(16);
-    const pages = intact.length / pageSize;
-    assert.ok(pages > 10);
-    // A page in the middle of the ops table: its cells zeroed (the integrity
-    // check reports it), or the whole page overwritten (SQLite fails to read it).
-    const start = Math.floor(pages / 2) * pageSize;
-    const zeroed = intact.slice();
-    zeroed.fill(0, start + 100, start + pageSize);
-    const garbage = intact.slice();
-    garbage.fill(0xa5, start, start + pageSize);
+    const { zeroed, garbage } = damagedStores(path);
     for (const [damaged, reason] of [[zeroed, /integrity check failed/], [garbage, /corrupt/]]) {
       Deno.writeFileSync(path, damaged as Uint8Array);
       assert.throws(
@@ -315,6 +324,33 @@ Deno.test("SqliteStore refuses a store whose pages are damaged and leaves it alo
       );
       assert.deepEqual(Deno.readFileSync(path), damaged);
     }
+  }));
+
+Deno.test("a node checks its store's pages while it loads, and refuses a damaged one as before", () =>
+  withDir(async (dir, path) => {
+    const { zeroed, garbage } = damagedStores(path);
+    // The check runs on the store's Worker; its verdict is the open's.
+    Deno.writeFileSync(path, zeroed);
+    const store = SqliteStore.open(path, { quickCheck: "background" });
+    await assert.rejects(store.integrity(), /integrity check failed/);
+    store.close();
+    for (const [damaged, reason] of [[zeroed, /integrity check failed/], [garbage, /corrupt/]]) {
+      Deno.writeFileSync(path, damaged as Uint8Array);
+      await assert.rejects(
+        HuskiesNode.open({ dataDir: dir }),
+        (error: unknown) =>
+          error instanceof StoreCorruptError && (reason as RegExp).test(error.message),
+      );
+      assert.deepEqual(Deno.readFileSync(path), damaged); // nothing written to it
+    }
+    // An intact store checks out, and the refused opens left nothing open.
+    Deno.removeSync(path);
+    const fresh = await HuskiesNode.open({ dataDir: dir });
+    fresh.pipeline.put("S-1", { stage: "qa" });
+    await fresh.close();
+    const node = await HuskiesNode.open({ dataDir: dir });
+    assert.equal(node.replica.size, 2);
+    await node.close();
   }));
 
 Deno.test("SqliteStore load throws StoreCorruptError naming a tampered row", () =>
