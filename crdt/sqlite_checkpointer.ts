@@ -43,10 +43,11 @@ export const MAX_LOG_PAGES = 1024;
 
 /**
  * Bytes of rows written since the writer's last complete checkpoint at which
- * it checkpoints itself: the log then holds at most about twice this (pages
- * of the table and its index), 16 MiB.
+ * it checkpoints itself: the log then holds at most about twice this (the
+ * table's pages and their rewrites), 8 MiB, and needs that much room beside
+ * the database.
  */
-export const MAX_UNCHECKED_BYTES = 8 * 2 ** 20;
+export const MAX_UNCHECKED_BYTES = 4 * 2 ** 20;
 
 /** What SQLite's automatic checkpoint is set back to when the Worker fails. */
 const FALLBACK_AUTOCHECKPOINT_PAGES = 100;
@@ -61,7 +62,8 @@ const CLOSED = 2;
 
 /**
  * The Worker's source (CommonJS, evaluated): a connection that checkpoints on
- * each message, stores the log's length and clears the pending word; on
+ * each message (one that fails is tried again at the next), stores the
+ * log's length and clears the pending word; on
  * "quick_check" answers with that check's rows; and on "close" (or a failure
  * to open) closes and sets the closed word.
  */
@@ -101,9 +103,10 @@ parentPort.on("message", (message) => {
   }
   try {
     Atomics.store(shared, ${LOG_PAGES}, checkpoint.get().log);
-  } finally {
-    Atomics.store(shared, ${PENDING}, 0);
+  } catch {
+    // A failed checkpoint (a full disk) loses nothing; the next request tries again.
   }
+  Atomics.store(shared, ${PENDING}, 0);
 });
 `;
 
@@ -138,6 +141,8 @@ export class Checkpointer {
     this.#path = path;
     this.#checkpointHere = db.prepare("PRAGMA wal_checkpoint(PASSIVE)");
     db.exec("PRAGMA wal_autocheckpoint=0");
+    // When the log starts over, its file is cut back to 4 MiB: a burst does not keep its space.
+    db.exec(`PRAGMA journal_size_limit=${MAX_LOG_PAGES * 4096}`);
     this.#worker = new Worker(WORKER_SOURCE, {
       eval: true,
       workerData: { path, shared: this.#shared.buffer },

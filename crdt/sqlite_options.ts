@@ -20,7 +20,7 @@ export interface SqliteStoreOptions {
    * checkpoint Worker while the caller goes on (a node loads its operations
    * meanwhile), and report it through `SqliteStore.integrity()`; the caller
    * must wait for that before it writes. Inline where there is no Worker
-   * (read-only, Windows).
+   * (read-only, or no `flock`: see `SqliteStore`).
    * @default true
    */
   quickCheck?: boolean | "background";

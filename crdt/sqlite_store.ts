@@ -93,8 +93,8 @@ type ArrayRowStatement = StatementSync & { setReturnArrays(enabled: boolean): vo
  * both writing. Its log is checkpointed by a Worker thread with a second
  * connection (`sqlite_checkpointer.ts`), off the event loop. A read-only
  * open uses `locking_mode=EXCLUSIVE`, so it too is refused while a node has
- * the store open (on Windows, where locks are mandatory, the writer does the
- * same and checkpoints on its own connection).
+ * the store open (where no `flock` can be taken, on Windows or a file system
+ * without it, the writer does the same and checkpoints on its own connection).
  *
  * Safety: a file that is not a huskies-sync store, is corrupt, or was written
  * by a newer schema fails with {@link StoreCorruptError} and is left as it is.
@@ -146,7 +146,7 @@ export class SqliteStore implements Store {
   readonly #group: GroupCommit | undefined;
   /** The writer's lock on the file (see the class doc); undefined when read-only. */
   readonly #claim: StoreClaim | undefined;
-  /** Checkpoints on a Worker; undefined when read-only (and on Windows). */
+  /** Checkpoints on a Worker; undefined when read-only or without an `flock`. */
   readonly #checkpointer: Checkpointer | undefined;
   #integrity: Promise<void> = Promise.resolve();
 
@@ -161,7 +161,7 @@ export class SqliteStore implements Store {
   ) {
     this.path = path;
     this.#claim = claim;
-    if (claim !== undefined) this.#checkpointer = new Checkpointer(db, path);
+    if (claim?.flocked) this.#checkpointer = new Checkpointer(db, path);
     if (groupCommitMs > 0) {
       const lost = () => this.#index?.forgetReadAhead(); // rows the read-ahead may hold
       const committed = () => this.#checkpointer?.committed();
@@ -222,10 +222,10 @@ export class SqliteStore implements Store {
     try {
       // Before the first read, so no shared-memory index is ever created and
       // every lock, once taken, is kept until close.
-      if (claim === undefined) db.exec("PRAGMA locking_mode=EXCLUSIVE");
+      if (!claim?.flocked) db.exec("PRAGMA locking_mode=EXCLUSIVE");
       // Identify the file before changing anything in it.
       const quickCheck = options.quickCheck ?? true;
-      const inBackground = quickCheck === "background" && claim !== undefined;
+      const inBackground = quickCheck === "background" && claim?.flocked === true;
       const { fresh, version } = identifyStoreFile(db, path, {
         applicationId: SQLITE_STORE_APPLICATION_ID,
         schemaVersion: SQLITE_STORE_SCHEMA_VERSION,

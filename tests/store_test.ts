@@ -600,7 +600,7 @@ Deno.test("SqliteStore checkpoints its log while it is written: a long run of ap
     }
     assert.ok(written > 64 * 2 ** 20, `${written}`);
     assert.ok(
-      largestLog < 32 * 2 ** 20, // about twice MAX_UNCHECKED_BYTES (8 MiB) at most
+      largestLog < 24 * 2 ** 20, // about twice MAX_UNCHECKED_BYTES (4 MiB) at most
       `the -wal file reached ${largestLog} bytes for ${written} bytes of operations`,
     );
     store.close();
