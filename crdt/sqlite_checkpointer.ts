@@ -16,11 +16,13 @@
  * A passive checkpoint copies what was committed when it started; the log is
  * reused from its start only when a write begins after a checkpoint that
  * copied all of it. Under a steady stream of writes that may never happen,
- * so the next commit checkpoints on the writer's own connection (copying
- * what the Worker has not, then the log starts over) once the Worker finds a
- * log of {@link MAX_LOG_PAGES} or more, and in any case once
- * {@link MAX_UNCHECKED_BYTES} of rows were written since the writer's last
- * complete checkpoint: that bounds the log whatever the Worker's pace.
+ * so once {@link MAX_UNCHECKED_BYTES} of rows were written since the
+ * writer's last complete checkpoint, the writer checkpoints on its own
+ * connection (then the log starts over): at the first commit after the
+ * Worker finished one, when what is left to copy is least, or at once past
+ * twice that, which bounds the log whatever the Worker's pace. While writes
+ * are heavy (the Worker found a log of {@link BUSY_LOG_PAGES} or more) it is
+ * asked again as soon as it is done, not after the interval.
  *
  * Durability is unchanged: a checkpoint only moves committed pages from the
  * log into the database, and fsyncs both as SQLite's own does. When the
@@ -38,14 +40,17 @@ import { openError, QUICK_CHECK, quickCheckFailure } from "./sqlite_file.ts";
  */
 export const CHECKPOINT_INTERVAL_MS = 100;
 
-/** Log size (4 KiB pages) the Worker found at which the writer checkpoints itself: 4 MiB. */
-export const MAX_LOG_PAGES = 1024;
+/** A log (4 KiB pages) the Worker found this long means writes are heavy: 1 MiB. */
+export const BUSY_LOG_PAGES = 256;
+
+/** What the log's file is cut back to when the log starts over: 4 MiB. */
+const LOG_FILE_LIMIT_BYTES = 4 * 2 ** 20;
 
 /**
  * Bytes of rows written since the writer's last complete checkpoint at which
- * it checkpoints itself: the log then holds at most about twice this (the
- * table's pages and their rewrites), 8 MiB, and needs that much room beside
- * the database.
+ * it checkpoints itself (see the module doc): the log then holds about twice
+ * this (the table's pages and their rewrites), at most 16 MiB, and needs
+ * that much room beside the database.
  */
 export const MAX_UNCHECKED_BYTES = 4 * 2 ** 20;
 
@@ -142,7 +147,7 @@ export class Checkpointer {
     this.#checkpointHere = db.prepare("PRAGMA wal_checkpoint(PASSIVE)");
     db.exec("PRAGMA wal_autocheckpoint=0");
     // When the log starts over, its file is cut back to 4 MiB: a burst does not keep its space.
-    db.exec(`PRAGMA journal_size_limit=${MAX_LOG_PAGES * 4096}`);
+    db.exec(`PRAGMA journal_size_limit=${LOG_FILE_LIMIT_BYTES}`);
     this.#worker = new Worker(WORKER_SOURCE, {
       eval: true,
       workerData: { path, shared: this.#shared.buffer },
@@ -164,11 +169,11 @@ export class Checkpointer {
    */
   committed(): void {
     if (this.#failed) return;
+    const pending = Atomics.load(this.#shared, PENDING) === 1;
     if (
-      this.#unchecked >= MAX_UNCHECKED_BYTES ||
-      Atomics.load(this.#shared, LOG_PAGES) >= MAX_LOG_PAGES
+      (this.#unchecked >= MAX_UNCHECKED_BYTES && !pending) ||
+      this.#unchecked >= 2 * MAX_UNCHECKED_BYTES
     ) {
-      Atomics.store(this.#shared, LOG_PAGES, 0);
       try {
         // Busy (nothing done) while the Worker is in one: then again at the next commit.
         const { log, checkpointed } = this.#checkpointHere.get() as unknown as CheckpointCounts;
@@ -178,9 +183,10 @@ export class Checkpointer {
       }
       return;
     }
-    if (Atomics.load(this.#shared, PENDING) === 1) return;
+    if (pending) return;
     const now = performance.now();
-    if (now - this.#lastRequest < CHECKPOINT_INTERVAL_MS) return;
+    const heavy = Atomics.load(this.#shared, LOG_PAGES) >= BUSY_LOG_PAGES;
+    if (!heavy && now - this.#lastRequest < CHECKPOINT_INTERVAL_MS) return;
     this.#lastRequest = now;
     Atomics.store(this.#shared, PENDING, 1);
     this.#worker.postMessage("checkpoint");
