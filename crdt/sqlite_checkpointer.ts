@@ -7,11 +7,11 @@
  * second connection to the store and runs `PRAGMA wal_checkpoint(PASSIVE)`
  * when asked, which never blocks the writer.
  *
- * The writer and the Worker share three words of memory: whether a request
- * is pending, the log's length at the last checkpoint, and whether the
- * Worker has closed its connection. So the writer asks, and learns the
- * answer, without waiting for its own event loop: a long run of commits with
- * no turn of the loop between them is checkpointed too.
+ * The writer and the Worker share two words of memory: whether a request is
+ * pending, and whether the Worker has closed its connection. So the writer
+ * asks, and learns that it is done, without waiting for its own event loop:
+ * a long run of commits with no turn of the loop between them is
+ * checkpointed too.
  *
  * A passive checkpoint copies what was committed when it started; the log is
  * reused from its start only when a write begins after a checkpoint that
@@ -20,9 +20,7 @@
  * writer's last complete checkpoint, the writer checkpoints on its own
  * connection (then the log starts over): at the first commit after the
  * Worker finished one, when what is left to copy is least, or at once past
- * twice that, which bounds the log whatever the Worker's pace. While writes
- * are heavy (the Worker found a log of {@link BUSY_LOG_PAGES} or more) it is
- * asked again as soon as it is done, not after the interval.
+ * twice that, which bounds the log whatever the Worker's pace.
  *
  * Durability is unchanged: a checkpoint only moves committed pages from the
  * log into the database, and fsyncs both as SQLite's own does. When the
@@ -39,9 +37,6 @@ import { openError, QUICK_CHECK, quickCheckFailure } from "./sqlite_file.ts";
  * times a second, not once per commit.
  */
 export const CHECKPOINT_INTERVAL_MS = 100;
-
-/** A log (4 KiB pages) the Worker found this long means writes are heavy: 1 MiB. */
-export const BUSY_LOG_PAGES = 256;
 
 /** What the log's file is cut back to when the log starts over: 4 MiB. */
 const LOG_FILE_LIMIT_BYTES = 4 * 2 ** 20;
@@ -60,17 +55,15 @@ const FALLBACK_AUTOCHECKPOINT_PAGES = 100;
 /** How long {@link Checkpointer.close} waits for the Worker to close its connection. */
 const CLOSE_WAIT_MS = 10_000;
 
-/** The shared words: 1 while a request is pending, the log's pages last seen, 1 once closed. */
+/** The shared words: 1 while a request is pending; 1 once the Worker's connection is closed. */
 const PENDING = 0;
-const LOG_PAGES = 1;
-const CLOSED = 2;
+const CLOSED = 1;
 
 /**
  * The Worker's source (CommonJS, evaluated): a connection that checkpoints on
- * each message (one that fails is tried again at the next), stores the
- * log's length and clears the pending word; on
- * "quick_check" answers with that check's rows; and on "close" (or a failure
- * to open) closes and sets the closed word.
+ * each message (one that fails is tried again at the next) and then clears
+ * the pending word; on "quick_check" answers with that check's rows; and on
+ * "close" (or a failure to open) closes and sets the closed word.
  */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require("node:worker_threads");
@@ -107,7 +100,7 @@ parentPort.on("message", (message) => {
     return;
   }
   try {
-    Atomics.store(shared, ${LOG_PAGES}, checkpoint.get().log);
+    checkpoint.get();
   } catch {
     // A failed checkpoint (a full disk) loses nothing; the next request tries again.
   }
@@ -126,7 +119,7 @@ export class Checkpointer {
   readonly #db: DatabaseSync;
   readonly #path: string;
   readonly #worker: Worker;
-  readonly #shared = new Int32Array(new SharedArrayBuffer(3 * 4));
+  readonly #shared = new Int32Array(new SharedArrayBuffer(2 * 4));
   readonly #checkpointHere: StatementSync;
   #lastRequest = -Infinity;
   #failed = false;
@@ -185,8 +178,7 @@ export class Checkpointer {
     }
     if (pending) return;
     const now = performance.now();
-    const heavy = Atomics.load(this.#shared, LOG_PAGES) >= BUSY_LOG_PAGES;
-    if (!heavy && now - this.#lastRequest < CHECKPOINT_INTERVAL_MS) return;
+    if (now - this.#lastRequest < CHECKPOINT_INTERVAL_MS) return;
     this.#lastRequest = now;
     Atomics.store(this.#shared, PENDING, 1);
     this.#worker.postMessage("checkpoint");

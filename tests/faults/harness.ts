@@ -422,15 +422,36 @@ export async function lostWrites(
   return [...acked].filter(([id, name]) => items.get(id) !== name).map(([id]) => id);
 }
 
-/** Truncates the store's write-ahead log to `fraction` of its length; returns the bytes cut. */
-export async function truncateWal(dataDir: string, fraction = 0.5): Promise<number> {
+/**
+ * Cuts the store's write-ahead log in the middle of its current generation: the frames written
+ * since the log last started over (a log is reused from its start once checkpointed, so its file
+ * may hold older frames past them), cut at the start of the frame halfway through them, so the
+ * later half of the last transactions is gone, as when a log's tail never reached the disk.
+ * Returns the bytes cut.
+ */
+export async function truncateWal(dataDir: string): Promise<number> {
   const wal = join(dataDir, "ops.db-wal");
-  const size = (await Deno.stat(wal)).size;
-  const keep = Math.floor(size * fraction);
+  const bytes = await Deno.readFile(wal);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const HEADER = 32;
+  const FRAME_HEADER = 24;
+  const pageSize = view.getUint32(8);
+  const salts = [view.getUint32(16), view.getUint32(20)];
+  const frameBytes = FRAME_HEADER + pageSize;
+  let frames = 0; // frames of the current generation: they carry the header's salts
+  while (HEADER + (frames + 1) * frameBytes <= bytes.length) {
+    const at = HEADER + frames * frameBytes;
+    if (view.getUint32(at + 8) !== salts[0] || view.getUint32(at + 12) !== salts[1]) break;
+    frames++;
+  }
+  if (frames < 2) {
+    throw new Error(`Cannot cut the log: its current generation has ${frames} frames`);
+  }
+  const keep = HEADER + Math.floor(frames / 2) * frameBytes;
   await Deno.truncate(wal, keep);
   // The shared-memory index describes the old log; SQLite rebuilds it from the log.
   await Deno.remove(join(dataDir, "ops.db-shm")).catch(() => {});
-  return size - keep;
+  return bytes.length - keep;
 }
 
 /** Copies `ops.db` (of a stopped node, so it is self-contained) to `backup`. */
