@@ -113,7 +113,7 @@ export function lockedError(path: string, holder: string, cause?: unknown): Stor
  * Checks the `path` given to `SqliteStore.open` (a file path, not SQLite's
  * `:memory:` or a `file:` URI) and its `busyTimeoutMs` option.
  */
-export function checkStorePath(path: unknown, busyTimeoutMs: number): void {
+export function checkOpenArguments(path: unknown, busyTimeoutMs: number): void {
   if (typeof path !== "string" || path.length === 0) {
     throw new TypeError("Cannot open store: path must be a non-empty string");
   }

@@ -22,7 +22,7 @@ import { OwnHeadFile, readOwnHead } from "./own_head_file.ts";
 import type { AppendOptions, ForkProof, OwnHead, Store } from "./store.ts";
 import {
   checkHeader,
-  checkStorePath,
+  checkOpenArguments,
   decodeForkProof,
   decodeRows,
   encodeForkProof,
@@ -199,7 +199,7 @@ export class SqliteStore implements Store {
    */
   static open(path: string, options: SqliteStoreOptions = {}): SqliteStore {
     const busyTimeoutMs = options.busyTimeoutMs ?? 50;
-    checkStorePath(path, busyTimeoutMs);
+    checkOpenArguments(path, busyTimeoutMs);
     const readOnly = options.readOnly ?? false;
     const claim = claimStoreFile(path, readOnly); // first: see its doc
     // Read-only with no write-ahead log: the file is complete (the node closed it), so read it as

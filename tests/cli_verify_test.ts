@@ -7,6 +7,7 @@ import { Replica } from "../crdt/replica.ts";
 import { HuskiesNode } from "../sync/node.ts";
 import { renderProgress, StoreChecker } from "../cli/verify.ts";
 import { huskies, MAIN, removeDir, ServeProcess, tempDir } from "./cli_helpers.ts";
+import { canRunUnshared } from "./helpers.ts";
 import { createIdentityFile } from "../auth/keystore.ts";
 import { signOperation } from "../crdt/operation.ts";
 import { SqliteStore } from "../crdt/sqlite_store.ts";
@@ -246,23 +247,9 @@ async function huskiesOnReadOnly(dir: string, args: string[]) {
 }
 
 /** True when this machine can make a read-only bind mount in a user namespace (Linux). */
-const CAN_MOUNT_READ_ONLY = await (async () => {
-  try {
-    const probe = await new Deno.Command("unshare", {
-      args: [
-        "-rm",
-        "sh",
-        "-c",
-        'd=$(mktemp -d) && mount --bind -o ro "$d" "$d"; r=$?; umount "$d"; rmdir "$d"; exit $r',
-      ],
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    return probe.success;
-  } catch {
-    return false;
-  }
-})();
+const CAN_MOUNT_READ_ONLY = await canRunUnshared(
+  'd=$(mktemp -d) && mount --bind -o ro "$d" "$d"; r=$?; umount "$d"; rmdir "$d"; exit $r',
+);
 
 Deno.test({
   name: "verify checks a store in a read-only folder and changes nothing in it",

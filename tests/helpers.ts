@@ -65,3 +65,20 @@ export class OpFactory {
 export function setField(story: string, field: string, value: string | number): Mutation {
   return { type: "update", path: ["items", story], fields: { [field]: value } };
 }
+
+/**
+ * True when `script` succeeds under `sh -c` in a new user and mount namespace (`unshare -rm`):
+ * whether this machine lets a test mount what it needs there (Linux only).
+ */
+export async function canRunUnshared(script: string): Promise<boolean> {
+  try {
+    const probe = await new Deno.Command("unshare", {
+      args: ["-rm", "sh", "-c", script],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    return probe.success;
+  } catch {
+    return false;
+  }
+}

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { canRunUnshared } from "./helpers.ts";
 
 const STORE_MODULE = new URL("../crdt/sqlite_store.ts", import.meta.url).href;
 const CONFORMANCE_MODULE = new URL("../testing/store_conformance.ts", import.meta.url).href;
@@ -31,18 +32,9 @@ const CHILD = `
 `;
 
 /** True when this machine can mount a tmpfs in a user namespace (Linux). */
-const CAN_MOUNT_TMPFS = await (async () => {
-  try {
-    const probe = await new Deno.Command("unshare", {
-      args: ["-rm", "sh", "-c", 'd=$(mktemp -d) && mount -t tmpfs -o size=1m tmpfs "$d"'],
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    return probe.success;
-  } catch {
-    return false;
-  }
-})();
+const CAN_MOUNT_TMPFS = await canRunUnshared(
+  'd=$(mktemp -d) && mount -t tmpfs -o size=1m tmpfs "$d"',
+);
 
 Deno.test({
   name:
