@@ -50,6 +50,24 @@ export interface StoredFields {
   members: boolean;
 }
 
+/** How an encoded operation ends: `,"id":"<64 hex>","sig":"<128 hex>"}`. */
+const ID_KEY = ',"id":"';
+const SIG_KEY = '","sig":"';
+const WIRE_TAIL_LENGTH = ID_KEY.length + 64 + SIG_KEY.length + 128 + 2;
+const MUTATION_KEY = ',"mutation":';
+const QUOTE = 0x22;
+const CLOSE_BRACE = 0x7d;
+
+/** Parts of a stored operation's wire text ({@link StoredOperation.storedParts}). */
+export interface StoredParts {
+  /** The mutation's JSON text, as stored. */
+  mutation: string;
+  /** UTF-8 bytes of `mutation`. */
+  mutationBytes: number;
+  /** The signature's 128 hex characters, as stored. */
+  sig: string;
+}
+
 /**
  * An {@link Operation} whose body stays in the store. Reading `mutation` or
  * `sig` reads the row: its id, author, seq, prev and time must match the
@@ -114,6 +132,33 @@ export class StoredOperation implements Operation, StoredWire {
   /** The wire text as stored. */
   [STORED_WIRE](): string {
     return this.#body();
+  }
+
+  /**
+   * The mutation's JSON text, its UTF-8 bytes and the signature, sliced from
+   * the stored wire text without parsing it, for a catch-up that re-encodes
+   * bodies (`sync/compact_bulk.ts`). `undefined` unless the text ends as
+   * `encodeOperation` ends it for this row's id, with the mutation before;
+   * the caller then reads the operation ({@link read}). What precedes the
+   * mutation holds only hex, digits and `null`, so the first `,"mutation":`
+   * is where it starts. The rest of the operation comes from the index.
+   */
+  storedParts(): StoredParts | undefined {
+    const body = this.#reader.readBody(this.row);
+    if (body === undefined) return undefined;
+    const tailAt = body.length - WIRE_TAIL_LENGTH;
+    const start = body.indexOf(MUTATION_KEY) + MUTATION_KEY.length;
+    if (
+      start < MUTATION_KEY.length || start >= tailAt || !body.startsWith(ID_KEY, tailAt) ||
+      !body.startsWith(this.id, tailAt + ID_KEY.length) ||
+      !body.startsWith(SIG_KEY, tailAt + ID_KEY.length + 64) ||
+      body.charCodeAt(body.length - 2) !== QUOTE || body.charCodeAt(body.length - 1) !== CLOSE_BRACE
+    ) return undefined;
+    const mutation = body.slice(start, tailAt);
+    // Everything around the mutation is ASCII: the rest of the row's bytes are the mutation's.
+    const mutationBytes = this.bytes - (body.length - mutation.length);
+    if (mutationBytes < mutation.length || mutationBytes > 3 * mutation.length) return undefined;
+    return { mutation, mutationBytes, sig: body.slice(body.length - 130, body.length - 2) };
   }
 
   /**

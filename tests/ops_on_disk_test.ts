@@ -15,6 +15,8 @@ import { StoredOperation } from "../crdt/stored_operation.ts";
 import { CloseCode } from "../protocol/close_codes.ts";
 import { HuskiesNode } from "../sync/node.ts";
 import { SyncSession } from "../sync/session.ts";
+import { compactBulkFrames } from "../sync/compact_bulk.ts";
+import { utf8Length } from "../protocol/bytes.ts";
 import { identity, OpFactory, setField } from "./helpers.ts";
 
 async function withDir(body: (path: string, dir: string) => Promise<void> | void): Promise<void> {
@@ -198,6 +200,40 @@ Deno.test("a tampered row stops the node once the background check reaches it", 
     assert.match(corrupt.message, /row seq_no 7 .*does not match its id/);
     await node.close(); // already stopping; safe to call again
     assert.throws(() => node.pipeline.put("S-x", { stage: "qa" }), /closed/);
+  });
+});
+
+Deno.test("a compact catch-up of stored operations is byte for byte the one of the same operations in memory", async () => {
+  await withDir((path) => {
+    const factory = new OpFactory();
+    const ops = [
+      ...mixedOps(40),
+      // Non-ASCII text (two-, three- and four-byte UTF-8, U+2028) counts at its UTF-8 size.
+      factory.next(identity(4), setField("s9", "note", "é\u2028中😀".repeat(20))),
+      factory.next(identity(4), setField("s9", "stage", "qa")),
+    ];
+    writeStore(path, ops);
+    // A row laid out otherwise than the encoder writes it (keys in another order) is parsed.
+    const reordered = { ...JSON.parse(encodeOperation(ops[7])) };
+    const { author, ...rest } = reordered;
+    const db = new DatabaseSync(path);
+    db.prepare("UPDATE ops SET body = ? WHERE seq_no = 8").run(JSON.stringify({ ...rest, author }));
+    db.close();
+
+    const replica = openReplica(path);
+    try {
+      const stored = replica.operations();
+      assert.ok(stored.every((op) => op instanceof StoredOperation));
+      assert.equal(stored[7].storedParts(), undefined);
+      assert.notEqual(stored[8].storedParts(), undefined);
+      for (const limit of [700, 2_000, 1 << 20]) {
+        const fromDisk: string[] = [...compactBulkFrames(stored, limit)];
+        assert.deepEqual(fromDisk, [...compactBulkFrames(ops, limit)], `limit ${limit}`);
+        for (const frame of fromDisk) assert.ok(utf8Length(frame) <= limit);
+      }
+    } finally {
+      replica.close();
+    }
   });
 });
 
