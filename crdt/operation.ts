@@ -110,24 +110,25 @@ export function operationId(op: UnsignedOperation): OpId {
  * {@link encodeOperation}'s from the same field encodings: the canonical body
  * and the wire form hold the same members in other orders (plus `id` and
  * `sig`), so each field, the mutation above all, is encoded once for both.
- * `op.mutation` must have its keys sorted (`sortedMutation`); `op.id` may be
- * a placeholder until the caller sets it to what this returns.
+ * `op.mutation` must have its keys sorted (`sortedMutation`), `sorted` when
+ * that was found so (their order is not checked again); `op.id` may be a
+ * placeholder until the caller sets it to what this returns.
  */
-function idAndWire(op: Operation, id?: OpId): OpId {
-  const author = JSON.stringify(op.author);
-  const deps = JSON.stringify(op.deps);
-  const prev = JSON.stringify(op.prev);
+function idAndWire(op: Operation, id: OpId | undefined, sorted: boolean): OpId {
+  // Hex strings (checked by every caller) need no escaping: quoting them is their JSON.
+  const author = `"${op.author}"`;
+  const deps = op.deps.length === 0 ? "[]" : JSON.stringify(op.deps);
+  const prev = op.prev === null ? "null" : `"${op.prev}"`;
   const wireMutation = JSON.stringify(op.mutation);
-  const mutation = keysSorted(op.mutation as unknown as JsonValue)
+  const mutation = sorted || keysSorted(op.mutation as unknown as JsonValue)
     ? wireMutation
     : canonicalJson(op.mutation as unknown as JsonValue);
   const body = `{"author":${author},"deps":${deps},"mutation":${mutation},"prev":${prev},` +
     `"seq":${op.seq},"time":${op.time}}`;
   const computed = ID_PREFIX_HASH.copy().update(body).digest("hex");
-  const wireId = JSON.stringify(id ?? computed);
   encodings.set(op, {
     wire: `{"author":${author},"seq":${op.seq},"prev":${prev},"deps":${deps},"time":${op.time},` +
-      `"mutation":${wireMutation},"id":${wireId},"sig":${JSON.stringify(op.sig)}}`,
+      `"mutation":${wireMutation},"id":"${id ?? computed}","sig":"${op.sig}"}`,
     bytes: -1,
   });
   return computed;
@@ -262,18 +263,27 @@ export function mutationProblem(mutation: unknown): string | undefined {
   }
 }
 
-/** Returns `undefined` when the unsigned fields are well formed, otherwise a message. */
-export function unsignedOperationProblem(op: UnsignedOperation): string | undefined {
-  if (!isHex64(op.author)) return "author must be 64 lowercase hex characters";
+/**
+ * Returns `undefined` when the unsigned fields are well formed, otherwise a
+ * message. With `hexDecoded`, the caller made `author`, `prev` and `deps`
+ * from bytes (strings of 64 lowercase hex characters or `null`), so only
+ * what else is required of them is checked.
+ */
+export function unsignedOperationProblem(
+  op: UnsignedOperation,
+  hexDecoded = false,
+): string | undefined {
+  const isId = hexDecoded ? (value: unknown) => typeof value === "string" : isHex64;
+  if (!isId(op.author)) return "author must be 64 lowercase hex characters";
   if (!Number.isSafeInteger(op.seq) || op.seq < 1) return "seq must be a positive integer";
-  if (op.seq === 1 ? op.prev !== null : !isHex64(op.prev)) {
+  if (op.seq === 1 ? op.prev !== null : !isId(op.prev)) {
     return "prev must be null for seq 1 and an operation id otherwise";
   }
   if (!Array.isArray(op.deps) || op.deps.length > OPERATION_LIMITS.maxDeps) {
     return `deps must be an array of at most ${OPERATION_LIMITS.maxDeps} ids`;
   }
   for (let i = 0; i < op.deps.length; i++) {
-    if (!isHex64(op.deps[i])) return "deps must be operation ids";
+    if (!isId(op.deps[i])) return "deps must be operation ids";
     if (i > 0 && op.deps[i - 1] >= op.deps[i]) return "deps must be sorted and unique";
   }
   if (!Number.isSafeInteger(op.time) || op.time < 1) return "time must be a positive integer";
@@ -296,6 +306,13 @@ export interface ParseOptions {
    * @default false
    */
   deriveId?: boolean;
+  /**
+   * The caller decoded `author`, `prev`, `deps` and `sig` from bytes
+   * (PROTOCOL.md §6.9), so they are lowercase hex of the right lengths and
+   * are not checked for it again.
+   * @default false
+   */
+  hexDecoded?: boolean;
 }
 
 /** Operations whose id {@link parseOperation} computed from their own body, or found right. */
@@ -324,13 +341,15 @@ export function parseOperation(value: unknown, options: ParseOptions = {}): Oper
     id: options.deriveId ? "" : o.id,
     sig: o.sig,
   } as Operation;
-  const problem = unsignedOperationProblem(op) ??
+  const hexDecoded = options.hexDecoded === true;
+  const problem = unsignedOperationProblem(op, hexDecoded) ??
     (options.deriveId || isHex64(op.id) ? undefined : "id must be 64 lowercase hex characters") ??
-    (isHex128(op.sig) ? undefined : "sig must be 128 lowercase hex characters");
+    (hexDecoded || isHex128(op.sig) ? undefined : "sig must be 128 lowercase hex characters");
   if (problem) throw new SyntaxError(`Cannot parse operation: ${problem}`);
-  op.mutation = sortedMutation(op.mutation);
+  const sorted = keysSorted(op.mutation as unknown as JsonValue);
+  if (!sorted) op.mutation = sortedMutation(op.mutation);
   // The id is checked (or derived) here, sharing the field encodings with the wire form.
-  const computed = idAndWire(op, options.deriveId ? undefined : op.id);
+  const computed = idAndWire(op, options.deriveId ? undefined : op.id, sorted);
   if (options.deriveId) op.id = computed;
   if (computed === op.id) checkedIds.add(op);
   const bytes = options.checkSize === false ? 0 : encodedSize(op);

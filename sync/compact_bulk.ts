@@ -51,7 +51,8 @@ function fromB64(value: unknown, bytes: 32 | 64, what: string): string {
   return decoded.toHex();
 }
 
-const DERIVE = { deriveId: true } as const;
+/** Ids derived from the body (none is sent), hex fields made from base64 here. */
+const DERIVE = { deriveId: true, hexDecoded: true } as const;
 
 /**
  * One operation's entry `[time,[deps…],mutation,sig]` and its UTF-8 bytes.
