@@ -6,7 +6,8 @@
  * checks it anyway), and 32/64-byte values in base64. Pure encoding and
  * decoding, no sockets. The decoder rebuilds exactly the {@link Operation}
  * the JSON form would give and hands it to `parseOperation`, so every rule of
- * §2 and §4 is checked by the same code on either form.
+ * §2 and §4 is checked by the same code on either form (the hex forms of
+ * values decoded from base64 hold by construction and are not checked again).
  * @module
  */
 import { utf8Length } from "../protocol/bytes.ts";
