@@ -136,12 +136,13 @@ export class StoredOperation implements Operation, StoredWire {
 
   /**
    * The mutation's JSON text, its UTF-8 bytes and the signature, sliced from
-   * the stored wire text without parsing it, for a catch-up that re-encodes
-   * bodies (`sync/compact_bulk.ts`). `undefined` unless the text ends as
-   * `encodeOperation` ends it for this row's id, with the mutation before;
-   * the caller then reads the operation ({@link read}). What precedes the
-   * mutation holds only hex, digits and `null`, so the first `,"mutation":`
-   * is where it starts. The rest of the operation comes from the index.
+   * the stored wire text (only the mutation is parsed, to check it) for a
+   * catch-up that re-encodes bodies (`sync/compact_bulk.ts`). `undefined` unless the text ends as
+   * `encodeOperation` ends it for this row's id, with valid JSON for the
+   * mutation before; the caller then reads the operation ({@link read}),
+   * which reports a damaged row. What precedes the mutation holds only hex,
+   * digits and `null`, so the first `,"mutation":` is where it starts. The
+   * rest of the operation comes from the index.
    */
   storedParts(): StoredParts | undefined {
     const body = this.#reader.readBody(this.row);
@@ -155,6 +156,11 @@ export class StoredOperation implements Operation, StoredWire {
       body.charCodeAt(body.length - 2) !== QUOTE || body.charCodeAt(body.length - 1) !== CLOSE_BRACE
     ) return undefined;
     const mutation = body.slice(start, tailAt);
+    try {
+      JSON.parse(mutation); // a damaged row is not sent as a broken frame
+    } catch {
+      return undefined;
+    }
     // Everything around the mutation is ASCII: the rest of the row's bytes are the mutation's.
     const mutationBytes = this.bytes - (body.length - mutation.length);
     if (mutationBytes < mutation.length || mutationBytes > 3 * mutation.length) return undefined;

@@ -283,30 +283,41 @@ Deno.test("operations received or signed are held by reference once stored", asy
   });
 });
 
-Deno.test("a catch-up that cannot read a stored operation closes that session with 1011", async () => {
-  await withDir((path) => {
-    writeStore(path, mixedOps(10));
-    const db = new DatabaseSync(path);
-    db.exec(`UPDATE ops SET body = '{"not":"an operation"}' WHERE seq_no = 5`);
-    db.close();
-    const replica = openReplica(path);
-    try {
-      const session = new SyncSession({
-        replica,
-        peer: identity(99).nodeId,
-        direction: "inbound",
-        now: 1000,
+Deno.test("a catch-up that cannot read a stored operation closes that session with 1011", async (t) => {
+  const damages: [string, (body: string) => string][] = [
+    ["a row that is not an operation", () => '{"not":"an operation"}'],
+    // Its length and end are intact (the compact form slices rows in place); its mutation is not
+    // JSON.
+    ["a row whose mutation is not JSON", (body) => body.replace('"mutation":{', '"mutation":[')],
+  ];
+  for (const [name, damage] of damages) {
+    await t.step(name, async () => {
+      await withDir((path) => {
+        const ops = mixedOps(10);
+        writeStore(path, ops);
+        const db = new DatabaseSync(path);
+        db.prepare("UPDATE ops SET body = ? WHERE seq_no = 5").run(damage(encodeOperation(ops[4])));
+        db.close();
+        const replica = openReplica(path);
+        try {
+          const session = new SyncSession({
+            replica,
+            peer: identity(99).nodeId,
+            direction: "inbound",
+            now: 1000,
+          });
+          session.start(1000);
+          // The peer offers the compact form, whose entries need each operation's fields.
+          session.receive(JSON.stringify({ type: "clock", clock: {}, accept: ["cbulk"] }), 1001);
+          const out = session.tick(1001, 0);
+          assert.equal(out.close?.code, CloseCode.INTERNAL_ERROR);
+          assert.equal(replica.size, 10, "the replica is untouched and still open");
+        } finally {
+          replica.close();
+        }
       });
-      session.start(1000);
-      // The peer offers the compact form, whose entries need each operation's fields.
-      session.receive(JSON.stringify({ type: "clock", clock: {}, accept: ["cbulk"] }), 1001);
-      const out = session.tick(1001, 0);
-      assert.equal(out.close?.code, CloseCode.INTERNAL_ERROR);
-      assert.equal(replica.size, 10, "the replica is untouched and still open");
-    } finally {
-      replica.close();
-    }
-  });
+    });
+  }
 });
 
 Deno.test("a stored operation serialises like the operation it stands for", async () => {
