@@ -137,12 +137,12 @@ export class StoredOperation implements Operation, StoredWire {
   /**
    * The mutation's JSON text, its UTF-8 bytes and the signature, sliced from
    * the stored wire text (only the mutation is parsed, to check it) for a
-   * catch-up that re-encodes bodies (`sync/compact_bulk.ts`). `undefined` unless the text ends as
-   * `encodeOperation` ends it for this row's id, with valid JSON for the
-   * mutation before; the caller then reads the operation ({@link read}),
-   * which reports a damaged row. What precedes the mutation holds only hex,
-   * digits and `null`, so the first `,"mutation":` is where it starts. The
-   * rest of the operation comes from the index.
+   * catch-up that re-encodes bodies (`sync/compact_bulk.ts`). `undefined`
+   * unless the text ends as `encodeOperation` ends it for this row's id, with
+   * valid JSON for the mutation before; the caller then reads the operation
+   * ({@link read}), which reports a damaged row. What precedes the mutation
+   * holds only hex, digits and `null`, so the first `,"mutation":` is where
+   * it starts. The rest of the operation comes from the index.
    */
   storedParts(): StoredParts | undefined {
     const body = this.#reader.readBody(this.row);

@@ -58,10 +58,11 @@ const DERIVE = { deriveId: true, hexDecoded: true } as const;
 /**
  * One operation's entry `[time,[deps…],mutation,sig]` and its UTF-8 bytes.
  * An operation kept on disk gives its mutation's text and its signature
- * sliced from the stored row, not parsed whole (about a third less); any other is
- * encoded from its fields. Not cached: a cache per operation object would
- * keep about 300 bytes per operation on a hub for good once it had served
- * one compact catch-up (measured), for a few µs per operation per catch-up.
+ * sliced from the stored row, not parsed whole (about a third less); any
+ * other is encoded from its fields. Not cached: a cache per operation object
+ * would keep about 300 bytes per operation on a hub for good once it had
+ * served one compact catch-up (measured), for a few µs per operation per
+ * catch-up.
  */
 function entryOf(op: Operation): { text: string; bytes: number } {
   const parts = op instanceof StoredOperation ? op.storedParts() : undefined;
