@@ -263,6 +263,8 @@ export function mutationProblem(mutation: unknown): string | undefined {
   }
 }
 
+const isString = (value: unknown): value is string => typeof value === "string";
+
 /**
  * Returns `undefined` when the unsigned fields are well formed, otherwise a
  * message. With `hexDecoded`, the caller made `author`, `prev` and `deps`
@@ -273,7 +275,7 @@ export function unsignedOperationProblem(
   op: UnsignedOperation,
   hexDecoded = false,
 ): string | undefined {
-  const isId = hexDecoded ? (value: unknown) => typeof value === "string" : isHex64;
+  const isId = hexDecoded ? isString : isHex64;
   if (!isId(op.author)) return "author must be 64 lowercase hex characters";
   if (!Number.isSafeInteger(op.seq) || op.seq < 1) return "seq must be a positive integer";
   if (op.seq === 1 ? op.prev !== null : !isId(op.prev)) {

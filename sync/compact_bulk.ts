@@ -64,20 +64,15 @@ const DERIVE = { deriveId: true, hexDecoded: true } as const;
  * served one compact catch-up (measured), for a few µs per operation per
  * catch-up.
  */
-function entryOf(op: Operation): { text: string; bytes: number } {
-  const parts = op instanceof StoredOperation ? op.storedParts() : undefined;
-  if (parts !== undefined) {
-    const text = `[${op.time},${
-      op.deps.length === 0 ? "[]" : JSON.stringify(op.deps.map(toB64))
-    },${parts.mutation},"${toB64(parts.sig)}"]`;
-    // All but the mutation is ASCII.
-    return { text, bytes: text.length - parts.mutation.length + parts.mutationBytes };
-  }
-  const full = materialize(op); // one read of a body kept on disk, not one per field
-  const text = `[${full.time},${JSON.stringify(full.deps.map(toB64))},${
-    JSON.stringify(full.mutation)
-  },"${toB64(full.sig)}"]`;
-  return { text, bytes: utf8Length(text) };
+function entryOf(stored: Operation): { text: string; bytes: number } {
+  const sliced = stored instanceof StoredOperation ? stored.storedParts() : undefined;
+  const op = sliced === undefined ? materialize(stored) : stored; // one read of a body on disk
+  const mutation = sliced?.mutation ?? JSON.stringify(op.mutation);
+  const deps = op.deps.length === 0 ? "[]" : JSON.stringify(op.deps.map(toB64));
+  const text = `[${op.time},${deps},${mutation},"${toB64(sliced?.sig ?? op.sig)}"]`;
+  // All but the mutation is ASCII.
+  const mutationBytes = sliced?.mutationBytes ?? utf8Length(mutation);
+  return { text, bytes: text.length - mutation.length + mutationBytes };
 }
 
 function runHead(op: Operation): string {

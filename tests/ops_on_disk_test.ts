@@ -214,8 +214,7 @@ Deno.test("a compact catch-up of stored operations is byte for byte the one of t
     ];
     writeStore(path, ops);
     // A row laid out otherwise than the encoder writes it (keys in another order) is parsed.
-    const reordered = { ...JSON.parse(encodeOperation(ops[7])) };
-    const { author, ...rest } = reordered;
+    const { author, ...rest } = JSON.parse(encodeOperation(ops[7]));
     const db = new DatabaseSync(path);
     db.prepare("UPDATE ops SET body = ? WHERE seq_no = 8").run(JSON.stringify({ ...rest, author }));
     db.close();
