@@ -43,18 +43,30 @@ export function verifyOperation(op: Operation, verifier: SignatureVerifier): boo
 export function chainRuns(ops: readonly Operation[]): number[][] {
   const openRun = new Map<OpId, number[]>(); // last id of an open run -> positions
   const runs: number[][] = [];
+  // The previous operation's run, not yet in `openRun` under that operation's id: most
+  // operations continue it, and then skip the map (it is entered only when one does not).
+  let current: number[] | undefined;
   for (let i = 0; i < ops.length; i++) {
     const op = ops[i];
+    if (current !== undefined) {
+      const previous = ops[i - 1];
+      if (op.prev === previous.id && previous.author === op.author && previous.seq + 1 === op.seq) {
+        // An earlier run ending in the same id (a repeated operation) is no longer open.
+        if (openRun.size > 0) openRun.delete(op.prev);
+        current.push(i);
+        continue;
+      }
+      openRun.set(previous.id, current);
+    }
     const run = op.prev === null ? undefined : openRun.get(op.prev);
     const last = run ? ops[run[run.length - 1]] : undefined;
     if (run && last && last.author === op.author && last.seq + 1 === op.seq) {
       openRun.delete(op.prev!);
       run.push(i);
-      openRun.set(op.id, run);
+      current = run;
     } else {
-      const fresh = [i];
-      runs.push(fresh);
-      openRun.set(op.id, fresh);
+      current = [i];
+      runs.push(current);
     }
   }
   return runs;

@@ -14,7 +14,7 @@ import {
   parseOperation,
   signOperation,
 } from "../crdt/operation.ts";
-import { verifyBatch, verifyOperation } from "../crdt/signatures.ts";
+import { chainRuns, verifyBatch, verifyOperation } from "../crdt/signatures.ts";
 import { canonicalJson, type JsonValue } from "../crdt/canonical.ts";
 import fc from "fast-check";
 import { utf8Length } from "../protocol/bytes.ts";
@@ -130,6 +130,63 @@ Deno.test("batch verification never accepts content the author did not sign", ()
   const b = factory.chain(identity(3), 3);
   const mixed = [a[0], b[0], a[1], b[1], a[2], { ...b[2], sig: a[2].sig }];
   assert.deepEqual(verifyBatch(mixed, verifier), [true, true, true, true, true, false]);
+});
+
+Deno.test("chain runs split any batch, repeated and forked operations included, into maximal chains", () => {
+  // chainRuns reads only author, seq, prev and id. A pool of such operations, each naming as
+  // its prev none or one picked among those before it (its author's, or another's: forks and
+  // hostile links), with the next seq or a wrong one; batches drawn from it, with or without
+  // repeats, in any order.
+  const shape = fc.array(fc.tuple(fc.nat(2), fc.nat(7), fc.boolean(), fc.nat(4)), {
+    minLength: 1,
+    maxLength: 18,
+    size: "max",
+  });
+  const picks = fc.record({
+    chosen: fc.array(fc.nat(), { maxLength: 30, size: "max" }),
+    unique: fc.boolean(),
+  });
+  fc.assert(
+    fc.property(shape, picks, (specs, { chosen, unique }) => {
+      const pool: Operation[] = [];
+      specs.forEach(([author, pick, anyAuthor, skew], n) => {
+        const candidates = anyAuthor ? pool : pool.filter((op) => op.author === `author-${author}`);
+        const parent = pick === 0 || candidates.length === 0
+          ? undefined
+          : candidates[pick % candidates.length];
+        pool.push({
+          author: `author-${author}`,
+          seq: parent ? parent.seq + (skew === 0 ? 2 : 1) : 1,
+          prev: parent ? parent.id : null,
+          id: `op-${n}`,
+        } as Operation);
+      });
+      const drawn = chosen.map((i) => pool[i % pool.length]);
+      const ops = unique ? [...new Set(drawn)] : drawn;
+      const runs = chainRuns(ops);
+      const runOf = new Map<number, number[]>();
+      for (const run of runs) for (const position of run) runOf.set(position, run);
+      assert.deepEqual(runs.flat().sort((a, b) => a - b), ops.map((_, i) => i)); // a partition
+      const continues = (later: Operation, earlier: Operation) =>
+        later.prev === earlier.id && later.author === earlier.author &&
+        later.seq === earlier.seq + 1;
+      for (const run of runs) {
+        for (let k = 1; k < run.length; k++) {
+          assert.ok(run[k - 1] < run[k] && continues(ops[run[k]], ops[run[k - 1]]));
+        }
+      }
+      if (!unique) return; // maximal when no operation repeats
+      for (const run of runs) {
+        const first = run[0];
+        for (let k = 0; k < first; k++) {
+          if (!continues(ops[first], ops[k])) continue;
+          const after = runOf.get(k)!.find((position) => position > k);
+          assert.ok(after !== undefined && after < first, `${first} could continue ${k}'s run`);
+        }
+      }
+    }),
+    { numRuns: 1000 },
+  );
 });
 
 Deno.test("the 64 KiB limit counts the canonical encoding, so 9e15-style literals cannot hide size", () => {
