@@ -18,6 +18,7 @@ import {
   STORED_WIRE,
   type StoredWire,
 } from "./operation.ts";
+import { isHex128 } from "../protocol/bytes.ts";
 import { CORRUPT_ADVICE, StoreCorruptError } from "./sqlite_file.ts";
 
 /** Where stored operations' bodies are read from. */
@@ -53,7 +54,8 @@ export interface StoredFields {
 /** How an encoded operation ends: `,"id":"<64 hex>","sig":"<128 hex>"}`. */
 const ID_KEY = ',"id":"';
 const SIG_KEY = '","sig":"';
-const WIRE_TAIL_LENGTH = ID_KEY.length + 64 + SIG_KEY.length + 128 + 2;
+const SIG_END = 2; // the closing quote and brace
+const WIRE_TAIL_LENGTH = ID_KEY.length + 64 + SIG_KEY.length + 128 + SIG_END;
 const MUTATION_KEY = ',"mutation":';
 const QUOTE = 0x22;
 const CLOSE_BRACE = 0x7d;
@@ -139,10 +141,11 @@ export class StoredOperation implements Operation, StoredWire {
    * the stored wire text (only the mutation is parsed, to check it) for a
    * catch-up that re-encodes bodies (`sync/compact_bulk.ts`). `undefined`
    * unless the text ends as `encodeOperation` ends it for this row's id, with
-   * valid JSON for the mutation before; the caller then reads the operation
-   * ({@link read}), which reports a damaged row. What precedes the mutation
-   * holds only hex, digits and `null`, so the first `,"mutation":` is where
-   * it starts. The rest of the operation comes from the index.
+   * a hex signature and valid JSON for the mutation before; the caller then
+   * reads the operation ({@link read}), which reports a damaged row. What
+   * precedes the mutation holds only hex, digits and `null`, so the first
+   * `,"mutation":` is where it starts. The rest of the operation comes from
+   * the index.
    */
   storedParts(): StoredParts | undefined {
     const body = this.#reader.readBody(this.row);
@@ -155,6 +158,8 @@ export class StoredOperation implements Operation, StoredWire {
       !body.startsWith(SIG_KEY, tailAt + ID_KEY.length + 64) ||
       body.charCodeAt(body.length - 2) !== QUOTE || body.charCodeAt(body.length - 1) !== CLOSE_BRACE
     ) return undefined;
+    const sig = body.slice(body.length - SIG_END - 128, body.length - SIG_END);
+    if (!isHex128(sig)) return undefined;
     const mutation = body.slice(start, tailAt);
     try {
       JSON.parse(mutation); // a damaged row is not sent as a broken frame
@@ -164,7 +169,7 @@ export class StoredOperation implements Operation, StoredWire {
     // Everything around the mutation is ASCII: the rest of the row's bytes are the mutation's.
     const mutationBytes = this.bytes - (body.length - mutation.length);
     if (mutationBytes < mutation.length || mutationBytes > 3 * mutation.length) return undefined;
-    return { mutation, mutationBytes, sig: body.slice(body.length - 130, body.length - 2) };
+    return { mutation, mutationBytes, sig };
   }
 
   /**
@@ -182,7 +187,7 @@ export class StoredOperation implements Operation, StoredWire {
     }
     if (
       typeof op !== "object" || op === null || !Array.isArray(op.deps) ||
-      !op.deps.every((dep) => typeof dep === "string") || typeof op.sig !== "string" ||
+      !op.deps.every((dep) => typeof dep === "string") || !isHex128(op.sig) ||
       typeof op.mutation !== "object" || op.mutation === null
     ) throw this.#corrupt("does not decode: not an operation");
     if (

@@ -288,6 +288,7 @@ Deno.test("a catch-up that cannot read a stored operation closes that session wi
     // Its length and end are intact (the compact form slices rows in place); its mutation is not
     // JSON.
     ["a row whose mutation is not JSON", (body) => body.replace('"mutation":{', '"mutation":[')],
+    ["a row whose signature is not hex", (body) => body.replace(/"sig":"../, '"sig":"zz')],
   ];
   for (const [name, damage] of damages) {
     await t.step(name, async () => {
@@ -299,17 +300,24 @@ Deno.test("a catch-up that cannot read a stored operation closes that session wi
         db.close();
         const replica = openReplica(path);
         try {
+          const errors: unknown[] = [];
           const session = new SyncSession({
             replica,
             peer: identity(99).nodeId,
             direction: "inbound",
             now: 1000,
+            logger: { log: (_level, _message, fields) => errors.push(fields?.error) },
           });
           session.start(1000);
           // The peer offers the compact form, whose entries need each operation's fields.
           session.receive(JSON.stringify({ type: "clock", clock: {}, accept: ["cbulk"] }), 1001);
           const out = session.tick(1001, 0);
           assert.equal(out.close?.code, CloseCode.INTERNAL_ERROR);
+          // The operator is told which row of which store is damaged.
+          assert.ok(
+            errors.some((e) => /Cannot read store at .* row seq_no 5 /.test(String(e))),
+            String(errors),
+          );
           assert.equal(replica.size, 10, "the replica is untouched and still open");
         } finally {
           replica.close();
