@@ -72,6 +72,8 @@ export class Replica {
   readonly identity: Identity;
   /** The node id (hex public key). */
   readonly nodeId: NodeId;
+  /** @ignore The verifier of received operations' signatures. */
+  readonly verifier: SignatureVerifier;
   readonly #gated = new GatedDocument();
   readonly #log: OpLog;
   readonly #store: Store;
@@ -85,6 +87,7 @@ export class Replica {
 
   private constructor(options: ReplicaOptions) {
     this.identity = options.identity;
+    this.verifier = options.verifier ?? new SignatureVerifier();
     this.nodeId = options.identity.nodeId;
     this.#store = options.store ?? new MemoryStore();
     this.#now = options.now ?? Date.now;
@@ -93,7 +96,7 @@ export class Replica {
       claimTimeoutMs: options.claimTimeoutMs,
     }, this.#now());
     this.#log = new OpLog({
-      verifier: options.verifier ?? new SignatureVerifier(),
+      verifier: this.verifier,
       // Once in a mesh, every node holds every verified operation; the rule judges them.
       mayAuthor: (author) =>
         this.#gated.members !== undefined || (options.mayAuthor?.(author) ?? true),

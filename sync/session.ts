@@ -1,11 +1,10 @@
 /**
- * One authenticated sync session with a peer, as pure logic: clock exchange,
- * chunked delta catch-up, `ready`, live streaming, fork proofs, heartbeat and
- * backpressure. In the shape of y-protocols' `readSyncMessage`: every method
- * takes the time and returns what to do ({@link SessionOutput}: frames to
- * send, a close, the next wake-up time). The caller owns the transport and
- * the clock (`session_runner.ts` does this for a node); nothing here reads a
- * clock, sets a timer or polls.
+ * One authenticated sync session with a peer, as pure logic: clock exchange, chunked delta
+ * catch-up, `ready`, live streaming, fork proofs, heartbeat and backpressure. In the shape of
+ * y-protocols' `readSyncMessage`: every method takes the time and returns what to do
+ * ({@link SessionOutput}: frames to send, a close, the next wake-up time). The caller owns the
+ * transport and the clock (`session_runner.ts` does this for a node); nothing here reads a clock,
+ * sets a timer or polls.
  * @module
  */
 import { frameLength, utf8Length } from "../protocol/bytes.ts";
@@ -13,6 +12,7 @@ import { clockLag, type VectorClock } from "../crdt/clock.ts";
 import type { NodeId } from "../crdt/identity.ts";
 import type { Operation } from "../crdt/operation.ts";
 import type { Replica } from "../crdt/replica.ts";
+import { AwaitingRuns } from "../crdt/awaiting_runs.ts";
 import type { ForkProof } from "../crdt/store.ts";
 import { CloseCode } from "../protocol/close_codes.ts";
 import {
@@ -47,10 +47,9 @@ export type * from "./session_types.ts";
 const everyOp = () => true;
 
 /**
- * One sync session. Create it after authentication, call {@link start}, pass
- * every received frame to {@link receive}, call {@link tick} at the
- * `wakeAt` times it asks for, and report the transport's close through
- * {@link closed}.
+ * One sync session. Create it after authentication, call {@link start}, pass every received frame
+ * to {@link receive}, call {@link tick} at the `wakeAt` times it asks for, and report the
+ * transport's close through {@link closed}.
  */
 export class SyncSession {
   /** The peer's node id. */
@@ -80,6 +79,7 @@ export class SyncSession {
   readonly #slow: SlowConsumerCheck;
   readonly #clocks = new ClockGate<ClockFrame>(); // the peer's: one catch-up at a time, rate-limited
   readonly #resend = new ClockResend(); // when to send our clock again (operations were dropped)
+  readonly #awaiting = new AwaitingRuns(); // runs whose last signature failed, for the next frame
 
   /** Creates a session; nothing is sent until {@link start}. */
   constructor(options: SessionOptions) {
@@ -181,6 +181,7 @@ export class SyncSession {
         break;
       }
       case "ready": // the peer sent all it meant to: a claim it left unmet was empty
+        this.#applyOps([], true, 0, now, true); // what waited for a next frame is received now
         this.#replica.notePeerCaughtUp(this.peer);
         this.#peerIsReady(now);
         break;
@@ -234,7 +235,8 @@ export class SyncSession {
   }
 
   /** Applies received operations; `malformed` more were not valid operations at all. */
-  #applyOps(ops: Operation[], amortise: boolean, malformed: number, now: number): void {
+  #applyOps(got: Operation[], bulk: boolean, malformed: number, now: number, last = false) {
+    const { ops, amortise } = this.#awaiting.take(got, bulk, !last, this.#replica.verifier, now);
     if (ops.length + malformed === 0) return;
     this.#stats.opsIn += ops.length + malformed;
     const result = ops.length > 0
@@ -289,10 +291,9 @@ export class SyncSession {
   }
 
   /**
-   * Queues operations applied elsewhere for the peer, sent once it is ready,
-   * in order, in as few frames as fit. `quarantined` ones (with their anchors)
-   * skip the peer's clock; a legacy peer gets none. `bufferedAmount`: what the
-   * transport holds; queue plus buffer over the limit drops the peer as too slow.
+   * Queues operations applied elsewhere for the peer, sent once it is ready, in order, in as few
+   * frames as fit. `quarantined` ones (with their anchors) skip the peer's clock; a legacy peer
+   * gets none. `bufferedAmount`: what the transport holds; over the limit, the peer is too slow.
    */
   enqueue(
     ops: readonly Operation[],
@@ -335,18 +336,16 @@ export class SyncSession {
   }
 
   /**
-   * Sends our clock again, asking the peer for everything we lack. Used when
-   * something changed what we accept (a key was trusted or its scope changed),
-   * so operations refused earlier are fetched again.
+   * Sends our clock again, asking the peer for everything we lack. Used when something changed
+   * what we accept (a key was trusted or its scope changed), so refused operations come again.
    */
   resync(now: number): SessionOutput {
     if (!this.isClosed && !this.#actAsLegacy && !this.#peerLegacy) this.#sendClock(now);
     return this.#take(now);
   }
 
-  /** Sends a fork proof to the peer. */
+  /** Sends a fork proof to the peer, queued like live operations (it waits for the drain). */
   sendForkProof(proof: ForkProof, now: number, bufferedAmount = 0): SessionOutput {
-    // Queued like live operations: it waits for the outbound drain and counts as unread.
     const frame = this.isClosed ? undefined : this.#forkFrames.frame(proof);
     if (frame !== undefined) this.#queue.pushFrame(frame);
     return this.enqueue([], now, bufferedAmount);
@@ -360,6 +359,7 @@ export class SyncSession {
    */
   tick(now: number, bufferedAmount: number): SessionOutput {
     if (this.isClosed) return this.#take(now);
+    if (now >= this.#awaiting.dueAt) this.#applyOps([], true, 0, now, true);
     const beat = this.#heartbeat.due(now);
     if (beat === "silent") {
       const silentMs = now - this.#heartbeat.lastReceived;
@@ -431,7 +431,7 @@ export class SyncSession {
     wake = Math.min(wake, this.#resend.dueAt ?? Infinity);
     const clockDue = this.#clocks.dueAt;
     if (clockDue !== undefined && state.phase !== "catching-up") wake = Math.min(wake, clockDue);
-    wake = Math.min(wake, this.#heartbeat.wakeAt, this.#slow.wakeAt);
+    wake = Math.min(wake, this.#heartbeat.wakeAt, this.#slow.wakeAt, this.#awaiting.dueAt);
     return wake === Infinity ? undefined : wake;
   }
 
