@@ -11,10 +11,10 @@
  *
  * A run waits at most {@link MAX_HELD_FRAMES} frames in a row (the chain
  * between two signatures a node checked came in one frame, and may span a
- * few of another size or encoding); then, or when the peer says `ready`, it
- * is received as before (each signature checked, the valid prefix kept), as
- * it is {@link MAX_HELD_MS} after it first waited (the session wakes then). So a peer can make a session hold at most that many frames of
- * operations, for about a second.
+ * few of another size or encoding) and {@link MAX_HELD_MS} (the session
+ * wakes then); then, or when the peer says `ready`, it is received as before
+ * (each signature checked, the valid prefix kept). So a peer can make a
+ * session hold at most that many frames of operations, for about a second.
  * @module
  */
 import type { SignatureVerifier } from "./identity.ts";
