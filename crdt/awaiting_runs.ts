@@ -17,8 +17,8 @@
  * session hold at most that many frames of operations, for about a second.
  * @module
  */
-import type { SignatureVerifier } from "./identity.ts";
 import type { Operation } from "./operation.ts";
+import type { Replica } from "./replica.ts";
 import { chainRuns, hasValidSignature, recordVerifiedSignature } from "./signatures.ts";
 
 /** Most frames in a row a run waits for the rest of its chain. */
@@ -39,13 +39,14 @@ export class AwaitingRuns {
    * runs whose last signature fails stay held instead, while they may. With
    * a single (binary) operation, what is held is amortised with it (it is
    * checked as the last of its run, as a single operation is); it waits only
-   * as the continuation of a held run.
+   * as the continuation of a held run. A run whose last operation `replica`
+   * holds already is passed on unchecked: its receive finds duplicates.
    */
   take(
     ops: Operation[],
     amortise: boolean,
     hold: boolean,
-    verifier: SignatureVerifier,
+    replica: Pick<Replica, "verifier" | "getOperation">,
     now: number,
   ): { ops: Operation[]; amortise: boolean } {
     const before = this.#held.length;
@@ -58,12 +59,13 @@ export class AwaitingRuns {
     const waits = new Set<number>();
     let carried = false;
     const valid = (i: number) => {
-      const ok = hasValidSignature(joined[i], verifier);
+      const ok = hasValidSignature(joined[i], replica.verifier);
       if (ok) recordVerifiedSignature(joined[i]); // the receive that follows does not check it again
       return ok;
     };
     for (const run of chainRuns(joined)) {
-      if (valid(run[run.length - 1])) continue;
+      const last = run[run.length - 1];
+      if (replica.getOperation(joined[last].id) !== undefined || valid(last)) continue;
       // The last operation that arrived since (held ones failed already) and is validly signed
       // authenticates the run up to it; the rest waits for its chain.
       let k = run.length - 2;

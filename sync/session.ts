@@ -236,7 +236,7 @@ export class SyncSession {
 
   /** Applies received operations; `malformed` more were not valid operations at all. */
   #applyOps(got: Operation[], bulk: boolean, malformed: number, now: number, last = false) {
-    const { ops, amortise } = this.#awaiting.take(got, bulk, !last, this.#replica.verifier, now);
+    const { ops, amortise } = this.#awaiting.take(got, bulk, !last, this.#replica, now);
     if (ops.length + malformed === 0) return;
     this.#stats.opsIn += ops.length + malformed;
     const result = ops.length > 0

@@ -5,27 +5,19 @@
 import assert from "node:assert/strict";
 import { AwaitingRuns, MAX_HELD_FRAMES, MAX_HELD_MS } from "../crdt/awaiting_runs.ts";
 import { SignatureVerifier } from "../crdt/identity.ts";
-import { decodeOperation, encodeOperation, type Operation } from "../crdt/operation.ts";
+import { encodeOperation } from "../crdt/operation.ts";
 import { Replica } from "../crdt/replica.ts";
 import { verifyOperation } from "../crdt/signatures.ts";
 import { CloseCode } from "../protocol/close_codes.ts";
 import { compactBulkFrames } from "../sync/compact_bulk.ts";
 import { READY_FRAME } from "../sync/frames.ts";
 import { SyncSession } from "../sync/session.ts";
-import { identity, OpFactory, setField } from "./helpers.ts";
+import { forged, identity, OpFactory, setField, spoilt } from "./helpers.ts";
 
 const FRAME_BYTES = 8 * 1024;
 const verifier = new SignatureVerifier();
-
-/** `sig` with its first base64 character changed: still well formed, no longer valid. */
-function spoilt(sig: string): string {
-  return (sig[0] === "A" ? "B" : "A") + sig.slice(1);
-}
-
-/** `op` carrying `other`'s signature. */
-function forged(op: Operation, other: Operation): Operation {
-  return decodeOperation(encodeOperation({ ...op, sig: other.sig }));
-}
+/** What the runs are judged against: nothing held yet. */
+const empty = { verifier, getOperation: () => undefined };
 
 /**
  * A hub that took a chain from a relay which spoilt every signature but the last of each frame
@@ -105,32 +97,40 @@ Deno.test("a run whose last signature fails is held only until the frames that m
   const waiting = { ...chain[2], sig: spoilt(chain[2].sig) };
   const runs = new AwaitingRuns();
   // The valid prefix goes on at once; the spoilt third waits, and joins its continuation.
-  const first = runs.take([chain[0], chain[1], waiting], true, true, verifier, 0);
+  const first = runs.take([chain[0], chain[1], waiting], true, true, empty, 0);
   assert.deepEqual(first.ops, [chain[0], chain[1]]);
   assert.equal(runs.dueAt, MAX_HELD_MS);
-  const next = runs.take(chain.slice(3), true, true, verifier, 10);
+  const next = runs.take(chain.slice(3), true, true, empty, 10);
   assert.deepEqual(next.ops, [waiting, ...chain.slice(3)]);
   assert.equal(runs.dueAt, Infinity);
   // Not continued, it waits MAX_HELD_FRAMES frames, then is received (to be refused there).
-  runs.take([waiting], true, true, verifier, 20);
+  runs.take([waiting], true, true, empty, 20);
   for (let i = 0; i < MAX_HELD_FRAMES; i++) {
-    assert.deepEqual(runs.take([unrelated[i]], true, true, verifier, 30 + i).ops, [unrelated[i]]);
+    assert.deepEqual(runs.take([unrelated[i]], true, true, empty, 30 + i).ops, [unrelated[i]]);
   }
-  assert.deepEqual(runs.take([unrelated[MAX_HELD_FRAMES]], true, true, verifier, 40).ops, [
+  assert.deepEqual(runs.take([unrelated[MAX_HELD_FRAMES]], true, true, empty, 40).ops, [
     waiting,
     unrelated[MAX_HELD_FRAMES],
   ]);
   // A single (binary) operation is received with what waits, amortised: it may be the next link.
-  runs.take([waiting], true, true, verifier, 50);
-  assert.deepEqual(runs.take([chain[3]], false, true, verifier, 60), {
+  runs.take([waiting], true, true, empty, 50);
+  assert.deepEqual(runs.take([chain[3]], false, true, empty, 60), {
     ops: [waiting, chain[3]],
     amortise: true,
   });
   // A bad single one is judged at once, even while a run waits, which goes on waiting.
-  runs.take([waiting], true, true, verifier, 70);
+  runs.take([waiting], true, true, empty, 70);
   const badSingle = forged(unrelated[0], chain[0]);
-  assert.deepEqual(runs.take([badSingle], false, true, verifier, 80).ops, [badSingle]);
+  assert.deepEqual(runs.take([badSingle], false, true, empty, 80).ops, [badSingle]);
   assert.equal(runs.dueAt, 70 + MAX_HELD_MS);
+  // A run the replica holds already is a duplicate: passed on at once, its signature unchecked.
+  const holding = {
+    verifier,
+    getOperation: (id: string) => id === waiting.id ? waiting : undefined,
+  };
+  const duplicates = new AwaitingRuns();
+  assert.deepEqual(duplicates.take([waiting], true, true, holding, 90).ops, [waiting]);
+  assert.equal(duplicates.dueAt, Infinity);
 });
 
 Deno.test("forgeries that wait are refused at `ready` or a second later, and never applied", () => {

@@ -1,7 +1,24 @@
 /** Shared test helpers: deterministic identities and signed operation chains. */
 import { Identity } from "../crdt/identity.ts";
 import type { JsonValue } from "../crdt/canonical.ts";
-import { type Mutation, type Operation, operationId, signOperation } from "../crdt/operation.ts";
+import {
+  decodeOperation,
+  encodeOperation,
+  type Mutation,
+  type Operation,
+  operationId,
+  signOperation,
+} from "../crdt/operation.ts";
+
+/** `sig` (hex or base64) with its first character changed: still well formed, no longer valid. */
+export function spoilt(sig: string): string {
+  return (sig[0] === "a" ? "b" : "a") + sig.slice(1);
+}
+
+/** `op` carrying `other`'s signature, decoded again as a received operation. */
+export function forged(op: Operation, other: Operation): Operation {
+  return decodeOperation(encodeOperation({ ...op, sig: other.sig }));
+}
 
 /** A deterministic identity from a small number. */
 export function identity(n: number): Identity {

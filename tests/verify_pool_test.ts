@@ -9,7 +9,7 @@ import {
   VerifyPool,
 } from "../crdt/verify_pool.ts";
 import { CloseCode } from "../protocol/close_codes.ts";
-import { identity, OpFactory } from "./helpers.ts";
+import { forged, identity, OpFactory } from "./helpers.ts";
 import { eventually, RawPeer, serveNode } from "./net_helpers.ts";
 
 /** `perAuthor` operations from each of `authors` authors, interleaved, as a peer's wire gives them. */
@@ -47,11 +47,6 @@ function recordingQueue(pool: VerifyPool, count: number, limits?: PrecheckLimits
     if (applied.length === count) done.resolve();
   }, limits);
   return { queue, applied, done: done.promise };
-}
-
-/** `op` with the signature of `other` (a forgery the pool must not vouch for). */
-function forged(op: Operation, other: Operation): Operation {
-  return decodeOperation(encodeOperation({ ...op, sig: other.sig }));
 }
 
 Deno.test("the pool records valid signatures only; forged ones are left for the receive to refuse", async () => {

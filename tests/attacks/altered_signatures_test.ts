@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { encodeOperation } from "../../crdt/operation.ts";
 import { HuskiesNode } from "../../sync/node.ts";
-import { identity, OpFactory } from "../helpers.ts";
+import { identity, OpFactory, spoilt } from "../helpers.ts";
 import { eventually, RawPeer, serveNode } from "./helpers.ts";
 
 const FRAME_BYTES = 16 * 1024;
@@ -23,7 +23,7 @@ Deno.test("attack: a chain whose signatures a relay altered reaches the nodes be
     relay.send({ type: "clock", clock: {}, heads: {} });
     for (let at = 0; at < chain.length; at += PER_FRAME) {
       const frame = chain.slice(at, at + PER_FRAME).map((op, i) =>
-        i === PER_FRAME - 1 ? op : { ...op, sig: (op.sig[0] === "a" ? "b" : "a") + op.sig.slice(1) }
+        i === PER_FRAME - 1 ? op : { ...op, sig: spoilt(op.sig) }
       );
       relay.send(`{"type":"bulk","ops":[${frame.map(encodeOperation).join(",")}]}`);
     }
