@@ -15,12 +15,17 @@
  *
  * A passive checkpoint copies what was committed when it started; the log is
  * reused from its start only when a write begins after a checkpoint that
- * copied all of it. Under a steady stream of writes that may never happen,
- * so once {@link MAX_UNCHECKED_BYTES} of rows were written since the
- * writer's last complete checkpoint, the writer checkpoints on its own
- * connection (then the log starts over): at the first commit after the
- * Worker finished one, when what is left to copy is least, or at once past
- * twice that, which bounds the log whatever the Worker's pace.
+ * copied all of it. The writer learns that this happened from the log's
+ * header, whose restart count SQLite raises each time ({@link walRestarts},
+ * read once per {@link CHECKPOINT_BURST_BYTES} of rows). Under a steady
+ * stream of writes it may never happen, so once {@link MAX_UNCHECKED_BYTES}
+ * of rows were written since the log last started over, the writer
+ * checkpoints on its own connection (then the log starts over): at the
+ * first commit after the Worker finished one, when what is left to copy is
+ * least, or at once past twice that, which bounds the log whatever the
+ * Worker's pace. Commits of half that or more (a catch-up's frames) are the
+ * exception: the Worker copies one while the next frame is decoded, so the
+ * log starts over without the writer's help ({@link checkpointStep}).
  *
  * Durability is unchanged: a checkpoint only moves committed pages from the
  * log into the database, and fsyncs both as SQLite's own does. When the
@@ -52,10 +57,10 @@ export const CHECKPOINT_BURST_BYTES = 2 ** 20;
 const LOG_FILE_LIMIT_BYTES = 4 * 2 ** 20;
 
 /**
- * Bytes of rows written since the writer's last complete checkpoint at which
- * it checkpoints itself (see the module doc): the log then holds about twice
- * this (the table's pages and their rewrites), at most 16 MiB, and needs
- * that much room beside the database.
+ * Bytes of rows written since the log last started over at which the writer
+ * checkpoints itself (see the module doc): the log then holds about twice
+ * this (the table's pages and their rewrites), at most about 24 MiB, and
+ * needs that much room beside the database.
  */
 export const MAX_UNCHECKED_BYTES = 4 * 2 ** 20;
 
@@ -64,6 +69,14 @@ const FALLBACK_AUTOCHECKPOINT_PAGES = 100;
 
 /** How long {@link Checkpointer.close} waits for the Worker to close its connection. */
 const CLOSE_WAIT_MS = 10_000;
+
+/**
+ * How long the writer waits for the Worker's checkpoint to end before its
+ * own, once the log holds twice {@link MAX_UNCHECKED_BYTES} (SQLite runs one
+ * checkpoint at a time): the log then grows no further, for a stall that
+ * only a writer outpacing the Worker meets.
+ */
+const OWN_CHECKPOINT_WAIT_MS = 250;
 
 /** The shared words: 1 while a request is pending; 1 once the Worker's connection is closed. */
 const PENDING = 0;
@@ -115,6 +128,7 @@ parentPort.on("message", (message) => {
     // A failed checkpoint (a full disk) loses nothing; the next request tries again.
   }
   Atomics.store(shared, ${PENDING}, 0);
+  Atomics.notify(shared, ${PENDING});
 });
 `;
 
@@ -122,8 +136,10 @@ parentPort.on("message", (message) => {
 export interface CheckpointState {
   /** A request to the Worker is pending. */
   pending: boolean;
-  /** Bytes of rows written since the writer's last complete checkpoint. */
+  /** Bytes of rows written since the log last started over (at most: see the class). */
   unchecked: number;
+  /** Bytes of rows in the commit just made. */
+  commitBytes: number;
   /** Bytes of rows written since the last request to the Worker. */
   sinceRequest: number;
   /** Milliseconds since the last request to the Worker. */
@@ -131,23 +147,47 @@ export interface CheckpointState {
 }
 
 /**
- * THE checkpoint rule, pure: after a commit, the writer checkpoints `"here"`
- * (on its own connection) once {@link MAX_UNCHECKED_BYTES} were written since
- * its last complete checkpoint and the Worker is idle, or at twice that
- * whatever the Worker does; else it `"ask"`s the idle Worker when the last
- * request is {@link CHECKPOINT_INTERVAL_MS} old or
+ * THE checkpoint rule, pure. Once {@link MAX_UNCHECKED_BYTES} were written
+ * since the log last started over, the writer checkpoints `"here"`, on its
+ * own connection, when the Worker is idle (what is left to copy is then
+ * least), or at twice that whatever the Worker does. But after a commit of
+ * at least half that much (a catch-up frame's), it asks the idle Worker
+ * instead: the Worker copies that commit while the next is written, and the
+ * next transaction starts the log over. Below the mark, the idle Worker is
+ * asked when the last request is {@link CHECKPOINT_INTERVAL_MS} old or
  * {@link CHECKPOINT_BURST_BYTES} were written since; else `"none"`.
  */
 export function checkpointStep(state: CheckpointState): "here" | "ask" | "none" {
-  if (
-    (state.unchecked >= MAX_UNCHECKED_BYTES && !state.pending) ||
-    state.unchecked >= 2 * MAX_UNCHECKED_BYTES
-  ) return "here";
+  if (state.unchecked >= 2 * MAX_UNCHECKED_BYTES) return "here";
   if (state.pending) return "none";
+  if (state.unchecked >= MAX_UNCHECKED_BYTES) {
+    return state.commitBytes >= MAX_UNCHECKED_BYTES / 2 ? "ask" : "here";
+  }
   return state.msSinceRequest >= CHECKPOINT_INTERVAL_MS ||
       state.sinceRequest >= CHECKPOINT_BURST_BYTES
     ? "ask"
     : "none";
+}
+
+/**
+ * The checkpoint sequence number in a WAL file's header (big-endian, bytes
+ * 12-15): SQLite adds one each time the log starts over. Undefined when the
+ * header cannot be read.
+ */
+export function walRestarts(file: Deno.FsFile): number | undefined {
+  const header = new Uint8Array(16);
+  try {
+    file.seekSync(0, Deno.SeekMode.Start);
+    let read = 0;
+    while (read < header.length) {
+      const n = file.readSync(header.subarray(read));
+      if (n === null || n === 0) return undefined;
+      read += n;
+    }
+  } catch {
+    return undefined;
+  }
+  return new DataView(header.buffer).getUint32(12);
 }
 
 /** SQLite's answer to `wal_checkpoint`: frames in the log, and how many are in the database. */
@@ -169,8 +209,16 @@ export class Checkpointer {
   #failed = false;
   /** A pending {@link Checkpointer.integrity} check, until the Worker answers. */
   #checking: PromiseWithResolvers<string[]> | undefined;
-  /** Bytes of rows written since this connection's last complete checkpoint. */
+  /** Bytes of rows written since the log last started over, at most. */
   #unchecked = 0;
+  /** Bytes of rows written since the log's header was last read. */
+  #sinceHeader = 0;
+  /** The log's restart count when its header was last read. */
+  #restarts: number | undefined;
+  /** The log file, opened read-only at its first reading. */
+  #log: Deno.FsFile | undefined;
+  /** Bytes of rows written since the last commit. */
+  #sinceCommit = 0;
 
   /**
    * Takes over the checkpoints of the store at `path`, whose writing
@@ -197,6 +245,8 @@ export class Checkpointer {
   wrote(bytes: number): void {
     this.#unchecked += bytes;
     this.#sinceRequest += bytes;
+    this.#sinceHeader += bytes;
+    this.#sinceCommit += bytes;
   }
 
   /**
@@ -206,16 +256,22 @@ export class Checkpointer {
    */
   committed(): void {
     if (this.#failed) return;
+    if (this.#sinceHeader >= CHECKPOINT_BURST_BYTES) this.#readHeader();
     const now = performance.now();
+    const commitBytes = this.#sinceCommit;
+    this.#sinceCommit = 0;
     const step = checkpointStep({
       pending: Atomics.load(this.#shared, PENDING) === 1,
       unchecked: this.#unchecked,
+      commitBytes,
       sinceRequest: this.#sinceRequest,
       msSinceRequest: now - this.#lastRequest,
     });
     if (step === "here") {
+      // Busy (nothing done) while the Worker is in one: wait for it, a bounded time.
+      Atomics.wait(this.#shared, PENDING, 1, OWN_CHECKPOINT_WAIT_MS);
       try {
-        // Busy (nothing done) while the Worker is in one: then again at the next commit.
+        // Still busy if the Worker's took longer: then again at the next commit.
         const { log, checkpointed } = this.#checkpointHere.get() as unknown as CheckpointCounts;
         if (log === checkpointed) this.#unchecked = 0;
       } catch {
@@ -227,6 +283,25 @@ export class Checkpointer {
       Atomics.store(this.#shared, PENDING, 1);
       this.#worker.postMessage("checkpoint");
     }
+  }
+
+  /**
+   * Reads the log's restart count: when it moved, the log started over since
+   * the last reading, so it holds at most the rows written since then.
+   */
+  #readHeader(): void {
+    try {
+      this.#log ??= Deno.openSync(`${this.#path}-wal`, { read: true });
+    } catch {
+      return; // no log yet: read again after the next rows
+    }
+    const restarts = walRestarts(this.#log);
+    if (restarts === undefined) return;
+    if (this.#restarts !== undefined && restarts !== this.#restarts) {
+      this.#unchecked = Math.min(this.#unchecked, this.#sinceHeader);
+    }
+    this.#restarts = restarts;
+    this.#sinceHeader = 0;
   }
 
   /**
@@ -267,6 +342,8 @@ export class Checkpointer {
     }
     this.#failed = true;
     void this.#worker.terminate();
+    this.#log?.close();
+    this.#log = undefined;
   }
 
   #fail(): void {

@@ -584,28 +584,31 @@ Deno.test("group commit: a batch that fails is undone alone; the group's other b
   });
 });
 
-Deno.test("SqliteStore checkpoints its log while it is written: a long run of appends keeps the -wal file bounded", () =>
-  withDir((dir, path) => {
-    // About 70 MB of rows in batches, with no turn of the event loop between them (about 130 MB
-    // of log if it were never reused): the log is checkpointed and starts over as it goes.
-    const ops = makeChain(testIdentity(1), 150_000);
-    const store = SqliteStore.open(path);
-    let written = 0;
-    let largestLog = 0;
-    for (let i = 0; i < ops.length; i += 500) {
-      const batch = ops.slice(i, i + 500);
-      store.append(batch, { durable: false });
-      written += batch.reduce((sum, op) => sum + encodeOperation(op).length, 0);
-      largestLog = Math.max(largestLog, Deno.statSync(`${path}-wal`).size);
-    }
-    assert.ok(written > 64 * 2 ** 20, `${written}`);
-    assert.ok(
-      largestLog < 24 * 2 ** 20, // about twice MAX_UNCHECKED_BYTES (4 MiB) at most
-      `the -wal file reached ${largestLog} bytes for ${written} bytes of operations`,
-    );
-    store.close();
-    assert.deepEqual(listDir(dir), ["ops.db"]); // the last connection folded the log in
-    const reopened = SqliteStore.open(path);
-    assert.equal(reopened.count(), ops.length);
-    reopened.close();
-  }));
+for (const batchSize of [500, 5000]) {
+  Deno.test(`SqliteStore checkpoints its log while it is written: a long run of appends of ${batchSize} keeps the -wal file bounded`, () =>
+    withDir((dir, path) => {
+      // About 70 MB of rows in batches (of 5000: each about as big as a catch-up frame's, over
+      // half the writer's own checkpoint mark), with no turn of the event loop between them
+      // (about 130 MB of log if it were never reused): the log is checkpointed and starts over.
+      const ops = makeChain(testIdentity(1), 150_000);
+      const store = SqliteStore.open(path);
+      let written = 0;
+      let largestLog = 0;
+      for (let i = 0; i < ops.length; i += batchSize) {
+        const batch = ops.slice(i, i + batchSize);
+        store.append(batch, { durable: false });
+        written += batch.reduce((sum, op) => sum + encodeOperation(op).length, 0);
+        largestLog = Math.max(largestLog, Deno.statSync(`${path}-wal`).size);
+      }
+      assert.ok(written > 64 * 2 ** 20, `${written}`);
+      assert.ok(
+        largestLog < 24 * 2 ** 20, // about twice MAX_UNCHECKED_BYTES (4 MiB) and a batch at most
+        `the -wal file reached ${largestLog} bytes for ${written} bytes of operations`,
+      );
+      store.close();
+      assert.deepEqual(listDir(dir), ["ops.db"]); // the last connection folded the log in
+      const reopened = SqliteStore.open(path);
+      assert.equal(reopened.count(), ops.length);
+      reopened.close();
+    }));
+}
