@@ -22,8 +22,9 @@
  * of rows were written since the log last started over, the writer
  * checkpoints on its own connection (then the log starts over): at the
  * first commit after the Worker finished one, when what is left to copy is
- * least, or at once past twice that, which bounds the log whatever the
- * Worker's pace. Commits of half that or more (a catch-up's frames) are the
+ * least, or past twice that, after waiting up to
+ * {@link OWN_CHECKPOINT_WAIT_MS} for a checkpoint the Worker has in progress,
+ * which bounds the log whatever the Worker's pace. Commits of half that or more (a catch-up's frames) are the
  * exception: the Worker copies one while the next frame is decoded, so the
  * log starts over without the writer's help ({@link checkpointStep}).
  *
