@@ -22,7 +22,7 @@ import { STAGES } from "../crdt/pipeline.ts";
 import { Replica } from "../crdt/replica.ts";
 import { SqliteStore } from "../crdt/sqlite_store.ts";
 import { HuskiesNode } from "../sync/node.ts";
-import { clientTcpBytes, stampedValue } from "./compare/proc.ts";
+import { clientTcpBytes, JsonChild, stampedValue } from "./compare/proc.ts";
 
 const args = Deno.args;
 const json = args.includes("--json");
@@ -178,6 +178,41 @@ async function ingest(
   return elapsed;
 }
 
+/** Serves `node`'s sync endpoint on a new loopback listener. */
+function serveNode(node: HuskiesNode): Deno.HttpServer<Deno.NetAddr> {
+  return Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    (req, info) => node.handleRequest(req, info) ?? new Response("not found", { status: 404 }),
+  );
+}
+
+/**
+ * The time a fresh node in its own process (`compare/huskies_clients.ts
+ * cold`, SQLite store) takes to catch up `hub`'s `count` operations, as on a
+ * second machine: the hub's process only serves.
+ */
+async function coldSyncApart(hub: HuskiesNode, count: number): Promise<number> {
+  const server = serveNode(hub);
+  try {
+    const child = new JsonChild(new URL("./compare/huskies_clients.ts", import.meta.url), [
+      "cold",
+      `ws://127.0.0.1:${server.addr.port}/crdt-sync`,
+      String(count),
+      hub.replica.stateHash(),
+      "sqlite",
+    ]);
+    try {
+      await child.next(); // {"phase": "writing"}
+      const { result } = await child.next<{ result: { ms: number } }>();
+      return result.ms;
+    } finally {
+      await child.finish();
+    }
+  } finally {
+    await server.shutdown();
+  }
+}
+
 /**
  * One cold sync: a fresh node in `spokeDir` dials `hub` (served on a new
  * listener) until it holds `count` operations and the same state; returns
@@ -190,10 +225,7 @@ async function coldSync(
   count: number,
   compactBulk = true,
 ): Promise<{ ms: number; server: Deno.HttpServer<Deno.NetAddr>; spoke: HuskiesNode }> {
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen() {} },
-    (req, info) => hub.handleRequest(req, info) ?? new Response("not found", { status: 404 }),
-  );
+  const server = serveNode(hub);
   const spoke = await HuskiesNode.open({ dataDir: spokeDir, open: true, compactBulk });
   const synced = Promise.withResolvers<void>();
   spoke.replica.onApplied(() => {
@@ -222,10 +254,7 @@ async function fanoutRun(
     open: true,
     admission: { attemptsPerMinutePerAddress: 10_000, maxUnauthenticated: 1000 },
   });
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen() {} },
-    (req, info) => hub.handleRequest(req, info) ?? new Response("not found", { status: 404 }),
-  );
+  const server = serveNode(hub);
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -496,7 +525,13 @@ try {
   }
 
   if (
-    ["replay_1m_ms", "rss_per_op_bytes", "replay_1m_unsaved_ms", "cold_sync_1m_ms"].some(wanted)
+    [
+      "replay_1m_ms",
+      "rss_per_op_bytes",
+      "replay_1m_unsaved_ms",
+      "cold_sync_1m_ms",
+      "cold_sync_1m_apart_ms",
+    ].some(wanted)
   ) {
     const total = 1_000_000;
     const parent = await tempDir();
@@ -557,6 +592,20 @@ try {
       await spoke.close();
       await hub.close();
       await server.shutdown();
+    }
+    if (wanted("cold_sync_1m_apart_ms")) {
+      const hub = await HuskiesNode.open({ dataDir, open: true });
+      try {
+        report(
+          "cold_sync_1m_apart_ms",
+          await coldSyncApart(hub, total),
+          "ms",
+          "as cold_sync_1m_ms with the empty node in its own process (as on a second machine), " +
+            "one run",
+        );
+      } finally {
+        await hub.close();
+      }
     }
     if (wanted("replay_1m_unsaved_ms")) {
       report(

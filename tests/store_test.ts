@@ -9,7 +9,12 @@ import {
   StoreCorruptError,
   StoreLockedError,
 } from "../crdt/sqlite_store.ts";
-import { INSERT_COLUMNS, ROW_PLACEHOLDERS, rowValues } from "../crdt/sqlite_schema.ts";
+import {
+  INSERT_COLUMNS,
+  PAGE_SIZE_BYTES,
+  ROW_PLACEHOLDERS,
+  rowValues,
+} from "../crdt/sqlite_schema.ts";
 import { MemoryStore } from "../crdt/store.ts";
 import { HuskiesNode } from "../sync/node.ts";
 import { makeChain, storeConformance, testIdentity } from "../testing/store_conformance.ts";
@@ -111,6 +116,30 @@ Deno.test("SqliteStore marks a new file with its application id and schema versi
         { user_version: SQLITE_STORE_SCHEMA_VERSION },
       );
       assert.deepEqual({ ...db.prepare("PRAGMA journal_mode").get() }, { journal_mode: "wal" });
+    });
+  }));
+
+Deno.test("SqliteStore writes a new file in 8 KiB pages; an older store keeps its 4 KiB pages and its data", () =>
+  withDir((dir, path) => {
+    SqliteStore.open(path).close();
+    withRawDb(path, (db) => {
+      assert.deepEqual({ ...db.prepare("PRAGMA page_size").get() }, { page_size: PAGE_SIZE_BYTES });
+    });
+    // A store begun by an earlier version: its first page written with SQLite's default size.
+    const older = `${dir}/older.db`;
+    const raw = new DatabaseSync(older);
+    raw.exec("PRAGMA page_size=4096");
+    raw.exec("PRAGMA journal_mode=WAL");
+    raw.close();
+    const ops = makeChain(testIdentity(1), 50);
+    const store = SqliteStore.open(older);
+    store.append(ops);
+    store.close();
+    const again = SqliteStore.open(older);
+    assert.deepEqual([...again.load()], ops);
+    again.close();
+    withRawDb(older, (db) => {
+      assert.deepEqual({ ...db.prepare("PRAGMA page_size").get() }, { page_size: 4096 });
     });
   }));
 

@@ -43,9 +43,16 @@ function receive(doc: Y.Doc, data: Uint8Array, origin: unknown): Uint8Array | un
   return encoding.length(encoder) > 1 ? encoding.toUint8Array(encoder) : undefined;
 }
 
+/**
+ * Largest message the cold client takes: y-websocket sends the whole document
+ * as one message, which past about 900k of these updates is over `ws`'s
+ * default limit of 100 MiB (the socket is then closed with 1009).
+ */
+const COLD_MAX_PAYLOAD = 2 ** 30;
+
 /** A doc kept in sync with the server over `ws`, the way y-websocket's provider does it. */
-async function connectProvider(doc: Y.Doc): Promise<WS> {
-  const socket = new WS(url);
+async function connectProvider(doc: Y.Doc, maxPayload?: number): Promise<WS> {
+  const socket = new WS(url, maxPayload === undefined ? {} : { maxPayload });
   socket.binaryType = "arraybuffer";
   socket.on("message", (data: ArrayBuffer) => {
     const reply = receive(doc, new Uint8Array(data), socket);
@@ -164,7 +171,10 @@ async function cold(expected: number) {
   });
   print({ phase: "writing" });
   const start = nowMs();
-  const socket = await connectProvider(doc);
+  const socket = await connectProvider(doc, COLD_MAX_PAYLOAD);
+  socket.on("close", (code: number) => {
+    synced.reject(new Error(`Cannot measure: the cold sync's socket closed (${code})`));
+  });
   await synced.promise;
   const ms = nowMs() - start;
   const bytes = await clientTcpBytes(Number(new URL(url).port));
