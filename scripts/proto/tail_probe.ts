@@ -80,10 +80,13 @@ const port = Promise.withResolvers<number>();
     for (let at = buffer.indexOf("\n"); at >= 0; at = buffer.indexOf("\n")) {
       const line = buffer.slice(0, at);
       buffer = buffer.slice(at + 1);
-      if (line.startsWith('{"port"')) port.resolve(JSON.parse(line).port);
+      // With --gc, V8's buffered trace text may come out just before the port line on one line.
+      const portAt = line.indexOf('{"port"');
+      if (portAt >= 0) port.resolve(JSON.parse(line.slice(portAt)).port);
       else hubLines.push(line);
     }
   }
+  port.reject(new Error("the hub exited before printing its port"));
 })();
 const url = `ws://127.0.0.1:${await port.promise}/crdt-sync`;
 
