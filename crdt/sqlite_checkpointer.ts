@@ -24,9 +24,10 @@
  * first commit after the Worker finished one, when what is left to copy is
  * least, or past twice that, after waiting up to
  * {@link OWN_CHECKPOINT_WAIT_MS} for a checkpoint the Worker has in progress,
- * which bounds the log whatever the Worker's pace. Commits of half that or more (a catch-up's frames) are the
- * exception: the Worker copies one while the next frame is decoded, so the
- * log starts over without the writer's help ({@link checkpointStep}).
+ * which bounds the log whatever the Worker's pace. Commits of half that or
+ * more (a catch-up's frames) are the exception below twice the mark: the
+ * Worker copies one while the next frame is decoded, so the log starts over
+ * without the writer's help ({@link checkpointStep}).
  *
  * Durability is unchanged: a checkpoint only moves committed pages from the
  * log into the database, and fsyncs both as SQLite's own does. When the

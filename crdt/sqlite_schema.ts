@@ -108,7 +108,8 @@ const CACHE_SIZE_KIB = 16384;
  * inside the commit that crosses the mark and stalls the event loop for as long as it copies and
  * fsyncs: about 11-13 ms at 1000 pages, 2 ms at 100 (of 4 KiB then). That stall was the largest
  * part of the fan-out tail: K=10 p99 6.1-7.6 ms at 1000 pages, 4.1-4.8 at 100; it costs 10-15 % of
- * chain ingest (cold sync unchanged). 8192 pages made fan-out p99 five times worse.
+ * chain ingest (cold sync unchanged). A checkpoint every 8192 pages made fan-out p99 five times
+ * worse.
  * `scripts/RESULTS.md` has the runs. Durability is `synchronous`'s either way.
  */
 const WAL_AUTOCHECKPOINT_PAGES = 100;
