@@ -9,6 +9,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
+import { ObjectSlot } from "./object_slot.ts";
 import { fromHex, isHex128, isHex64, toHex, utf8Length } from "../protocol/bytes.ts";
 import {
   canonicalJson,
@@ -126,10 +127,11 @@ function idAndWire(op: Operation, id: OpId | undefined, sorted: boolean): OpId {
   const body = `{"author":${author},"deps":${deps},"mutation":${mutation},"prev":${prev},` +
     `"seq":${op.seq},"time":${op.time}}`;
   const computed = ID_PREFIX_HASH.copy().update(body).digest("hex");
-  encodings.set(op, {
+  computedSlot.set(op, {
     wire: `{"author":${author},"seq":${op.seq},"prev":${prev},"deps":${deps},"time":${op.time},` +
       `"mutation":${wireMutation},"id":"${id ?? computed}","sig":"${op.sig}"}`,
     bytes: -1,
+    idChecked: false,
   });
   return computed;
 }
@@ -317,9 +319,6 @@ export interface ParseOptions {
   hexDecoded?: boolean;
 }
 
-/** Operations whose id {@link parseOperation} computed from their own body, or found right. */
-const checkedIds = new WeakSet<Operation>();
-
 /**
  * Parses one operation from its JSON wire form (a parsed object), checking
  * shape and limits, not the signature. Its id is computed here (so
@@ -353,7 +352,8 @@ export function parseOperation(value: unknown, options: ParseOptions = {}): Oper
   // The id is checked (or derived) here, sharing the field encodings with the wire form.
   const computed = idAndWire(op, options.deriveId ? undefined : op.id, sorted);
   if (options.deriveId) op.id = computed;
-  if (computed === op.id) checkedIds.add(op);
+  const record = computedSlot.get(op); // set by idAndWire: `op` is this function's own object
+  if (record !== undefined && computed === op.id) record.idChecked = true;
   const bytes = options.checkSize === false ? 0 : encodedSize(op);
   if (bytes > OPERATION_LIMITS.maxBytes) {
     throw new OperationTooLargeError("parse operation", bytes, op);
@@ -383,15 +383,18 @@ export function operationToWire(op: Operation): Operation {
   };
 }
 
-/** An operation's wire form and its size, computed once per operation object. */
-interface OperationEncoding {
+/** What is computed once per operation object (operations are never mutated). */
+interface OperationComputed {
   /** The JSON wire form. */
   readonly wire: string;
   /** UTF-8 bytes of `wire`; -1 until measured. */
   bytes: number;
+  /** {@link parseOperation} computed the id from the body, or found it right. */
+  idChecked: boolean;
 }
 
-const encodings = new WeakMap<Operation, OperationEncoding>();
+/** Each operation object's {@link OperationComputed} (`object_slot.ts`: not a `WeakMap`). */
+const computedSlot = new ObjectSlot<OperationComputed>("huskies-sync.operationComputed");
 
 /** The method by which an operation kept on disk gives its stored wire text (`stored_operation.ts`). */
 export const STORED_WIRE: unique symbol = Symbol("huskies-sync.storedWire");
@@ -414,14 +417,14 @@ function isStoredWire(op: Operation): op is Operation & StoredWire {
  * encodes it once, and parse, log and store measure its size once. An
  * operation kept on disk gives its stored text instead (nothing is cached).
  */
-function encodingOf(op: Operation): OperationEncoding {
-  if (isStoredWire(op)) return { wire: op[STORED_WIRE](), bytes: op.bytes };
-  let encoding = encodings.get(op);
-  if (encoding === undefined) {
-    encoding = { wire: JSON.stringify(operationToWire(op)), bytes: -1 };
-    encodings.set(op, encoding);
-  }
-  return encoding;
+function encodingOf(op: Operation): OperationComputed {
+  if (isStoredWire(op)) return { wire: op[STORED_WIRE](), bytes: op.bytes, idChecked: false };
+  return computedSlot.get(op) ??
+    computedSlot.set(op, {
+      wire: JSON.stringify(operationToWire(op)),
+      bytes: -1,
+      idChecked: false,
+    });
 }
 
 /**
@@ -458,5 +461,5 @@ export function decodeOperation(text: string, options: ParseOptions = {}): Opera
 
 /** True when `op.id` is the hash of its unsigned fields. */
 export function hasValidId(op: Operation): boolean {
-  return checkedIds.has(op) || operationId(op) === op.id;
+  return computedSlot.get(op)?.idChecked === true || operationId(op) === op.id;
 }

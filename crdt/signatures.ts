@@ -7,10 +7,13 @@
  */
 import { fromHex } from "../protocol/bytes.ts";
 import type { SignatureVerifier } from "./identity.ts";
+import { ObjectSlot } from "./object_slot.ts";
 import { hasValidId, type Operation, type OpId } from "./operation.ts";
 
 /** The author, id and signature each operation was found validly signed with, elsewhere. */
-const verifiedElsewhere = new WeakMap<Operation, { author: string; id: string; sig: string }>();
+const verifiedElsewhere = new ObjectSlot<{ author: string; id: string; sig: string }>(
+  "huskies-sync.verifiedElsewhere",
+);
 
 /**
  * Records that `op`'s signature of its id by its author was verified under

@@ -7,6 +7,7 @@ import { type ClockHeads, parseClock, parseHeads, type VectorClock } from "../cr
 import { frameLength, utf8Length } from "../protocol/bytes.ts";
 import { encodedSize, encodeOperation, type Operation, parseOperation } from "../crdt/operation.ts";
 import type { ForkProof } from "../crdt/store.ts";
+import { ObjectSlot } from "../crdt/object_slot.ts";
 import { COMPACT_BULK_FORM, CompactFormError, decodeCompactBulk } from "./compact_bulk.ts";
 
 /** Version of the binary live-operation envelope `{"v":1,"op":{...}}`. */
@@ -205,7 +206,8 @@ export function inboundOps(
     : { ops: [], amortise: false };
 }
 
-const binaryCache = new WeakMap<Operation, Uint8Array>();
+/** Each operation's binary live frame, once encoded. */
+const binaryCache = new ObjectSlot<Uint8Array>("huskies-sync.binaryFrame");
 
 /** Encodes one operation as a binary live frame (cached per operation; do not mutate). */
 export function encodeBinaryFrame(op: Operation): Uint8Array {

@@ -6,6 +6,7 @@ import {
   decodeOperation,
   encodedSize,
   encodeOperation,
+  hasValidId,
   type Operation,
   OPERATION_LIMITS,
   operationId,
@@ -14,7 +15,13 @@ import {
   parseOperation,
   signOperation,
 } from "../crdt/operation.ts";
-import { chainRuns, verifyBatch, verifyOperation } from "../crdt/signatures.ts";
+import {
+  chainRuns,
+  hasValidSignature,
+  recordVerifiedSignature,
+  verifyBatch,
+  verifyOperation,
+} from "../crdt/signatures.ts";
 import { canonicalJson, type JsonValue } from "../crdt/canonical.ts";
 import fc from "fast-check";
 import { utf8Length } from "../protocol/bytes.ts";
@@ -72,6 +79,29 @@ Deno.test("a changed field invalidates the id and a foreign signature fails", ()
   assert.ok(!verifyOperation({ ...op, time: op.time + 1 }, verifier));
   const other = factory.next(identity(2), setField("s1", "stage", "qa"));
   assert.ok(!verifyOperation({ ...op, sig: other.sig }, verifier));
+});
+
+Deno.test("what a parsed operation caches does not follow a copy with a changed field", () => {
+  const factory = new OpFactory();
+  const signed = factory.next(identity(1), setField("s1", "stage", "qa"));
+  const parsed = decodeOperation(encodeOperation(signed)); // id checked and wire form kept
+  assert.ok(hasValidId(parsed));
+  recordVerifiedSignature(parsed);
+  assert.ok(hasValidSignature(parsed, verifier));
+  assert.deepEqual(Object.keys(parsed), Object.keys(operationToWire(parsed)));
+  assert.deepEqual({ ...parsed }, parsed);
+  const later = { ...parsed, time: parsed.time + 1 };
+  assert.ok(!hasValidId(later));
+  assert.equal(JSON.parse(encodeOperation(later)).time, parsed.time + 1);
+  const other = factory.next(identity(2), setField("s1", "stage", "qa"));
+  assert.ok(!hasValidSignature({ ...parsed, sig: other.sig }, verifier));
+  assert.ok(!hasValidSignature(Object.assign({}, parsed, { sig: other.sig }), verifier));
+  // An operation that cannot take the cache is checked and encoded each time.
+  const frozen = Object.freeze({ ...operationToWire(signed) });
+  assert.ok(verifyOperation(frozen, verifier));
+  assert.equal(encodeOperation(frozen), encodeOperation(signed));
+  recordVerifiedSignature(frozen);
+  assert.ok(!hasValidSignature(Object.freeze({ ...frozen, sig: other.sig }), verifier));
 });
 
 Deno.test("signing refuses invalid operations before anything is signed", () => {
