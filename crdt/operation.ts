@@ -113,7 +113,9 @@ export function operationId(op: UnsignedOperation): OpId {
  * `sig`), so each field, the mutation above all, is encoded once for both.
  * `op.mutation` must have its keys sorted (`sortedMutation`), `sorted` when
  * that was found so (their order is not checked again); `op.id` may be a
- * placeholder until the caller sets it to what this returns.
+ * placeholder until the caller sets it to what this returns. The id counts
+ * as checked when `id` (the one sent) is the one computed, or when none was
+ * sent (the caller then takes the computed one).
  */
 function idAndWire(op: Operation, id: OpId | undefined, sorted: boolean): OpId {
   // Hex strings (checked by every caller) need no escaping: quoting them is their JSON.
@@ -131,7 +133,7 @@ function idAndWire(op: Operation, id: OpId | undefined, sorted: boolean): OpId {
     wire: `{"author":${author},"seq":${op.seq},"prev":${prev},"deps":${deps},"time":${op.time},` +
       `"mutation":${wireMutation},"id":"${id ?? computed}","sig":"${op.sig}"}`,
     bytes: -1,
-    idChecked: false,
+    idChecked: id === undefined || id === computed,
   });
   return computed;
 }
@@ -352,8 +354,6 @@ export function parseOperation(value: unknown, options: ParseOptions = {}): Oper
   // The id is checked (or derived) here, sharing the field encodings with the wire form.
   const computed = idAndWire(op, options.deriveId ? undefined : op.id, sorted);
   if (options.deriveId) op.id = computed;
-  const record = computedSlot.get(op); // set by idAndWire: `op` is this function's own object
-  if (record !== undefined && computed === op.id) record.idChecked = true;
   const bytes = options.checkSize === false ? 0 : encodedSize(op);
   if (bytes > OPERATION_LIMITS.maxBytes) {
     throw new OperationTooLargeError("parse operation", bytes, op);
