@@ -46,13 +46,18 @@ const only = new Set(flags.only.split(","));
 
 type System = "huskies" | "yjs";
 const here = (path: string) => new URL(path, import.meta.url);
+/**
+ * The y-websocket side runs under its own config and lockfile (`scripts/yjs/`), so its packages
+ * stay out of the repository's `deno.lock` and a checkout's first run does not fetch them.
+ */
+const YJS_FLAGS = ["--config", here("./yjs/deno.json").pathname];
 
 /** A server of `system` in its own process, and the URL its clients dial. */
 async function startServer(
   system: System,
 ): Promise<{ child: JsonChild; url: string; dir?: string }> {
   if (system === "yjs") {
-    const child = new JsonChild(here("./compare/yjs_server.ts"), []);
+    const child = new JsonChild(here("./yjs/server.ts"), [], YJS_FLAGS);
     const { port } = await child.next<{ port: number }>();
     return { child, url: `ws://127.0.0.1:${port}/bench` };
   }
@@ -74,7 +79,9 @@ async function stopServer(server: { child: JsonChild; dir?: string }): Promise<v
 function clients(system: System, args: string[]): JsonChild {
   const liveBatch = flags["live-batch-ms"];
   if (liveBatch !== undefined) Deno.env.set("HUSKIES_LIVE_BATCH_MS", liveBatch);
-  return new JsonChild(here(`./compare/${system}_clients.ts`), args);
+  return system === "yjs"
+    ? new JsonChild(here("./yjs/clients.ts"), args, YJS_FLAGS)
+    : new JsonChild(here("./compare/huskies_clients.ts"), args);
 }
 
 interface FanoutFigures {

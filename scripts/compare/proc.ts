@@ -70,10 +70,10 @@ export class JsonChild {
   readonly #lines: ReadableStreamDefaultReader<string>;
   #buffer = "";
 
-  /** Starts `deno run -A <script> ...args`; stderr is passed through. */
-  constructor(script: URL, args: string[], v8Flags: string[] = []) {
+  /** Starts `deno run -A ...denoFlags <script> ...args`; stderr is passed through. */
+  constructor(script: URL, args: string[], denoFlags: string[] = []) {
     this.#child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", ...v8Flags, script.pathname, ...args],
+      args: ["run", "-A", ...denoFlags, script.pathname, ...args],
       stdin: "null",
       stdout: "piped",
       stderr: "inherit",

@@ -1,6 +1,7 @@
 /**
  * The Yjs client side of scripts/compare_yjs.ts, in its own process. Same
- * modes and output as huskies_clients.ts, against the y-websocket server:
+ * modes and output as compare/huskies_clients.ts, against the y-websocket
+ * server:
  *
  * - `fanout <url> <subscribers> <rate> <updates>`: counting subscribers (native
  *   WebSocket; they answer the sync handshake like a provider and then only
@@ -18,7 +19,7 @@ import * as Y from "yjs";
 import * as syncProtocol from "y-protocols/sync";
 import * as encoding from "lib0/encoding";
 import * as decoding from "lib0/decoding";
-import { clientTcpBytes, forEachStamp, nowMs, quantile, stampedValue } from "./proc.ts";
+import { clientTcpBytes, forEachStamp, nowMs, quantile, stampedValue } from "../compare/proc.ts";
 
 const MESSAGE_SYNC = 0;
 const [mode, url, ...rest] = Deno.args;

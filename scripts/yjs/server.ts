@@ -4,7 +4,14 @@
  * persistence), on 127.0.0.1 port 0, under Deno's Node compatibility. Prints
  * `{"port": N}`; SIGTERM stops it.
  *
- * Usage: deno run -A scripts/compare/yjs_server.ts
+ * Usage: deno run -A --config scripts/yjs/deno.json scripts/yjs/server.ts
+ *
+ * This folder has its own config and lockfile (`scripts/compare_yjs.ts`
+ * passes `--config`), pinning `@y/websocket-server` 0.1.1, `yjs` 13.6.x,
+ * `y-protocols` 1.0.x and `ws` 8.x, so that the repository's `deno.lock`
+ * holds only what huskies and its tests use: a checkout's first run fetches
+ * none of y-websocket's packages (among them leveldown, whose build script
+ * Deno would warn about).
  */
 import http from "node:http";
 import type { Duplex } from "node:stream";
