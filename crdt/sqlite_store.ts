@@ -308,7 +308,7 @@ export class SqliteStore implements Store {
         this.#begin.run();
         this.#insert(ops);
         this.#commit.run();
-        this.#checkpointer?.committed();
+        this.#checkpointer?.committed(durable);
       }
     } catch (error) {
       if (group === undefined) this.#rollbackQuietly();

@@ -4,6 +4,7 @@ import {
   CHECKPOINT_BURST_BYTES,
   CHECKPOINT_INTERVAL_MS,
   checkpointStep,
+  LOG_FILE_LIMIT_BYTES,
   MAX_UNCHECKED_BYTES,
   walRestarts,
 } from "../crdt/sqlite_checkpointer.ts";
@@ -14,6 +15,8 @@ const idle = {
   commitBytes: 4096,
   sinceRequest: 0,
   msSinceRequest: Infinity,
+  durableRun: false,
+  logFileBytes: 0,
 };
 
 Deno.test("checkpoint rule: a live stream of small commits asks the Worker at most every 100 ms", () => {
@@ -45,6 +48,21 @@ Deno.test("checkpoint rule: after a commit of 2 MiB or more the idle Worker is a
   assert.equal(checkpointStep(big), "ask");
   assert.equal(checkpointStep({ ...big, commitBytes: MAX_UNCHECKED_BYTES / 2 - 1 }), "here");
   assert.equal(checkpointStep({ ...big, unchecked: 2 * MAX_UNCHECKED_BYTES }), "here");
+});
+
+Deno.test("checkpoint rule: durable commits in a row that left the log file over 4 MiB have the writer checkpoint", () => {
+  const own = {
+    ...idle,
+    msSinceRequest: 0,
+    durableRun: true,
+    logFileBytes: LOG_FILE_LIMIT_BYTES + 1,
+  };
+  assert.equal(checkpointStep(own), "here");
+  assert.equal(checkpointStep({ ...own, pending: true }), "here"); // after the Worker's one
+  assert.equal(checkpointStep({ ...own, logFileBytes: LOG_FILE_LIMIT_BYTES }), "none");
+  // Commits that are not fsynced (received operations, a catch-up), and a durable one between
+  // them, leave it to the Worker.
+  assert.equal(checkpointStep({ ...own, durableRun: false }), "none");
 });
 
 Deno.test("walRestarts reads the count SQLite raises each time the log starts over", async () => {
