@@ -11,8 +11,10 @@
  *   side's (near 100 %: the subscribers, not the server, bound the figure);
  * - live load: the writer sets `--cold` distinct keys through the server;
  *   the server's RSS once a watching subscriber has seen them all;
- * - cold sync: a fresh client syncs all of them from that server: time, and
- *   the TCP payload bytes on its socket (kernel counters, `ss`).
+ * - cold sync: a fresh client syncs all of them from that server: time, the
+ *   TCP payload bytes on its socket (kernel counters, `ss`), and the CPU time
+ *   the client's process and the server's spent over it (a client CPU near
+ *   the sync's time, or above it with more threads, says the client bounds it).
  *
  * Usage: deno run -A scripts/compare_yjs.ts [--json] [--runs 3] [--k 10,100,300]
  *        [--big-k-runs 1] [--rate 1000] [--updates 5000] [--cold 100000]
@@ -131,6 +133,10 @@ interface ColdFigures {
   rssMiB: number;
   coldMs: number;
   coldMB: number;
+  /** The fresh client's CPU over its sync (all its threads): near its time means it bounds the sync. */
+  coldClientCpuMs: number;
+  /** The server's CPU over that sync. */
+  coldServerCpuMs: number;
 }
 
 async function loadAndCold(system: System): Promise<ColdFigures> {
@@ -155,8 +161,12 @@ async function loadAndCold(system: System): Promise<ColdFigures> {
       : ["cold", server.url, flags.cold];
     const cold = clients(system, coldArgs);
     try {
-      await cold.next();
+      await cold.next(); // {"phase": "writing"}
+      const serverCpuBefore = cpuMs(server.child.pid);
+      const clientCpuBefore = cpuMs(cold.pid);
       const { result } = await cold.next<{ result: Record<string, number> }>();
+      const clientCpuMs = cpuMs(cold.pid) - clientCpuBefore;
+      const serverCpuMs = cpuMs(server.child.pid) - serverCpuBefore;
       // huskies: the WebSocket, and the kept-alive connection of its §3.10 challenge request.
       if (result.sockets < 1 || result.sockets > (system === "huskies" ? 2 : 1)) {
         throw new Error(`Cannot measure: ${result.sockets} sockets counted`);
@@ -166,6 +176,8 @@ async function loadAndCold(system: System): Promise<ColdFigures> {
         rssMiB,
         coldMs: result.ms,
         coldMB: (result.received + result.sent) / 1e6,
+        coldClientCpuMs: clientCpuMs,
+        coldServerCpuMs: serverCpuMs,
       };
     } finally {
       await cold.finish();
@@ -205,6 +217,8 @@ for (let run = 0; run < runs; run++) {
       record(`server RSS after ${flags.cold} live MiB`, system, c.rssMiB);
       record(`cold sync ${flags.cold} ms`, system, c.coldMs);
       record(`cold sync ${flags.cold} socket MB`, system, c.coldMB);
+      record(`cold sync ${flags.cold} client CPU ms`, system, c.coldClientCpuMs);
+      record(`cold sync ${flags.cold} server CPU ms`, system, c.coldServerCpuMs);
       if (!flags.json) console.error(`# run ${run + 1} ${system} cold: ${JSON.stringify(c)}`);
     }
   }
