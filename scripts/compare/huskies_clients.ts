@@ -27,7 +27,7 @@ import { HuskiesNode } from "../../sync/node.ts";
 import { webSocketDialer } from "../../sync/websocket.ts";
 import { noDelayDialer } from "../../sync/ws_dialer.ts";
 import { connectCountingPeer, type CountingPeer } from "./huskies_peer.ts";
-import { clientTcpBytes, nowMs, quantile, stampedValue, tick, writeAtRate } from "./proc.ts";
+import { clientTcpBytes, fanoutResult, nowMs, stampedValue, tick, writeAtRate } from "./proc.ts";
 
 const [mode, url, ...rest] = Deno.args;
 const print = (value: unknown) => console.log(JSON.stringify(value));
@@ -67,17 +67,7 @@ async function fanout(subscribers: number, rate: number, updates: number, client
   const start = nowMs();
   await writeAtRate(writer.replica, updates, rate, start);
   await Promise.all(peers.map((peer) => peer.done));
-  const wallMs = nowMs() - start;
-  latencies.sort((a, b) => a - b);
-  print({
-    result: {
-      deliveries: latencies.length,
-      p50: quantile(latencies, 0.5),
-      p99: quantile(latencies, 0.99),
-      max: quantile(latencies, 1),
-      wallMs,
-    },
-  });
+  print({ result: fanoutResult(latencies, nowMs() - start) });
   for (const peer of peers) peer.close();
   await writer.close();
 }

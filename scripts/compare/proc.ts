@@ -59,6 +59,24 @@ export function quantile(sorted: readonly number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 }
 
+/** What a fan-out run prints: deliveries and their latency p50, p99 and max (sorts `latencies`). */
+export function fanoutResult(latencies: number[], wallMs: number): {
+  deliveries: number;
+  p50: number;
+  p99: number;
+  max: number;
+  wallMs: number;
+} {
+  latencies.sort((a, b) => a - b);
+  return {
+    deliveries: latencies.length,
+    p50: quantile(latencies, 0.5),
+    p99: quantile(latencies, 0.99),
+    max: quantile(latencies, 1),
+    wallMs,
+  };
+}
+
 /** Median of `values`. */
 export function median(values: readonly number[]): number {
   return quantile([...values].sort((a, b) => a - b), 0.5);

@@ -19,7 +19,13 @@ import * as Y from "yjs";
 import * as syncProtocol from "y-protocols/sync";
 import * as encoding from "lib0/encoding";
 import * as decoding from "lib0/decoding";
-import { clientTcpBytes, forEachStamp, nowMs, quantile, stampedValue } from "../compare/proc.ts";
+import {
+  clientTcpBytes,
+  fanoutResult,
+  forEachStamp,
+  nowMs,
+  stampedValue,
+} from "../compare/proc.ts";
 
 const MESSAGE_SYNC = 0;
 const [mode, url, ...rest] = Deno.args;
@@ -124,17 +130,7 @@ async function fanout(subscribers: number, rate: number, updates: number) {
     await tick();
   }
   await Promise.all(counters.map((counter) => counter.done));
-  const wallMs = nowMs() - start;
-  latencies.sort((a, b) => a - b);
-  print({
-    result: {
-      deliveries: latencies.length,
-      p50: quantile(latencies, 0.5),
-      p99: quantile(latencies, 0.99),
-      max: quantile(latencies, 1),
-      wallMs,
-    },
-  });
+  print({ result: fanoutResult(latencies, nowMs() - start) });
   for (const counter of counters) counter.close();
   writer.close();
 }
